@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/slotway/slotway/internal/redistest"
+	"github.com/slotway/slotway/proxy"
+	"github.com/slotway/slotway/stats"
+)
+
+// cmdDemo starts a local Redis Cluster (3 masters with a replica each and
+// 2 spare nodes) in a temp dir, two Slotway instances in front of it, and
+// prints where to connect. Ctrl-C stops everything and removes the dir.
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:7100", "client address of the first instance (the second uses the next port); taken ports fall back to free ones")
+	statsListen := fs.String("stats", "127.0.0.1:8100", "stats address of the first instance (the second uses the next port)")
+	pprof := fs.Bool("pprof", false, "serve /debug/pprof/ on the stats listeners")
+	level := fs.String("log-level", "warn", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *level)
+	if err != nil {
+		return err
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return errors.New("redis-server not found on PATH; install it with: apt-get install -y redis-server redis-tools")
+	}
+	dir, err := os.MkdirTemp("", "slotway-demo-")
+	if err != nil {
+		return fmt.Errorf("make temp dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+
+	fmt.Fprintln(stdout, "starting a Redis Cluster: 3 masters, 1 replica each, 2 spare nodes ...")
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	cluster, err := redistest.StartCluster(sctx, redistest.Options{
+		Masters: 3, Replicas: 1, Spares: 2, NodeTimeout: 2 * time.Second, Dir: dir,
+		Logger: log.With("component", "demo"),
+	})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("start cluster: %w", err)
+	}
+	defer cluster.Close()
+
+	var insts []*instance
+	for i := range 2 {
+		cfg := defaultConfig()
+		cfg.Proxy.Cluster.Seeds = cluster.Seeds()
+		cfg.Proxy.Listen = orFree(shiftPort(*listen, i))
+		cfg.Stats.Listen = orFree(shiftPort(*statsListen, i))
+		cfg.Stats.Pprof = *pprof
+		if v := os.Getenv("SLOTWAY_BACKEND_CONNS"); v != "" {
+			cfg.Proxy.BackendConns, _ = strconv.Atoi(v)
+		}
+		inst, err := newInstance(cfg, log.With("instance", "p"+strconv.Itoa(i+1)))
+		if err != nil {
+			return fmt.Errorf("start instance p%d: %w", i+1, err)
+		}
+		insts = append(insts, inst)
+	}
+	rctx, rcancel := context.WithCancel(ctx)
+	defer rcancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(insts))
+	for i, inst := range insts {
+		wg.Go(func() {
+			if err := inst.run(rctx); err != nil {
+				errs[i] = err
+				rcancel()
+			}
+		})
+	}
+	if err := waitReady(rctx, insts[0].proxy); err != nil {
+		rcancel()
+		wg.Wait()
+		return errors.Join(append(errs, err)...)
+	}
+	fmt.Fprintln(stdout, "cluster nodes:")
+	for _, n := range insts[0].proxy.Nodes() {
+		fmt.Fprintf(stdout, "  %-16s %-8s %s\n", n.Addr, n.Role, slotText(n.Slots))
+	}
+	for _, n := range cluster.Spares() {
+		fmt.Fprintf(stdout, "  %-16s %-8s\n", n.Addr, "spare")
+	}
+	fmt.Fprintf(stdout, "endpoint: %s\n", insts[0].proxy.Addr())
+	fmt.Fprintf(stdout, "stats: http://%s/\n", insts[0].stats.Addr())
+	fmt.Fprintf(stdout, "second instance: %s (stats http://%s/)\n", insts[1].proxy.Addr(), insts[1].stats.Addr())
+	fmt.Fprintf(stdout, "try: redis-cli -p %d set hello world\n", insts[0].proxy.Addr().(*net.TCPAddr).Port)
+	fmt.Fprintln(stdout, "Ctrl-C stops everything.")
+	wg.Wait()
+	fmt.Fprintln(stdout, "stopped; removed", dir)
+	return errors.Join(errs...)
+}
+
+func waitReady(ctx context.Context, p *proxy.Server) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.After(30 * time.Second)
+	for !p.Ready() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline:
+			return errors.New("slotway did not reach the cluster within 30s")
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+func shiftPort(addr string, by int) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	p, _ := strconv.Atoi(port)
+	return net.JoinHostPort(host, strconv.Itoa(p+by))
+}
+
+// orFree keeps addr when it can be bound, else picks a free port on its host.
+func orFree(addr string) string {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		ln.Close()
+		return addr
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	return net.JoinHostPort(host, "0")
+}
+
+func slotText(r [][2]int) string {
+	if len(r) == 0 {
+		return ""
+	}
+	n := 0
+	s := ""
+	for i, x := range r {
+		n += x[1] - x[0] + 1
+		if i < 3 {
+			s += fmt.Sprintf(" %d-%d", x[0], x[1])
+		}
+	}
+	return fmt.Sprintf("%5d slots%s", n, s)
+}
+
+var _ = stats.DefaultConfig

@@ -1,0 +1,52 @@
+package redistest
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// logTailLines is how much of each node's log New prints on failure.
+const logTailLines = 20
+
+// New starts a cluster for a test and closes it in t.Cleanup. Dir defaults
+// to t.TempDir(). If redis-server is not on PATH (and Options.RedisServer is
+// empty) the test is skipped, or fails under CI=true. If the start fails, or
+// the test has failed by cleanup time, the tail of each node's log is
+// printed.
+func New(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	if opts.RedisServer == "" {
+		p, err := exec.LookPath("redis-server")
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("redistest: redis-server is required under CI=true: %v", err)
+			}
+			t.Skipf("redistest: skipping, redis-server not found: %v", err)
+		}
+		opts.RedisServer = p
+	}
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), defaultStart)
+	defer cancel()
+	c, err := start(ctx, opts)
+	if err != nil {
+		if c != nil {
+			t.Logf("redistest: node logs:\n%s", c.LogTails(logTailLines))
+		}
+		t.Fatalf("redistest: %v", err)
+	}
+	// Registered after t.TempDir, so it runs before the directory is removed.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("redistest: node logs:\n%s", c.LogTails(logTailLines))
+		}
+		if err := c.Close(); err != nil {
+			t.Errorf("redistest: %v", err)
+		}
+	})
+	return c
+}

@@ -1,0 +1,496 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Errors a request can end with instead of a reply.
+var (
+	// errBackendDown: the request was never written, so it is safe to retry.
+	errBackendDown = errors.New("backend unavailable")
+	// errBackendLost: the request was written but no reply came; it may or
+	// may not have run, so it must not be retried.
+	errBackendLost = errors.New("backend connection lost")
+)
+
+const askingCmd = "*1\r\n$6\r\nASKING\r\n"
+
+// backend is one cluster node seen from the data path: a few long-lived
+// pipes shared by every client. A client always uses the same pipe of a
+// backend, so its commands to one node stay in order.
+type backend struct {
+	addr  string
+	pipes []*pipe
+	// retired is set when the node leaves the topology: new requests are
+	// refused (and retried elsewhere by the client).
+	retired atomic.Bool
+}
+
+func newBackend(addr string, n int, d dialer, log *slog.Logger, m *metrics) *backend {
+	b := &backend{addr: addr, pipes: make([]*pipe, n)}
+	for i := range b.pipes {
+		b.pipes[i] = &pipe{
+			addr: addr, dial: d, log: log, m: m,
+			wake:  make(chan struct{}, 1),
+			state: pipeConnecting,
+		}
+	}
+	return b
+}
+
+// run keeps every pipe connected until ctx ends or the backend is retired.
+func (b *backend) run(ctx context.Context, wg *sync.WaitGroup) {
+	for _, p := range b.pipes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.run(ctx)
+		}()
+	}
+}
+
+// retire stops the backend once its in-flight requests are answered or the
+// grace period ends.
+func (b *backend) retire(grace time.Duration) {
+	if b.retired.Swap(true) {
+		return
+	}
+	for _, p := range b.pipes {
+		p.retire(grace)
+	}
+}
+
+// reset drops the connections (failing what is in flight) so they are
+// dialled again; used when health checks say the node is gone.
+func (b *backend) reset(reason error) {
+	for _, p := range b.pipes {
+		p.reset(reason)
+	}
+}
+
+type dialer func(ctx context.Context, addr string) (net.Conn, error)
+
+type pipeState uint8
+
+const (
+	pipeConnecting pipeState = iota // requests wait for the dial
+	pipeUp
+	pipeDown // last dial failed: refuse fast until the next attempt
+	pipeClosed
+)
+
+// pipe is one backend connection shared by many clients. Clients append
+// their requests' bytes to pend under mu; a writer goroutine sends
+// everything pending in one write, so commands of many clients share a
+// syscall. A reader goroutine matches replies to requests in FIFO order.
+type pipe struct {
+	addr string
+	dial dialer
+	log  *slog.Logger
+	m    *metrics
+
+	wake chan struct{}
+
+	mu       sync.Mutex
+	state    pipeState
+	pend     []byte     // bytes not yet written
+	pendReqs []*request // requests whose bytes are in pend
+	inflight fifo       // written, waiting for a reply
+	conn     net.Conn
+	writing  bool   // a goroutine is in conn.Write; others only append
+	spare    []byte // the other write buffer
+	retiring bool
+	deadline time.Time // retiring: close by then even if replies are missing
+}
+
+// enqueue hands req to the pipe. It returns an error (and the request is
+// not queued) when the pipe cannot take it.
+//
+// The calling client writes to the socket itself when no write is in
+// progress (flat combining): a hand-off to a writer goroutine costs a
+// thread wake-up per command, which dominates latency on small machines.
+// While one client writes, others append to pend and the writer of the
+// moment sends their bytes in its next write, so batching still happens
+// under load.
+func (p *pipe) enqueue(req *request, asking bool) error {
+	p.mu.Lock()
+	if p.state == pipeDown || p.state == pipeClosed || p.retiring {
+		p.mu.Unlock()
+		return errBackendDown
+	}
+	if asking {
+		p.pend = append(p.pend, askingCmd...)
+		req.skip = 1
+	} else {
+		req.skip = 0
+	}
+	p.pend = append(p.pend, req.raw...)
+	p.pendReqs = append(p.pendReqs, req)
+	if up := p.state == pipeUp; !up || p.writing {
+		p.mu.Unlock()
+		if !up {
+			p.kick()
+		}
+		return nil
+	}
+	// Yield once before writing: clients the netpoller has just woken run
+	// now and append their commands, so they share this write. With nothing
+	// else runnable, Gosched returns at once.
+	p.writing = true
+	p.mu.Unlock()
+	runtime.Gosched()
+	p.mu.Lock()
+	p.flushLocked(maxInlineFlushes)
+	p.mu.Unlock()
+	return nil
+}
+
+// maxInlineFlushes bounds how many writes one client does for others
+// before handing the rest to the writer goroutine.
+const maxInlineFlushes = 8
+
+// flushLocked writes pend to the connection, releasing mu during the
+// write. It is called with mu held and returns with mu held.
+func (p *pipe) flushLocked(rounds int) {
+	p.writing = true
+	conn := p.conn
+	for i := 0; len(p.pend) > 0; i++ {
+		if p.conn != conn || p.state != pipeUp {
+			break // the connection died meanwhile; the run loop takes over
+		}
+		if i == rounds {
+			p.writing = false
+			p.kick()
+			return
+		}
+		out := p.pend
+		p.pend = p.spare[:0]
+		p.inflight.push(p.pendReqs)
+		clear(p.pendReqs)
+		p.pendReqs = p.pendReqs[:0]
+		p.mu.Unlock()
+		_, err := conn.Write(out)
+		p.m.backendWrites.Inc()
+		p.mu.Lock()
+		if cap(out) <= 1<<20 {
+			p.spare = out[:0]
+		}
+		if err != nil {
+			// The reader sees the closed connection and fails what is in
+			// flight; the run loop reconnects.
+			conn.Close()
+			break
+		}
+	}
+	p.writing = false
+}
+
+func (p *pipe) kick() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *pipe) retire(grace time.Duration) {
+	p.mu.Lock()
+	p.retiring = true
+	p.deadline = time.Now().Add(grace)
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *pipe) reset(reason error) {
+	p.mu.Lock()
+	c := p.conn
+	p.mu.Unlock()
+	if c != nil {
+		p.log.Debug("backend connection reset", "node", p.addr, "reason", reason)
+		c.Close()
+	}
+}
+
+func (p *pipe) run(ctx context.Context) {
+	backoff := newBackoff(10*time.Millisecond, 500*time.Millisecond)
+	for {
+		p.mu.Lock()
+		if p.retiring && p.inflight.len() == 0 {
+			p.closeLocked(errBackendDown)
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		conn, err := p.dial(ctx, p.addr)
+		if err != nil {
+			if ctx.Err() != nil {
+				p.shutdown()
+				return
+			}
+			p.m.backendDialErrors.Inc()
+			p.mu.Lock()
+			p.state = pipeDown
+			p.failPendingLocked(errBackendDown)
+			p.mu.Unlock()
+			p.log.Debug("backend dial failed", "node", p.addr, "err", err)
+			select {
+			case <-ctx.Done():
+				p.shutdown()
+				return
+			case <-time.After(backoff.next()):
+			}
+			p.mu.Lock()
+			if p.state == pipeDown {
+				p.state = pipeConnecting
+			}
+			p.mu.Unlock()
+			continue
+		}
+		backoff.reset()
+		p.mu.Lock()
+		p.conn, p.state = conn, pipeUp
+		p.mu.Unlock()
+		p.kick() // send what was queued while connecting
+		err = p.serve(ctx, conn)
+		conn.Close()
+		p.mu.Lock()
+		p.conn = nil
+		p.state = pipeConnecting
+		p.inflight.failAll(errBackendLost)
+		p.mu.Unlock()
+		if ctx.Err() != nil {
+			p.shutdown()
+			return
+		}
+		if !errors.Is(err, errRetired) {
+			p.m.backendConnErrors.Inc()
+			p.log.Warn("backend connection closed", "node", p.addr, "err", err)
+		}
+	}
+}
+
+var errRetired = errors.New("backend retired")
+
+func (p *pipe) shutdown() {
+	p.mu.Lock()
+	p.closeLocked(errBackendDown)
+	p.mu.Unlock()
+}
+
+func (p *pipe) closeLocked(err error) {
+	p.state = pipeClosed
+	p.failPendingLocked(err)
+	p.inflight.failAll(errBackendLost)
+}
+
+func (p *pipe) failPendingLocked(err error) {
+	for i, r := range p.pendReqs {
+		r.fail(err)
+		p.pendReqs[i] = nil
+	}
+	p.pendReqs = p.pendReqs[:0]
+	p.pend = p.pend[:0]
+}
+
+// serve runs the writer in this goroutine and the reader in another until
+// the connection fails, ctx ends, or a retired pipe has drained.
+func (p *pipe) serve(ctx context.Context, conn net.Conn) error {
+	readErr := make(chan error, 1)
+	go func() { readErr <- p.readLoop(conn) }()
+	var retireT <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			conn.Close()
+			<-readErr
+			return ctx.Err()
+		case err := <-readErr:
+			return err
+		case <-retireT:
+			conn.Close()
+			<-readErr
+			return errRetired
+		case <-p.wake:
+		}
+		p.mu.Lock()
+		if !p.writing {
+			p.flushLocked(1 << 30)
+		}
+		retiring, drained := p.retiring, p.inflight.len() == 0 && len(p.pend) == 0
+		if retiring && retireT == nil {
+			retireT = time.After(time.Until(p.deadline))
+		}
+		p.mu.Unlock()
+		if retiring && drained {
+			conn.Close()
+			<-readErr
+			return errRetired
+		}
+	}
+}
+
+// readLoop reads replies and completes requests in the order they were sent.
+func (p *pipe) readLoop(conn net.Conn) error {
+	buf := make([]byte, 16<<10)
+	r, w, need := 0, 0, 0
+	var done []*request
+	var ends []int
+	for {
+		if r == w {
+			r, w = 0, 0
+		}
+		want := max(need, w-r+1)
+		if r+want > len(buf) || w == len(buf) {
+			if want > len(buf) || r == 0 {
+				nb := make([]byte, max(want, 2*len(buf)))
+				copy(nb, buf[r:w])
+				buf = nb
+			} else {
+				copy(buf, buf[r:w])
+			}
+			w -= r
+			r = 0
+		}
+		n, err := conn.Read(buf[w:])
+		if n == 0 && err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		w += n
+		p.m.backendReads.Inc()
+		// Find every complete reply first, then take their requests under
+		// one lock.
+		ends = ends[:0]
+		pos := r
+		for pos < w {
+			l, nd, err := scanReply(buf[pos:w])
+			if err != nil {
+				return err
+			}
+			if l == 0 {
+				need = pos - r + nd
+				break
+			}
+			pos += l
+			ends = append(ends, pos)
+		}
+		if len(ends) == 0 {
+			continue
+		}
+		need = 0
+		p.mu.Lock()
+		done = p.inflight.take(done[:0], len(ends))
+		retiring := p.retiring
+		p.mu.Unlock()
+		if len(done) < len(ends) {
+			return errors.New("reply without a request: connection out of step")
+		}
+		start := r
+		for i, end := range ends {
+			req := done[i]
+			if req != nil {
+				req.reply = append(req.reply[:0], buf[start:end]...)
+				req.complete()
+			}
+			start = end
+			done[i] = nil
+		}
+		r = start
+		if len(buf) > 1<<20 && w-r < 16<<10 {
+			nb := make([]byte, 16<<10)
+			w = copy(nb, buf[r:w])
+			r = 0
+			buf = nb
+		}
+		if retiring {
+			select {
+			case p.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// fifo is a ring of in-flight requests; one request may own two replies
+// (ASKING and the command): skip counts the leading ones to discard.
+type fifo struct {
+	buf        []*request
+	head, size int
+}
+
+func (f *fifo) len() int { return f.size }
+
+func (f *fifo) push(reqs []*request) {
+	if f.size+len(reqs) > len(f.buf) {
+		nb := make([]*request, max(64, 2*(f.size+len(reqs))))
+		for i := range f.size {
+			nb[i] = f.buf[(f.head+i)%len(f.buf)]
+		}
+		f.buf, f.head = nb, 0
+	}
+	for _, r := range reqs {
+		f.buf[(f.head+f.size)%len(f.buf)] = r
+		f.size++
+	}
+}
+
+// take removes up to n replies' worth of requests. An ASKING reply yields a
+// nil entry so the reader discards it.
+func (f *fifo) take(dst []*request, n int) []*request {
+	for range n {
+		if f.size == 0 {
+			return dst
+		}
+		r := f.buf[f.head]
+		if r.skip > 0 {
+			r.skip--
+			dst = append(dst, nil)
+			continue
+		}
+		f.buf[f.head] = nil
+		f.head = (f.head + 1) % len(f.buf)
+		f.size--
+		dst = append(dst, r)
+	}
+	return dst
+}
+
+func (f *fifo) failAll(err error) {
+	for f.size > 0 {
+		r := f.buf[f.head]
+		f.buf[f.head] = nil
+		f.head = (f.head + 1) % len(f.buf)
+		f.size--
+		r.fail(err)
+	}
+}
+
+// backoff is exponential with full jitter, capped.
+type backoff struct {
+	base, cap, cur time.Duration
+}
+
+func newBackoff(base, cap time.Duration) *backoff { return &backoff{base: base, cap: cap, cur: base} }
+
+func (b *backoff) reset() { b.cur = b.base }
+
+func (b *backoff) next() time.Duration {
+	d := b.cur
+	b.cur = min(2*b.cur, b.cap)
+	n, err := rand.Int(rand.Reader, big.NewInt(int64(d)))
+	if err != nil {
+		return d
+	}
+	return d/2 + time.Duration(n.Int64())/2
+}

@@ -1,0 +1,417 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+)
+
+// request is one client command on its way through the proxy. Clients keep
+// a slice of them and reuse it for every batch, so the steady state does not
+// allocate.
+type request struct {
+	raw   []byte // the command's RESP bytes; valid for the whole batch
+	reply []byte // the reply's raw RESP bytes
+	err   error  // set instead of reply when the backend failed
+
+	batch *batch
+	skip  int8 // leading replies to discard (ASKING); guarded by the pipe's mu
+
+	info      *cmdInfo
+	slot      int      // -1: keyless, any master
+	target    *backend // set by MOVED/ASK for the next attempt
+	asking    bool
+	redirects uint8
+	state     reqState
+}
+
+type reqState uint8
+
+const (
+	stDone reqState = iota // reply is final
+	stSend                 // to be sent in the next round
+	stSent                 // waiting for its reply
+)
+
+func (r *request) complete() {
+	if r.batch.pending.Add(-1) == 0 {
+		r.batch.done <- struct{}{}
+	}
+}
+
+func (r *request) fail(err error) {
+	r.err = err
+	r.complete()
+}
+
+// batch counts the requests of one round that still wait for a reply; the
+// last one to finish wakes the client once.
+type batch struct {
+	pending atomic.Int32
+	done    chan struct{}
+}
+
+// client serves one client connection. Only its own goroutine touches it,
+// except for fields documented otherwise.
+type client struct {
+	s     *Server
+	id    uint64
+	conn  net.Conn
+	rd    *reader
+	out   []byte
+	reqs  []request
+	batch batch
+	quit  bool
+
+	name     []byte // CLIENT SETNAME
+	libName  []byte
+	libVer   []byte
+	created  time.Time
+	lastCmd  atomic.Int64 // unix nanos, read by CLIENT LIST later
+	commands atomic.Uint64
+}
+
+func (s *Server) newClient(id uint64, conn net.Conn) *client {
+	c := &client{
+		s: s, id: id, conn: conn,
+		rd:      newReader(conn, s.limits),
+		out:     make([]byte, 0, 16<<10),
+		created: time.Now(),
+	}
+	c.batch.done = make(chan struct{}, 1)
+	return c
+}
+
+// serve reads batches of requests, answers them in order and returns when
+// the client goes away, sends QUIT or breaks the protocol.
+func (c *client) serve() {
+	defer func() {
+		if v := recover(); v != nil {
+			c.s.log.Error("client handler panicked; closing that client",
+				"client_id", c.id, "panic", v, "stack", string(debug.Stack()))
+		}
+		c.conn.Close()
+	}()
+	maxBatch := c.s.limits.MaxBatchLen
+	for !c.quit {
+		n := 0
+		c.rd.inline = c.rd.inline[:0]
+		var perr error
+		for n < maxBatch && !c.quit {
+			args, raw, err := c.rd.next()
+			if errors.Is(err, errIncomplete) {
+				if n > 0 {
+					break
+				}
+				if err := c.rd.fill(); err != nil {
+					return
+				}
+				continue
+			}
+			if err != nil {
+				perr = err
+				break
+			}
+			if len(args) == 0 {
+				continue
+			}
+			if n == len(c.reqs) {
+				c.reqs = append(c.reqs, request{batch: &c.batch})
+			}
+			c.prepare(&c.reqs[n], args, raw)
+			n++
+		}
+		if n > 0 {
+			c.execute(c.reqs[:n])
+			c.out = c.out[:0]
+			for i := range c.reqs[:n] {
+				r := &c.reqs[i]
+				c.out = append(c.out, r.reply...)
+				if cap(r.reply) > 64<<10 {
+					r.reply = nil
+				}
+				r.info, r.target, r.raw = nil, nil, nil
+			}
+		}
+		if perr != nil {
+			c.s.m.protocolErrors.Inc()
+			c.out = appendError(c.out, "ERR "+perr.Error())
+			c.quit = true
+		}
+		if len(c.out) > 0 {
+			if _, err := c.conn.Write(c.out); err != nil {
+				return
+			}
+			if cap(c.out) > 1<<20 {
+				c.out = make([]byte, 0, 16<<10)
+			}
+		}
+		c.rd.shrink()
+		c.lastCmd.Store(time.Now().UnixNano())
+		c.commands.Add(uint64(n))
+	}
+}
+
+// prepare decides how req is served. Local commands are answered here; the
+// rest get a slot and state stSend.
+func (c *client) prepare(req *request, args [][]byte, raw []byte) {
+	req.raw, req.err, req.target, req.asking, req.redirects = raw, nil, nil, false, 0
+	req.reply = req.reply[:0]
+	req.state = stDone
+	if h := localCommand(args[0]); h != nil {
+		req.reply = h(c, args, req.reply)
+		return
+	}
+	t := c.s.table.Load()
+	if t == nil {
+		req.reply = appendError(req.reply, "CLUSTERDOWN slotway has not reached the cluster yet")
+		return
+	}
+	ci, unknownSub := t.lookup(args)
+	switch {
+	case ci == nil && unknownSub:
+		req.reply = appendError(req.reply, "ERR unknown subcommand '"+printable(args[1])+"'. Try "+upper(args[0])+" HELP.")
+		c.s.m.unknownCommands.Inc()
+		return
+	case ci == nil:
+		req.reply = appendError(req.reply, unknownCommandMsg(args))
+		c.s.m.unknownCommands.Inc()
+		return
+	}
+	req.info = ci
+	ci.stats.calls.Add(1)
+	if !ci.arityOK(len(args)) {
+		req.reply = appendError(req.reply, "ERR wrong number of arguments for '"+ci.displayName()+"' command")
+		ci.stats.errors.Add(1)
+		return
+	}
+	switch ci.kind {
+	case kindUnsupported:
+		req.reply = appendError(req.reply, "ERR command '"+ci.displayName()+"' is not supported by slotway yet: "+ci.reason)
+		ci.stats.errors.Add(1)
+		return
+	case kindAnyMaster:
+		req.slot = -1
+	default:
+		if ci.blockArg && findKeyword(args, "BLOCK", 1) > 0 {
+			req.reply = appendError(req.reply, "ERR command '"+ci.displayName()+"' with BLOCK is not supported by slotway yet: blocking commands need a dedicated connection")
+			ci.stats.errors.Add(1)
+			return
+		}
+		slot, cross := ci.slotOf(args)
+		if cross {
+			req.reply = appendError(req.reply, "CROSSSLOT Keys in request don't hash to the same slot")
+			ci.stats.errors.Add(1)
+			c.s.m.crossSlot.Inc()
+			return
+		}
+		req.slot = slot
+		if slot >= 0 {
+			c.s.slotOps[slot].Add(1)
+		}
+	}
+	req.state = stSend
+}
+
+// execute sends every stSend request, waits for the round, follows
+// redirects and retries, and leaves a final reply in each request.
+func (c *client) execute(reqs []request) {
+	var deadline time.Time
+	bo := backoff{base: 5 * time.Millisecond, cap: 200 * time.Millisecond, cur: 5 * time.Millisecond}
+	for {
+		c.batch.pending.Store(1)
+		sent := 0
+		for i := range reqs {
+			if reqs[i].state == stSend {
+				c.send(&reqs[i])
+				sent++
+			}
+		}
+		if sent == 0 {
+			return
+		}
+		if c.batch.pending.Add(-1) != 0 {
+			<-c.batch.done
+		}
+		resend, wait := false, false
+		now := time.Time{}
+		for i := range reqs {
+			r := &reqs[i]
+			if r.state != stSent {
+				continue
+			}
+			r.state = stDone
+			if r.err != nil {
+				if errors.Is(r.err, errBackendDown) {
+					if now.IsZero() {
+						now = time.Now()
+						if deadline.IsZero() {
+							deadline = now.Add(c.s.cfg.RetryTimeout)
+						}
+					}
+					c.s.topo.requestRefresh()
+					if now.Before(deadline) {
+						r.state, r.target, r.asking = stSend, nil, false
+						resend, wait = true, true
+						continue
+					}
+				}
+				c.s.m.backendFailures.Inc()
+				r.reply = appendError(r.reply[:0], backendErrorMsg(r))
+				r.info.stats.errors.Add(1)
+				continue
+			}
+			if len(r.reply) == 0 || r.reply[0] != '-' {
+				continue
+			}
+			kind, slot, addr := classify(r.reply)
+			switch kind {
+			case redirNone:
+				r.info.stats.errors.Add(1)
+				continue
+			case redirMoved, redirAsk:
+				c.s.m.redirects[kind].Inc()
+				if r.redirects >= c.s.cfg.MaxRedirects {
+					r.info.stats.errors.Add(1)
+					continue
+				}
+				target := c.s.topo.backendForRedirect(addr, r.target)
+				if target == nil {
+					continue
+				}
+				if kind == redirMoved {
+					c.s.topo.moved(slot, target)
+				}
+				r.redirects++
+				r.target, r.asking, r.state = target, kind == redirAsk, stSend
+				resend = true
+			case redirTryAgain, redirClusterDown:
+				c.s.m.redirects[kind].Inc()
+				if now.IsZero() {
+					now = time.Now()
+					if deadline.IsZero() {
+						deadline = now.Add(c.s.cfg.RetryTimeout)
+					}
+				}
+				if kind == redirClusterDown {
+					c.s.topo.requestRefresh()
+				}
+				if now.Before(deadline) {
+					r.state, r.target, r.asking = stSend, nil, false
+					resend, wait = true, true
+				} else {
+					r.info.stats.errors.Add(1)
+				}
+			}
+		}
+		if !resend {
+			return
+		}
+		if wait {
+			time.Sleep(min(bo.next(), max(time.Until(deadline), 0)))
+		}
+	}
+}
+
+// send routes req to its backend pipe. A request that cannot be routed gets
+// its final reply at once.
+func (c *client) send(r *request) {
+	b := r.target
+	if b == nil {
+		t := c.s.topo.load()
+		if r.slot >= 0 {
+			b = t.slots[r.slot]
+		} else if len(t.masters) > 0 {
+			b = t.masters[c.id%uint64(len(t.masters))]
+		}
+		if b == nil {
+			r.reply = appendError(r.reply[:0], "CLUSTERDOWN Hash slot not served")
+			r.state = stDone
+			r.info.stats.errors.Add(1)
+			return
+		}
+		r.target = b
+	}
+	r.err = nil
+	r.reply = r.reply[:0]
+	r.state = stSent
+	if b.retired.Load() {
+		r.err = errBackendDown
+		return
+	}
+	p := b.pipes[c.id%uint64(len(b.pipes))]
+	c.batch.pending.Add(1)
+	if err := p.enqueue(r, r.asking); err != nil {
+		c.batch.pending.Add(-1)
+		r.err = err
+	}
+}
+
+func backendErrorMsg(r *request) string {
+	addr := "?"
+	if r.target != nil {
+		addr = r.target.addr
+	}
+	if errors.Is(r.err, errBackendLost) {
+		return "ERR slotway: connection to " + addr + " lost before the reply; the command may have run"
+	}
+	return "CLUSTERDOWN slotway: master " + addr + " unreachable"
+}
+
+func unknownCommandMsg(args [][]byte) string {
+	var b bytes.Buffer
+	b.WriteString("ERR unknown command '")
+	b.WriteString(printable(args[0]))
+	b.WriteString("', with args beginning with: ")
+	for _, a := range args[1:min(len(args), 4)] {
+		b.WriteString("'" + printable(a) + "' ")
+	}
+	return b.String()
+}
+
+// printable trims and sanitises client bytes that are echoed in an error.
+func printable(b []byte) string {
+	if len(b) > 128 {
+		b = b[:128]
+	}
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if c < 32 || c == 127 {
+			c = ' '
+		}
+		out[i] = c
+	}
+	return string(out)
+}
+
+func upper(b []byte) string {
+	out := []byte(printable(b))
+	for i, c := range out {
+		if 'a' <= c && c <= 'z' {
+			out[i] = c - 32
+		}
+	}
+	return string(out)
+}
+
+func (ci *cmdInfo) displayName() string {
+	n := []byte(ci.name)
+	for i, c := range n {
+		if c == '|' {
+			n[i] = ' '
+		}
+	}
+	return string(n)
+}
+
+func appendError(dst []byte, msg string) []byte {
+	dst = append(dst, '-')
+	dst = append(dst, msg...)
+	return append(dst, '\r', '\n')
+}
+
+var _ = slog.Default

@@ -1,0 +1,142 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/slotway/slotway/internal/config"
+)
+
+// Config is the `proxy:` section of the config file.
+type Config struct {
+	// Listen is the client-facing RESP address. Default 127.0.0.1:7100.
+	Listen  string        `yaml:"listen"`
+	Cluster ClusterConfig `yaml:"cluster"`
+	// BackendConns is how many connections each master gets, shared by all
+	// clients. A few are enough: they carry pipelined batches. Default 2.
+	BackendConns int `yaml:"backend_conns"`
+	// MaxRedirects bounds MOVED/ASK hops per command before the client sees
+	// the redirect. Default 5.
+	MaxRedirects uint8 `yaml:"max_redirects"`
+	// RetryTimeout is how long a command is retried on TRYAGAIN,
+	// CLUSTERDOWN or an unreachable master (e.g. during a failover) before
+	// the client gets the error. Default 3s.
+	RetryTimeout time.Duration `yaml:"retry_timeout"`
+	// HealthInterval is the period of active PING checks on every node.
+	// Default 1s.
+	HealthInterval time.Duration `yaml:"health_interval"`
+	// HealthTimeout bounds one health check. Default 500ms.
+	HealthTimeout time.Duration `yaml:"health_timeout"`
+	// ShutdownTimeout bounds how long a stopping proxy waits for clients'
+	// in-flight commands. Default 10s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	Limits          LimitsConfig  `yaml:"limits"`
+}
+
+// ClusterConfig says how to reach the Redis Cluster.
+type ClusterConfig struct {
+	// Seeds are any reachable cluster nodes ("host:port"); the rest of the
+	// cluster is discovered from them. Required.
+	Seeds []string `yaml:"seeds"`
+	// Username and Password authenticate Slotway to the nodes (ACL user,
+	// or requirepass with an empty username).
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// RefreshInterval is the period of slot-map refreshes; MOVED replies
+	// and connection errors trigger one at once too. Default 1s.
+	RefreshInterval time.Duration `yaml:"refresh_interval"`
+	// DialTimeout bounds connecting to a node. Default 1s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+}
+
+// LimitsConfig bounds what clients may send. Defaults follow Redis.
+type LimitsConfig struct {
+	// MaxBulkLen is the largest argument (Redis's proto-max-bulk-len).
+	// Default 512mb.
+	MaxBulkLen config.ByteSize `yaml:"max_bulk_len"`
+	// MaxArgs is the most arguments in one command. Default 1048576.
+	MaxArgs int `yaml:"max_args"`
+	// MaxInlineLen is the longest inline (telnet-style) command line.
+	// Default 64kb, as Redis.
+	MaxInlineLen config.ByteSize `yaml:"max_inline_len"`
+}
+
+// DefaultConfig returns the defaults documented on each field.
+func DefaultConfig() Config {
+	return Config{
+		Listen: "127.0.0.1:7100",
+		Cluster: ClusterConfig{
+			RefreshInterval: time.Second,
+			DialTimeout:     time.Second,
+		},
+		BackendConns:    2,
+		MaxRedirects:    5,
+		RetryTimeout:    3 * time.Second,
+		HealthInterval:  time.Second,
+		HealthTimeout:   500 * time.Millisecond,
+		ShutdownTimeout: 10 * time.Second,
+		Limits: LimitsConfig{
+			MaxBulkLen:   512 << 20,
+			MaxArgs:      1 << 20,
+			MaxInlineLen: 64 << 10,
+		},
+	}
+}
+
+// Validate reports every bad field, with paths relative to `proxy`.
+func (c Config) Validate() error {
+	var errs []error
+	if err := checkHostPort(c.Listen); err != nil {
+		errs = append(errs, config.Errorf("listen", "%v", err))
+	}
+	if len(c.Cluster.Seeds) == 0 {
+		errs = append(errs, config.Errorf("cluster.seeds", "at least one cluster node (host:port) is required"))
+	}
+	for i, s := range c.Cluster.Seeds {
+		if err := checkHostPort(s); err != nil {
+			errs = append(errs, config.Errorf("cluster.seeds["+strconv.Itoa(i)+"]", "%v", err))
+		}
+	}
+	positive := func(field string, d time.Duration) {
+		if d <= 0 {
+			errs = append(errs, config.Errorf(field, "must be a positive duration, got %v", d))
+		}
+	}
+	positive("cluster.refresh_interval", c.Cluster.RefreshInterval)
+	positive("cluster.dial_timeout", c.Cluster.DialTimeout)
+	positive("retry_timeout", c.RetryTimeout)
+	positive("health_interval", c.HealthInterval)
+	positive("health_timeout", c.HealthTimeout)
+	positive("shutdown_timeout", c.ShutdownTimeout)
+	if c.BackendConns < 1 || c.BackendConns > 64 {
+		errs = append(errs, config.Errorf("backend_conns", "must be 1..64, got %d", c.BackendConns))
+	}
+	if c.Limits.MaxBulkLen < 1 || c.Limits.MaxBulkLen > 4<<30 {
+		errs = append(errs, config.Errorf("limits.max_bulk_len", "must be 1b..4gb, got %v", c.Limits.MaxBulkLen))
+	}
+	if c.Limits.MaxArgs < 1 {
+		errs = append(errs, config.Errorf("limits.max_args", "must be at least 1, got %d", c.Limits.MaxArgs))
+	}
+	if c.Limits.MaxInlineLen < 16 {
+		errs = append(errs, config.Errorf("limits.max_inline_len", "must be at least 16b, got %v", c.Limits.MaxInlineLen))
+	}
+	return errors.Join(errs...)
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return errors.New("want host:port, got " + strconv.Quote(s))
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return errors.New("bad port in " + strconv.Quote(s))
+	}
+	if host != "" && net.ParseIP(host) == nil && strings.Trim(host, "0123456789.") == "" {
+		return errors.New("bad IP address in " + strconv.Quote(s))
+	}
+	return nil
+}

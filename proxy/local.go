@@ -1,0 +1,231 @@
+package proxy
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/redcon"
+)
+
+// localFunc answers a command in the proxy, appending the reply to dst.
+type localFunc func(c *client, args [][]byte, dst []byte) []byte
+
+type localCmd struct {
+	info *cmdInfo
+	fn   localFunc
+}
+
+var localCmds map[string]*localCmd
+
+func init() {
+	localCmds = map[string]*localCmd{}
+	add := func(name string, arity int, fn localFunc) {
+		localCmds[name] = &localCmd{info: &cmdInfo{name: name, arity: arity, kind: kindLocal, stats: &cmdStats{}}, fn: fn}
+	}
+	add("ping", -1, cmdPing)
+	add("echo", 2, cmdEcho)
+	add("quit", -1, cmdQuit)
+	add("select", 2, cmdSelect)
+	add("info", -1, cmdInfo_)
+	add("hello", -1, cmdHello)
+	add("auth", -2, cmdAuth)
+	add("client", -2, cmdClient)
+}
+
+// localCommand returns the proxy's own handler for name, counting the call.
+func localCommand(name []byte) localFunc {
+	var buf [16]byte
+	n, ok := lower(buf[:0], name)
+	if !ok {
+		return nil
+	}
+	lc := localCmds[string(n)]
+	if lc == nil {
+		return nil
+	}
+	return lc.run
+}
+
+func (lc *localCmd) run(c *client, args [][]byte, dst []byte) []byte {
+	lc.info.stats.calls.Add(1)
+	if !lc.info.arityOK(len(args)) {
+		lc.info.stats.errors.Add(1)
+		return appendError(dst, "ERR wrong number of arguments for '"+lc.info.name+"' command")
+	}
+	n := len(dst)
+	dst = lc.fn(c, args, dst)
+	if len(dst) > n && dst[n] == '-' {
+		lc.info.stats.errors.Add(1)
+	}
+	return dst
+}
+
+func isLocal(name string) bool { return localCmds[name] != nil }
+
+func localStats() []*cmdInfo {
+	out := make([]*cmdInfo, 0, len(localCmds))
+	for _, lc := range localCmds {
+		out = append(out, lc.info)
+	}
+	return out
+}
+
+func cmdPing(c *client, args [][]byte, dst []byte) []byte {
+	switch len(args) {
+	case 1:
+		return append(dst, "+PONG\r\n"...)
+	case 2:
+		return redcon.AppendBulk(dst, args[1])
+	}
+	return appendError(dst, "ERR wrong number of arguments for 'ping' command")
+}
+
+func cmdEcho(c *client, args [][]byte, dst []byte) []byte {
+	return redcon.AppendBulk(dst, args[1])
+}
+
+func cmdQuit(c *client, args [][]byte, dst []byte) []byte {
+	c.quit = true
+	return redcon.AppendOK(dst)
+}
+
+func cmdSelect(c *client, args [][]byte, dst []byte) []byte {
+	db, err := strconv.Atoi(string(args[1]))
+	if err != nil {
+		return appendError(dst, "ERR value is not an integer or out of range")
+	}
+	if db != 0 {
+		// A Redis Cluster has only database 0.
+		return appendError(dst, "ERR SELECT is not allowed in cluster mode")
+	}
+	return redcon.AppendOK(dst)
+}
+
+func cmdAuth(c *client, args [][]byte, dst []byte) []byte {
+	if len(args) > 3 {
+		return appendError(dst, "ERR syntax error")
+	}
+	// Proxy users come with the security work; until then Slotway has no
+	// client password, and Redis answers exactly this in that case.
+	return appendError(dst, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+}
+
+// HELLO: RESP2 is served; RESP3 is refused the way a server without it
+// answers, so clients (go-redis v9 among them) fall back to RESP2.
+func cmdHello(c *client, args [][]byte, dst []byte) []byte {
+	i := 1
+	if len(args) > 1 {
+		v, err := strconv.Atoi(string(args[1]))
+		if err != nil {
+			return appendError(dst, "ERR Protocol version is not an integer or out of range")
+		}
+		if v != 2 {
+			return appendError(dst, "NOPROTO sorry, this protocol version is not supported.")
+		}
+		i = 2
+	}
+	for ; i < len(args); i++ {
+		switch {
+		case equalFold(args[i], "AUTH") && i+2 < len(args):
+			return cmdAuth(c, [][]byte{[]byte("auth"), args[i+1], args[i+2]}, dst)
+		case equalFold(args[i], "SETNAME") && i+1 < len(args):
+			c.name = append(c.name[:0], args[i+1]...)
+			i++
+		default:
+			return appendError(dst, "ERR Syntax error in HELLO option '"+printable(args[i])+"'")
+		}
+	}
+	dst = redcon.AppendArray(dst, 14)
+	dst = redcon.AppendBulkString(dst, "server")
+	dst = redcon.AppendBulkString(dst, "redis")
+	dst = redcon.AppendBulkString(dst, "version")
+	dst = redcon.AppendBulkString(dst, c.s.redisVersion())
+	dst = redcon.AppendBulkString(dst, "proto")
+	dst = redcon.AppendInt(dst, 2)
+	dst = redcon.AppendBulkString(dst, "id")
+	dst = redcon.AppendInt(dst, int64(c.id))
+	dst = redcon.AppendBulkString(dst, "mode")
+	dst = redcon.AppendBulkString(dst, "standalone")
+	dst = redcon.AppendBulkString(dst, "role")
+	dst = redcon.AppendBulkString(dst, "master")
+	dst = redcon.AppendBulkString(dst, "modules")
+	return redcon.AppendArray(dst, 0)
+}
+
+func cmdClient(c *client, args [][]byte, dst []byte) []byte {
+	sub := strings.ToLower(string(args[1]))
+	switch sub {
+	case "setname":
+		if len(args) != 3 {
+			return appendError(dst, "ERR wrong number of arguments for 'client|setname' command")
+		}
+		for _, ch := range args[2] {
+			if ch <= ' ' || ch > '~' {
+				return appendError(dst, "ERR Client names cannot contain spaces, newlines or special characters.")
+			}
+		}
+		c.name = append(c.name[:0], args[2]...)
+		return redcon.AppendOK(dst)
+	case "getname":
+		if len(c.name) == 0 {
+			return redcon.AppendNull(dst)
+		}
+		return redcon.AppendBulk(dst, c.name)
+	case "id":
+		return redcon.AppendInt(dst, int64(c.id))
+	case "setinfo":
+		if len(args) != 4 {
+			return appendError(dst, "ERR wrong number of arguments for 'client|setinfo' command")
+		}
+		switch strings.ToLower(string(args[2])) {
+		case "lib-name":
+			c.libName = append(c.libName[:0], args[3]...)
+		case "lib-ver":
+			c.libVer = append(c.libVer[:0], args[3]...)
+		default:
+			return appendError(dst, "ERR Unrecognized option '"+printable(args[2])+"'")
+		}
+		return redcon.AppendOK(dst)
+	}
+	return appendError(dst, "ERR command 'client "+printable(args[1])+"' is not supported by slotway yet")
+}
+
+// cmdInfo_ answers INFO with Slotway's own view: it is one endpoint, so
+// per-node sections would mislead.
+func cmdInfo_(c *client, args [][]byte, dst []byte) []byte {
+	s := c.s
+	want := func(section string) bool {
+		if len(args) == 1 {
+			return true
+		}
+		for _, a := range args[1:] {
+			if equalFold(a, strings.ToUpper(section)) || equalFold(a, "ALL") || equalFold(a, "EVERYTHING") || equalFold(a, "DEFAULT") {
+				return true
+			}
+		}
+		return false
+	}
+	var b strings.Builder
+	if want("server") {
+		fmt.Fprintf(&b, "# Server\r\nredis_version:%s\r\nslotway_version:%s\r\nredis_mode:standalone\r\nos:%s %s\r\narch_bits:64\r\ngo_version:%s\r\nprocess_id:%d\r\ntcp_port:%d\r\nuptime_in_seconds:%d\r\n\r\n",
+			s.redisVersion(), Version, runtime.GOOS, runtime.GOARCH, runtime.Version(), os.Getpid(), s.port(), int(time.Since(s.started).Seconds()))
+	}
+	if want("clients") {
+		fmt.Fprintf(&b, "# Clients\r\nconnected_clients:%d\r\n\r\n", s.clientCount())
+	}
+	if want("stats") {
+		fmt.Fprintf(&b, "# Stats\r\ntotal_connections_received:%d\r\ntotal_commands_processed:%d\r\n\r\n",
+			s.acceptedCount.Load(), s.totalCommands())
+	}
+	if want("cluster") {
+		t := s.topo.load()
+		fmt.Fprintf(&b, "# Cluster\r\ncluster_enabled:0\r\nslotway_masters:%d\r\nslotway_slots_served:%d\r\nslotway_topology_version:%d\r\n\r\n",
+			len(t.masters), servedSlots(t), t.version)
+	}
+	out := strings.TrimSuffix(b.String(), "\r\n")
+	return redcon.AppendBulkString(dst, out)
+}

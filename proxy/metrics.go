@@ -1,0 +1,154 @@
+package proxy
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// cmdStats counts one command on the data path with plain atomics; the
+// Prometheus collector reads them at scrape time, so no label lookup
+// happens per command.
+type cmdStats struct {
+	calls  atomic.Uint64
+	errors atomic.Uint64
+}
+
+type metrics struct {
+	accepted          prometheus.Counter
+	protocolErrors    prometheus.Counter
+	unknownCommands   prometheus.Counter
+	crossSlot         prometheus.Counter
+	backendFailures   prometheus.Counter
+	backendDialErrors prometheus.Counter
+	backendConnErrors prometheus.Counter
+	backendWrites     prometheus.Counter
+	backendReads      prometheus.Counter
+	redirects         map[redirect]prometheus.Counter
+	topologyRefreshes *prometheus.CounterVec
+	nodeUp            *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
+	m := &metrics{
+		accepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotway_proxy_client_connections_accepted_total",
+			Help: "Client connections accepted.",
+		}),
+		protocolErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotway_proxy_protocol_errors_total",
+			Help: "Client connections closed for malformed RESP or limits exceeded.",
+		}),
+		unknownCommands: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotway_proxy_unknown_commands_total",
+			Help: "Commands refused because the cluster does not know them.",
+		}),
+		crossSlot: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotway_proxy_crossslot_total",
+			Help: "Multi-key commands refused because their keys hash to different slots.",
+		}),
+		backendFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotway_proxy_backend_failures_total",
+			Help: "Commands answered with an error because their master was unreachable or the connection broke.",
+		}),
+		backendDialErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotway_proxy_backend_dial_errors_total",
+			Help: "Failed attempts to connect to a cluster node.",
+		}),
+		backendConnErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotway_proxy_backend_connection_errors_total",
+			Help: "Backend connections that broke while in use.",
+		}),
+		backendWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotway_proxy_backend_writes_total",
+			Help: "Write syscalls to backends; commands sent per write is the batching factor.",
+		}),
+		backendReads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotway_proxy_backend_reads_total",
+			Help: "Read syscalls from backends that returned data.",
+		}),
+		redirects: map[redirect]prometheus.Counter{},
+		topologyRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slotway_proxy_topology_refreshes_total",
+			Help: "Slot-map refreshes by result.",
+		}, []string{"result"}),
+		nodeUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "slotway_proxy_node_up",
+			Help: "1 when the node answered its last health checks.",
+		}, []string{"node"}),
+	}
+	redirects := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "slotway_proxy_redirects_total",
+		Help: "MOVED, ASK, TRYAGAIN and CLUSTERDOWN replies followed by the proxy.",
+	}, []string{"kind"})
+	for _, k := range []redirect{redirMoved, redirAsk, redirTryAgain, redirClusterDown} {
+		m.redirects[k] = redirects.WithLabelValues(k.String())
+	}
+	cs := []prometheus.Collector{
+		m.accepted, m.protocolErrors, m.unknownCommands, m.crossSlot, m.backendFailures,
+		m.backendDialErrors, m.backendConnErrors, m.backendWrites, m.backendReads, redirects, m.topologyRefreshes, m.nodeUp,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "slotway_proxy_client_connections",
+			Help: "Client connections open now.",
+		}, func() float64 { return float64(s.clientCount()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "slotway_proxy_topology_age_seconds",
+			Help: "Time since the slot map was last read from the cluster.",
+		}, func() float64 {
+			t := s.topo.load()
+			if t.at.IsZero() {
+				return -1
+			}
+			return time.Since(t.at).Seconds()
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "slotway_proxy_slots_served",
+			Help: "Slots that have a known master.",
+		}, func() float64 { return float64(servedSlots(s.topo.load())) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "slotway_proxy_masters",
+			Help: "Masters that serve slots in the current slot map.",
+		}, func() float64 { return float64(len(s.topo.load().masters)) }),
+		&commandCollector{s: s},
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+var commandsDesc = prometheus.NewDesc("slotway_proxy_commands_total",
+	"Commands by command and result (ok, or error: an error reply from Redis or the proxy).",
+	[]string{"command", "result"}, nil)
+
+type commandCollector struct{ s *Server }
+
+func (c *commandCollector) Describe(ch chan<- *prometheus.Desc) { ch <- commandsDesc }
+
+func (c *commandCollector) Collect(ch chan<- prometheus.Metric) {
+	t := c.s.table.Load()
+	if t == nil {
+		return
+	}
+	emit := func(ci *cmdInfo) {
+		calls, errs := ci.stats.calls.Load(), ci.stats.errors.Load()
+		if calls == 0 {
+			return
+		}
+		ok := calls - min(errs, calls)
+		ch <- prometheus.MustNewConstMetric(commandsDesc, prometheus.CounterValue, float64(ok), ci.name, "ok")
+		ch <- prometheus.MustNewConstMetric(commandsDesc, prometheus.CounterValue, float64(errs), ci.name, "error")
+	}
+	for _, ci := range t.cmds {
+		emit(ci)
+		for _, sub := range ci.subs {
+			emit(sub)
+		}
+	}
+	for _, ci := range localStats() {
+		emit(ci)
+	}
+}

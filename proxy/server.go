@@ -1,0 +1,333 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Version is Slotway's version, set by the linker in release builds.
+var Version = "dev"
+
+// Server is the client-facing side of Slotway: it accepts plain Redis
+// clients and routes their commands to the cluster's masters.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	ln      net.Listener
+	limits  Limits
+	topo    *topologyOwner
+	health  *healthChecker
+	m       *metrics
+	started time.Time
+
+	table    atomic.Pointer[commandTable]
+	redisVer atomic.Pointer[string]
+	slotOps  [SlotCount]atomic.Uint64
+
+	mu            sync.Mutex
+	clients       map[*client]struct{}
+	clientWG      sync.WaitGroup
+	nextID        atomic.Uint64
+	acceptedCount atomic.Uint64
+}
+
+// New validates cfg and binds the listener; it starts nothing.
+func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("proxy config: %w", err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	s := &Server{
+		cfg: cfg, log: log, started: time.Now(),
+		clients: map[*client]struct{}{},
+		limits: Limits{
+			MaxBulkLen:  int64(cfg.Limits.MaxBulkLen),
+			MaxArgs:     cfg.Limits.MaxArgs,
+			MaxInline:   int(cfg.Limits.MaxInlineLen),
+			MaxBatchLen: 1024,
+		},
+	}
+	m, err := newMetrics(reg, s)
+	if err != nil {
+		return nil, fmt.Errorf("register proxy metrics: %w", err)
+	}
+	s.m = m
+	s.topo = newTopologyOwner(cfg, log, m, s.dialBackend)
+	s.health = &healthChecker{o: s.topo, interval: cfg.HealthInterval, timeout: cfg.HealthTimeout, failAfter: 2}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	s.ln = ln
+	return s, nil
+}
+
+// Addr is the address clients connect to.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+func (s *Server) port() int {
+	if a, ok := s.ln.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
+}
+
+// Run serves until ctx ends, then stops accepting, lets clients finish the
+// commands they sent (up to ShutdownTimeout), closes everything and
+// returns nil.
+func (s *Server) Run(ctx context.Context) error {
+	bctx, bcancel := context.WithCancel(context.Background())
+	var bwg sync.WaitGroup
+	s.topo.start(bctx, &bwg)
+	bwg.Go(func() { s.topo.run(bctx) })
+	bwg.Go(func() { s.health.run(bctx) })
+	bwg.Go(func() { s.bootstrap(bctx) })
+
+	acceptDone := make(chan error, 1)
+	go func() { acceptDone <- s.acceptLoop() }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-acceptDone:
+		err = fmt.Errorf("accept on %s: %w", s.ln.Addr(), err)
+	}
+	s.ln.Close()
+	if err == nil {
+		<-acceptDone
+	}
+	s.drainClients()
+	bcancel()
+	bwg.Wait()
+	s.topo.close()
+	return err
+}
+
+func (s *Server) acceptLoop() error {
+	var delay time.Duration
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Out of file descriptors and the like: back off, keep serving.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed", "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		s.acceptedCount.Add(1)
+		s.m.accepted.Inc()
+		c := s.newClient(s.nextID.Add(1), conn)
+		s.mu.Lock()
+		s.clients[c] = struct{}{}
+		s.clientWG.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer func() {
+				s.mu.Lock()
+				delete(s.clients, c)
+				s.mu.Unlock()
+				s.clientWG.Done()
+			}()
+			c.serve()
+		}()
+	}
+}
+
+// drainClients makes every client stop after its current batch: reads end
+// at once, in-flight commands are still answered.
+func (s *Server) drainClients() {
+	s.mu.Lock()
+	for c := range s.clients {
+		c.conn.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.clientWG.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(s.cfg.ShutdownTimeout):
+	}
+	s.mu.Lock()
+	n := len(s.clients)
+	for c := range s.clients {
+		c.conn.Close()
+	}
+	s.mu.Unlock()
+	s.log.Warn("shutdown timeout: closed clients with commands in flight", "clients", n)
+	<-done
+}
+
+func (s *Server) clientCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.clients)
+}
+
+func (s *Server) totalCommands() uint64 {
+	var n uint64
+	if t := s.table.Load(); t != nil {
+		for _, ci := range t.cmds {
+			n += ci.stats.calls.Load()
+			for _, sub := range ci.subs {
+				n += sub.stats.calls.Load()
+			}
+		}
+	}
+	for _, ci := range localStats() {
+		n += ci.stats.calls.Load()
+	}
+	return n
+}
+
+func (s *Server) redisVersion() string {
+	if v := s.redisVer.Load(); v != nil {
+		return *v
+	}
+	return "7.0.0"
+}
+
+// bootstrap reads the slot map and the command table, retrying until both
+// are known; clients get CLUSTERDOWN until then.
+func (s *Server) bootstrap(ctx context.Context) {
+	bo := newBackoff(50*time.Millisecond, 2*time.Second)
+	for ctx.Err() == nil {
+		err := s.topo.refresh(ctx)
+		if err == nil {
+			err = s.loadCommandTable(ctx)
+		}
+		if err == nil {
+			t := s.topo.load()
+			s.log.Info("cluster reached", "masters", len(t.masters), "slots_served", servedSlots(t),
+				"commands", len(s.table.Load().cmds), "redis_version", s.redisVersion())
+			return
+		}
+		s.log.Warn("cluster not reachable yet", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(bo.next()):
+		}
+	}
+}
+
+func (s *Server) loadCommandTable(ctx context.Context) error {
+	t := s.topo.load()
+	var errs []error
+	for _, b := range t.masters {
+		c := s.topo.control(b.addr)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		reply, err := c.Do(cctx, "COMMAND").Result()
+		if err == nil {
+			var table *commandTable
+			table, err = parseCommandTable(reply)
+			if err == nil {
+				if info, ierr := c.Info(cctx, "server").Result(); ierr == nil {
+					if v := infoField(info, "redis_version"); v != "" {
+						s.redisVer.Store(&v)
+					}
+				}
+				cancel()
+				s.table.Store(table)
+				return nil
+			}
+		}
+		cancel()
+		errs = append(errs, fmt.Errorf("COMMAND on %s: %w", b.addr, err))
+	}
+	if len(errs) == 0 {
+		return errors.New("no master to read the command table from")
+	}
+	return errors.Join(errs...)
+}
+
+func infoField(info, name string) string {
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// dialBackend connects to a node for the data path and authenticates when
+// credentials are configured.
+func (s *Server) dialBackend(ctx context.Context, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: s.cfg.Cluster.DialTimeout, KeepAlive: 15 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	if s.cfg.Cluster.Password == "" {
+		return conn, nil
+	}
+	args := [][]byte{[]byte("AUTH")}
+	if s.cfg.Cluster.Username != "" {
+		args = append(args, []byte(s.cfg.Cluster.Username))
+	}
+	args = append(args, []byte(s.cfg.Cluster.Password))
+	conn.SetDeadline(time.Now().Add(s.cfg.Cluster.DialTimeout))
+	if _, err := conn.Write(appendCommand(nil, args)); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("auth to %s: %w", addr, err)
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("auth to %s: %w", addr, err)
+	}
+	if !strings.HasPrefix(line, "+OK") {
+		conn.Close()
+		return nil, fmt.Errorf("auth to %s: %s", addr, strings.TrimSpace(line))
+	}
+	conn.SetDeadline(time.Time{})
+	return conn, nil
+}
+
+// Nodes returns the cluster nodes of the current slot map.
+func (s *Server) Nodes() []Node { return s.topo.load().nodes }
+
+// Health returns the last health check of every node, by address.
+func (s *Server) Health() map[string]NodeHealth { return s.health.snapshot() }
+
+// Ready reports whether the slot map is known and at least one master
+// passes its health checks.
+func (s *Server) Ready() bool {
+	t := s.topo.load()
+	if len(t.masters) == 0 || s.table.Load() == nil {
+		return false
+	}
+	h := s.health.snapshot()
+	for _, b := range t.masters {
+		if nh, ok := h[b.addr]; !ok || nh.Up {
+			return true
+		}
+	}
+	return false
+}
+
+// SlotOps copies the per-slot command counters (since start) into dst,
+// which must hold SlotCount entries. The scaler sums them across instances.
+func (s *Server) SlotOps(dst []uint64) {
+	for i := range dst[:SlotCount] {
+		dst[i] = s.slotOps[i].Load()
+	}
+}

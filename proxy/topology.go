@@ -1,0 +1,391 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// topology is an immutable snapshot of who serves which slot. Readers load
+// it through an atomic pointer and never lock; only the topology owner
+// publishes a new one.
+type topology struct {
+	slots   [SlotCount]*backend
+	masters []*backend // sorted by address
+	nodes   []Node
+	version uint64
+	at      time.Time // when it was read from the cluster
+	source  string    // which node answered
+}
+
+// Node is one cluster node as the proxy last saw it.
+type Node struct {
+	ID       string   `json:"id"`
+	Addr     string   `json:"addr"`
+	Role     string   `json:"role"` // "master" or "replica"
+	MasterID string   `json:"master_id,omitempty"`
+	Slots    [][2]int `json:"slots,omitempty"` // inclusive ranges
+	Health   string   `json:"health"`          // as the cluster reports it: online, failed, loading
+}
+
+// topologyOwner builds snapshots from the cluster and publishes them.
+type topologyOwner struct {
+	cfg  Config
+	log  *slog.Logger
+	m    *metrics
+	cur  atomic.Pointer[topology]
+	kick chan struct{}
+
+	mu       sync.Mutex // guards publishing, backends and ctl
+	backends map[string]*backend
+	ctl      map[string]*redis.Client
+	ctx      context.Context
+	wg       *sync.WaitGroup
+	dial     dialer
+	version  uint64
+}
+
+func newTopologyOwner(cfg Config, log *slog.Logger, m *metrics, dial dialer) *topologyOwner {
+	o := &topologyOwner{
+		cfg: cfg, log: log, m: m, dial: dial,
+		kick:     make(chan struct{}, 1),
+		backends: make(map[string]*backend),
+		ctl:      make(map[string]*redis.Client),
+	}
+	o.cur.Store(&topology{})
+	return o
+}
+
+func (o *topologyOwner) load() *topology { return o.cur.Load() }
+
+// requestRefresh asks for a refresh soon; many requests become one refresh.
+func (o *topologyOwner) requestRefresh() {
+	select {
+	case o.kick <- struct{}{}:
+	default:
+	}
+}
+
+// backendLocked returns the backend of addr, starting it if needed.
+func (o *topologyOwner) backendLocked(addr string) *backend {
+	if b := o.backends[addr]; b != nil && !b.retired.Load() {
+		return b
+	}
+	b := newBackend(addr, o.cfg.BackendConns, o.dial, o.log, o.m)
+	o.backends[addr] = b
+	b.run(o.ctx, o.wg)
+	return b
+}
+
+// backendForRedirect resolves the address of a MOVED/ASK reply. An empty
+// host (":7001") means the host of the node that answered.
+func (o *topologyOwner) backendForRedirect(addr []byte, from *backend) *backend {
+	a := string(addr)
+	if strings.HasPrefix(a, ":") && from != nil {
+		host, _, err := net.SplitHostPort(from.addr)
+		if err != nil {
+			return nil
+		}
+		a = net.JoinHostPort(host, a[1:])
+	}
+	if _, _, err := net.SplitHostPort(a); err != nil {
+		return nil
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ctx == nil {
+		return nil
+	}
+	return o.backendLocked(a)
+}
+
+// moved records a MOVED answer at once so the next command of that slot
+// goes to the right node, and asks for a full refresh in the background.
+func (o *topologyOwner) moved(slot int, b *backend) {
+	o.requestRefresh()
+	if o.load().slots[slot] == b {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	cur := o.load()
+	if cur.slots[slot] == b {
+		return
+	}
+	next := *cur
+	next.slots[slot] = b
+	if !slices.Contains(next.masters, b) {
+		next.masters = append(slices.Clone(next.masters), b)
+		slices.SortFunc(next.masters, func(x, y *backend) int { return strings.Compare(x.addr, y.addr) })
+	}
+	o.version++
+	next.version = o.version
+	o.cur.Store(&next)
+}
+
+// control returns the control-plane client for addr.
+func (o *topologyOwner) control(addr string) *redis.Client {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.controlLocked(addr)
+}
+
+func (o *topologyOwner) controlLocked(addr string) *redis.Client {
+	if c := o.ctl[addr]; c != nil {
+		return c
+	}
+	c := redis.NewClient(&redis.Options{
+		Addr:            addr,
+		Username:        o.cfg.Cluster.Username,
+		Password:        o.cfg.Cluster.Password,
+		Protocol:        2,
+		DialTimeout:     o.cfg.Cluster.DialTimeout,
+		ReadTimeout:     o.cfg.HealthTimeout * 4,
+		WriteTimeout:    o.cfg.HealthTimeout * 4,
+		PoolSize:        2,
+		MaxRetries:      -1,
+		DisableIdentity: true,
+	})
+	o.ctl[addr] = c
+	return c
+}
+
+// run refreshes on a ticker and whenever asked, until ctx ends.
+func (o *topologyOwner) run(ctx context.Context) {
+	t := time.NewTicker(o.cfg.Cluster.RefreshInterval)
+	defer t.Stop()
+	var last time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-o.kick:
+			// Storms of MOVED replies become one refresh per 50 ms at most.
+			if wait := 50*time.Millisecond - time.Since(last); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+		}
+		last = time.Now()
+		if err := o.refresh(ctx); err != nil && ctx.Err() == nil {
+			o.log.Warn("topology refresh failed", "err", err)
+		}
+	}
+}
+
+// refresh reads the slot map from the first node that answers: known
+// masters first, then the configured seeds.
+func (o *topologyOwner) refresh(ctx context.Context) error {
+	cur := o.load()
+	var candidates []string
+	for _, b := range cur.masters {
+		candidates = append(candidates, b.addr)
+	}
+	for _, s := range o.cfg.Cluster.Seeds {
+		if !slices.Contains(candidates, s) {
+			candidates = append(candidates, s)
+		}
+	}
+	var errs []error
+	for _, addr := range candidates {
+		nodes, err := o.fetch(ctx, addr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			continue
+		}
+		o.m.topologyRefreshes.WithLabelValues("ok").Inc()
+		o.publish(nodes, addr)
+		return nil
+	}
+	o.m.topologyRefreshes.WithLabelValues("error").Inc()
+	return errors.Join(errs...)
+}
+
+func (o *topologyOwner) fetch(ctx context.Context, addr string) ([]Node, error) {
+	ctx, cancel := context.WithTimeout(ctx, 4*o.cfg.HealthTimeout)
+	defer cancel()
+	c := o.control(addr)
+	shards, err := c.ClusterShards(ctx).Result()
+	if err == nil {
+		return nodesFromShards(shards, addr), nil
+	}
+	if !isUnknownCommand(err) {
+		return nil, fmt.Errorf("CLUSTER SHARDS: %w", err)
+	}
+	slots, err := c.ClusterSlots(ctx).Result()
+	if err != nil {
+		return nil, fmt.Errorf("CLUSTER SLOTS: %w", err)
+	}
+	return nodesFromSlots(slots, addr), nil
+}
+
+func isUnknownCommand(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "unknown subcommand") || strings.Contains(s, "unknown command")
+}
+
+// nodeAddr picks the address clients should use for a node, resolving an
+// unknown or empty endpoint to the address we asked.
+func nodeAddr(endpoint, ip string, port int64, asked string) string {
+	host := endpoint
+	if host == "" || host == "?" {
+		host = ip
+	}
+	if host == "" || host == "?" {
+		host, _, _ = net.SplitHostPort(asked)
+	}
+	return net.JoinHostPort(host, strconv.FormatInt(port, 10))
+}
+
+func nodesFromShards(shards []redis.ClusterShard, asked string) []Node {
+	var nodes []Node
+	for _, sh := range shards {
+		var ranges [][2]int
+		for _, r := range sh.Slots {
+			ranges = append(ranges, [2]int{int(r.Start), int(r.End)})
+		}
+		masterID := ""
+		for _, n := range sh.Nodes {
+			if n.Role == "master" {
+				masterID = n.ID
+			}
+		}
+		for _, n := range sh.Nodes {
+			node := Node{
+				ID:     n.ID,
+				Addr:   nodeAddr(n.Endpoint, n.IP, n.Port, asked),
+				Role:   n.Role,
+				Health: n.Health,
+			}
+			if n.Role == "master" {
+				node.Slots = ranges
+			} else {
+				node.Role = "replica"
+				node.MasterID = masterID
+			}
+			nodes = append(nodes, node)
+		}
+	}
+	return nodes
+}
+
+func nodesFromSlots(slots []redis.ClusterSlot, asked string) []Node {
+	byID := map[string]*Node{}
+	var order []string
+	for _, s := range slots {
+		for i, n := range s.Nodes {
+			host, port, _ := net.SplitHostPort(n.Addr)
+			p, _ := strconv.ParseInt(port, 10, 64)
+			addr := nodeAddr("", host, p, asked)
+			id := n.ID
+			if id == "" {
+				id = addr
+			}
+			nd := byID[id]
+			if nd == nil {
+				nd = &Node{ID: id, Addr: addr, Role: "replica", Health: "online"}
+				byID[id] = nd
+				order = append(order, id)
+			}
+			if i == 0 {
+				nd.Role = "master"
+				nd.Slots = append(nd.Slots, [2]int{int(s.Start), int(s.End)})
+			} else if len(s.Nodes) > 0 {
+				nd.MasterID = s.Nodes[0].ID
+			}
+		}
+	}
+	nodes := make([]Node, 0, len(order))
+	for _, id := range order {
+		nodes = append(nodes, *byID[id])
+	}
+	return nodes
+}
+
+// publish turns nodes into a snapshot, starts backends for new masters and
+// retires those that serve no slot any more.
+func (o *topologyOwner) publish(nodes []Node, source string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ctx == nil {
+		return
+	}
+	next := &topology{nodes: nodes, at: time.Now(), source: source}
+	keep := map[string]bool{}
+	for _, n := range nodes {
+		keep[n.Addr] = true
+		if n.Role != "master" || len(n.Slots) == 0 {
+			continue
+		}
+		b := o.backendLocked(n.Addr)
+		next.masters = append(next.masters, b)
+		for _, r := range n.Slots {
+			for s := r[0]; s <= r[1] && s < SlotCount; s++ {
+				next.slots[s] = b
+			}
+		}
+	}
+	slices.SortFunc(next.masters, func(x, y *backend) int { return strings.Compare(x.addr, y.addr) })
+	cur := o.load()
+	changed := cur.slots != next.slots || !slices.Equal(cur.masters, next.masters)
+	if changed {
+		o.version++
+		o.log.Info("topology changed", "version", o.version, "masters", len(next.masters),
+			"slots_served", servedSlots(next), "source", source)
+	}
+	next.version = o.version
+	o.cur.Store(next)
+	for addr, b := range o.backends {
+		if !slices.Contains(next.masters, b) {
+			// Let in-flight replies (MOVED included) arrive before closing.
+			b.retire(5 * time.Second)
+			delete(o.backends, addr)
+		}
+	}
+	for addr, c := range o.ctl {
+		if !keep[addr] && !slices.Contains(o.cfg.Cluster.Seeds, addr) {
+			c.Close()
+			delete(o.ctl, addr)
+		}
+	}
+}
+
+func servedSlots(t *topology) int {
+	n := 0
+	for _, b := range t.slots {
+		if b != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// start binds the owner to the lifetime of the backends.
+func (o *topologyOwner) start(ctx context.Context, wg *sync.WaitGroup) {
+	o.mu.Lock()
+	o.ctx, o.wg = ctx, wg
+	o.mu.Unlock()
+}
+
+func (o *topologyOwner) close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, c := range o.ctl {
+		c.Close()
+	}
+	o.ctl = map[string]*redis.Client{}
+}
