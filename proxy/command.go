@@ -109,10 +109,24 @@ func (ci *cmdInfo) arityOK(n int) bool {
 }
 
 // slotOf returns the slot all keys of args hash to, -1 when the command names
-// no key, and cross=true when keys hash to different slots. It follows
-// getKeysUsingKeySpecs in Redis's db.c.
+// no key, and cross=true when keys hash to different slots.
 func (ci *cmdInfo) slotOf(args [][]byte) (slot int, cross bool) {
 	slot = -1
+	ci.eachKey(args, func(k []byte) bool {
+		s := Slot(k)
+		if slot >= 0 && s != slot {
+			cross = true
+			return false
+		}
+		slot = s
+		return true
+	})
+	return slot, cross
+}
+
+// eachKey calls fn with every key of args until fn returns false. It
+// follows getKeysUsingKeySpecs in Redis's db.c.
+func (ci *cmdInfo) eachKey(args [][]byte, fn func(key []byte) bool) {
 	argc := len(args)
 	for i := range ci.specs {
 		ks := &ci.specs[i]
@@ -143,10 +157,7 @@ func (ci *cmdInfo) slotOf(args [][]byte) (slot int, cross bool) {
 				continue
 			}
 			n, ok := parseLen(args[idx])
-			if !ok || n > int64(argc) {
-				continue
-			}
-			if n == 0 {
+			if !ok || n == 0 || n > int64(argc) {
 				continue
 			}
 			first += ks.firstKey
@@ -157,15 +168,11 @@ func (ci *cmdInfo) slotOf(args [][]byte) (slot int, cross bool) {
 			step = 1
 		}
 		for k := first; k <= last && k < argc; k += step {
-			s := Slot(args[k])
-			if slot < 0 {
-				slot = s
-			} else if s != slot {
-				return slot, true
+			if !fn(args[k]) {
+				return
 			}
 		}
 	}
-	return slot, false
 }
 
 // findKeyword returns the index after keyword, searching from startFrom

@@ -64,8 +64,6 @@ func (lc *localCmd) run(c *client, args [][]byte, dst []byte) []byte {
 	return dst
 }
 
-func isLocal(name string) bool { return localCmds[name] != nil }
-
 func localStats() []*cmdInfo {
 	out := make([]*cmdInfo, 0, len(localCmds))
 	for _, lc := range localCmds {

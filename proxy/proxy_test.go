@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slotway/slotway/internal/redistest"
@@ -538,5 +539,45 @@ func TestLocalCommands(t *testing.T) {
 	}
 	if _, err := r.rd.ReadByte(); err == nil {
 		t.Error("connection open after QUIT")
+	}
+}
+
+// TestMetrics checks that counters move, that every exposed metric passes
+// promlint, and that labels stay bounded whatever clients send.
+func TestMetrics(t *testing.T) {
+	shortIf(t)
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	p := startProxy(t, c)
+	rc := p.client(t)
+	ctx := context.Background()
+	pipe := rc.Pipeline()
+	for i := range 10000 {
+		pipe.Set(ctx, "m:"+strconv.Itoa(i), "v", 0)
+		pipe.Do(ctx, "NOSUCHCMD"+strconv.Itoa(i), "x")
+	}
+	_, _ = pipe.Exec(ctx)
+	if got := p.counter(t, "slotway_proxy_commands_total", "command", "set", "result", "ok"); got != 10000 {
+		t.Errorf("set ok = %v, want 10000", got)
+	}
+	if got := p.counter(t, "slotway_proxy_unknown_commands_total"); got != 10000 {
+		t.Errorf("unknown commands = %v, want 10000", got)
+	}
+	mfs, err := p.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := 0
+	for _, mf := range mfs {
+		series += len(mf.GetMetric())
+	}
+	if series > 200 {
+		t.Errorf("%d series after 10,000 distinct keys and commands: labels are not bounded", series)
+	}
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pr := range problems {
+		t.Errorf("promlint: %s: %s", pr.Metric, pr.Text)
 	}
 }

@@ -226,6 +226,7 @@ func (o *topologyOwner) fetch(ctx context.Context, addr string) ([]Node, error) 
 	if !isUnknownCommand(err) {
 		return nil, fmt.Errorf("CLUSTER SHARDS: %w", err)
 	}
+	//lint:ignore SA1019 CLUSTER SLOTS is the fallback for Redis before 7.0, which lacks CLUSTER SHARDS.
 	slots, err := c.ClusterSlots(ctx).Result()
 	if err != nil {
 		return nil, fmt.Errorf("CLUSTER SLOTS: %w", err)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/slotway/slotway/internal/redistest"
 	"github.com/slotway/slotway/proxy"
-	"github.com/slotway/slotway/stats"
 )
 
 // cmdDemo starts a local Redis Cluster (3 masters with a replica each and
@@ -128,6 +127,9 @@ func shiftPort(addr string, by int) string {
 		return addr
 	}
 	p, _ := strconv.Atoi(port)
+	if p == 0 {
+		return addr // any free port, for each instance
+	}
 	return net.JoinHostPort(host, strconv.Itoa(p+by))
 }
 
@@ -156,5 +158,3 @@ func slotText(r [][2]int) string {
 	}
 	return fmt.Sprintf("%5d slots%s", n, s)
 }
-
-var _ = stats.DefaultConfig

@@ -1,0 +1,52 @@
+# Slotway: make demo | make test | make build | make bench | make lint
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/slotway/slotway/proxy.Version=$(VERSION)
+STATICCHECK_VERSION := v0.8.2
+# Integration tests start real redis-server processes; the proxy is always
+# tested under the race detector.
+TEST_FLAGS ?= -count=1 -timeout 20m
+
+.PHONY: all build demo test test-unit fuzz lint bench deps clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/slotway ./cmd/slotway
+
+# deps installs what the demo and the tests need on a fresh Debian machine.
+deps:
+	@if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null || ! command -v redis-benchmark >/dev/null; then \
+		echo "installing redis-server and redis-tools ..."; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server redis-tools >/dev/null; \
+		$$SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true; \
+	fi
+
+demo: deps build
+	./bin/slotway demo
+
+test: deps
+	$(GO) test $(TEST_FLAGS) -race ./proxy/... ./internal/...
+	$(GO) test $(TEST_FLAGS) ./cmd/... ./stats/... ./ha/... ./scaler/...
+	$(MAKE) fuzz
+
+# A short run of every fuzz target (seed corpus plus a few seconds each).
+FUZZTIME ?= 5s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./proxy/
+	$(GO) test -run '^$$' -fuzz '^FuzzScanReply$$' -fuzztime $(FUZZTIME) ./proxy/
+	$(GO) test -run '^$$' -fuzz '^FuzzSlot$$' -fuzztime $(FUZZTIME) ./proxy/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config/
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+bench: deps build
+	bench/run.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/slotway/slotway/internal/redistest"
+)
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"unknown key", "proxy:\n  listen: 127.0.0.1:7100\n  cluster:\n    seeds: [\"127.0.0.1:7000\"]\n    sedes: []\n", "line 5: unknown key proxy.cluster.sedes"},
+		{"bad address", "proxy:\n  listen: 127.0.0.1\n  cluster:\n    seeds: [\"127.0.0.1:7000\"]\n", "line 2: proxy.listen: want host:port"},
+		{"bad seed", "proxy:\n  cluster:\n    seeds: [\"127.0.0.1:7000\", \"300.1.2.3:7001\"]\n", "line 3: proxy.cluster.seeds[1]: bad IP address"},
+		{"empty seeds", "proxy:\n  listen: 127.0.0.1:7100\n  cluster:\n    seeds: []\n", "line 4: proxy.cluster.seeds: at least one cluster node"},
+		{"no seeds at all", "stats:\n  listen: 127.0.0.1:8100\n", "proxy.cluster.seeds: at least one cluster node"},
+		{"bad stats listen", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\nstats:\n  listen: x\n", "line 5: stats.listen"},
+		{"bad duration", "proxy:\n  retry_timeout: soon\n  cluster:\n    seeds: [\"a:1\"]\n", "line 2"},
+		{"bad limit", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\n  limits:\n    max_bulk_len: 0\n", "line 5: proxy.limits.max_bulk_len: must be 1b..4gb"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "slotway.yaml")
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := loadConfig(path)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v\nwant it to contain %q", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), path) {
+				t.Errorf("error does not name the file: %v", err)
+			}
+		})
+	}
+}
+
+// TestExampleConfigs loads every example config shipped in deploy/ and
+// every YAML block of the README that is a Slotway config.
+func TestExampleConfigs(t *testing.T) {
+	root := filepath.Join("..", "..")
+	var files []string
+	err := filepath.WalkDir(filepath.Join(root, "deploy"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
+			b, rerr := os.ReadFile(p)
+			if rerr == nil && regexp.MustCompile(`(?m)^proxy:`).Match(b) {
+				files = append(files, p)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllSubmatch(readme, -1)
+	for i, b := range blocks {
+		if !regexp.MustCompile(`(?m)^proxy:`).Match(b[1]) {
+			continue
+		}
+		p := filepath.Join(t.TempDir(), fmt.Sprintf("readme-%d.yaml", i))
+		if err := os.WriteFile(p, b[1], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, p)
+	}
+	if len(files) < 2 {
+		t.Fatalf("found only %d example configs: %v", len(files), files)
+	}
+	for _, f := range files {
+		if _, err := loadConfig(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "slotway")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func requireRedis(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server is required under CI=true")
+		}
+		t.Skip("redis-server not installed")
+	}
+}
+
+// TestDemoEndToEnd runs the binary's demo, talks to the printed endpoint and
+// stats URL, then stops it with SIGINT and expects exit 0 and a clean dir.
+func TestDemoEndToEnd(t *testing.T) {
+	requireRedis(t)
+	bin := buildBinary(t)
+	tmp := t.TempDir()
+	cmd := exec.Command(bin, "demo", "-listen", "127.0.0.1:0", "-stats", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var endpoint, statsURL string
+	timeout := time.After(90 * time.Second)
+	for endpoint == "" || statsURL == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("demo exited before printing its endpoint; stderr:\n%s", stderr.String())
+			}
+			t.Log(l)
+			if v, ok := strings.CutPrefix(l, "endpoint: "); ok {
+				endpoint = v
+			}
+			if v, ok := strings.CutPrefix(l, "stats: "); ok {
+				statsURL = v
+			}
+		case <-timeout:
+			t.Fatalf("no endpoint after 90s; stderr:\n%s", stderr.String())
+		}
+	}
+	if !regexp.MustCompile(`^127\.0\.0\.1:\d+$`).MatchString(endpoint) || !regexp.MustCompile(`^http://127\.0\.0\.1:\d+/$`).MatchString(statsURL) {
+		t.Fatalf("endpoint %q, stats %q", endpoint, statsURL)
+	}
+	rc := redis.NewClient(&redis.Options{Addr: endpoint})
+	defer rc.Close()
+	ctx := context.Background()
+	if err := rc.Set(ctx, "demo:key", "hello", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := rc.Get(ctx, "demo:key").Result(); err != nil || v != "hello" {
+		t.Fatalf("GET = %q, %v", v, err)
+	}
+	for _, path := range []string{"healthz", "readyz", "metrics"} {
+		resp, err := http.Get(statsURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s%s: %d %s", statsURL, path, resp.StatusCode, body)
+		}
+		if path == "metrics" && !strings.Contains(string(body), `slotway_proxy_commands_total{command="set",result="ok"} 1`) {
+			t.Errorf("/metrics does not count the SET:\n%s", body)
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		for range lines {
+		}
+		done <- cmd.Wait()
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("demo exit: %v; stderr:\n%s", err, stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("demo did not exit after SIGINT")
+	}
+	left, _ := filepath.Glob(filepath.Join(tmp, "slotway-demo-*"))
+	if len(left) > 0 {
+		t.Errorf("demo left %v behind", left)
+	}
+}
+
+// TestRunSIGTERM runs `slotway run -c FILE` against a real cluster and
+// expects a clean exit 0 on SIGTERM.
+func TestRunSIGTERM(t *testing.T) {
+	requireRedis(t)
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	bin := buildBinary(t)
+	ports := make([]int, 2)
+	for i := range ports {
+		p, err := redistest.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = p
+	}
+	cfg := fmt.Sprintf("proxy:\n  listen: 127.0.0.1:%d\n  cluster:\n    seeds: [%q]\nstats:\n  listen: 127.0.0.1:%d\n", ports[0], c.Seeds()[0], ports[1])
+	path := filepath.Join(t.TempDir(), "slotway.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "-c", path)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	rc := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", ports[0]), MaxRetries: -1})
+	defer rc.Close()
+	ctx := context.Background()
+	redistest.WaitFor(t, 30*time.Second, "slotway to serve", func() bool {
+		return rc.Set(ctx, "run:key", "v", 0).Err() == nil
+	})
+	if v := rc.Get(ctx, "run:key").Val(); v != "v" {
+		t.Fatalf("GET = %q", v)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no exit after SIGTERM\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "slotway stopped") {
+		t.Errorf("log lacks the stop line:\n%s", out.String())
+	}
+}
+
+func TestUsage(t *testing.T) {
+	var out, errb strings.Builder
+	if code := runMain([]string{"version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "slotway ") {
+		t.Errorf("version: %d %q", code, out.String())
+	}
+	if code := runMain([]string{"nope"}, &out, &errb); code != 2 {
+		t.Errorf("unknown command exit %d", code)
+	}
+	if code := runMain([]string{"run"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "-config FILE is required") {
+		t.Errorf("run without config: %d %q", code, errb.String())
+	}
+}
