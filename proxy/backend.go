@@ -113,15 +113,9 @@ type pipe struct {
 	deadline time.Time // retiring: close by then even if replies are missing
 }
 
-// enqueue hands req to the pipe. It returns an error (and the request is
-// not queued) when the pipe cannot take it.
-//
-// The calling client writes to the socket itself when no write is in
-// progress (flat combining): a hand-off to a writer goroutine costs a
-// thread wake-up per command, which dominates latency on small machines.
-// While one client writes, others append to pend and the writer of the
-// moment sends their bytes in its next write, so batching still happens
-// under load.
+// enqueue appends req to the pipe's pending bytes. It returns an error
+// (and the request is not queued) when the pipe cannot take it. The caller
+// must call flush once it has enqueued its whole batch.
 func (p *pipe) enqueue(req *request, asking bool) error {
 	p.mu.Lock()
 	if p.state == pipeDown || p.state == pipeClosed || p.retiring {
@@ -136,12 +130,25 @@ func (p *pipe) enqueue(req *request, asking bool) error {
 	}
 	p.pend = append(p.pend, req.raw...)
 	p.pendReqs = append(p.pendReqs, req)
-	if up := p.state == pipeUp; !up || p.writing {
+	p.mu.Unlock()
+	return nil
+}
+
+// flush sends what is pending. The calling client writes to the socket
+// itself when no write is in progress (flat combining): a hand-off to a
+// writer goroutine costs a thread wake-up per batch, which dominates
+// latency on small machines. While one client writes, others only append,
+// and the writer of the moment sends their bytes in its next write.
+func (p *pipe) flush() {
+	p.mu.Lock()
+	if p.state != pipeUp {
 		p.mu.Unlock()
-		if !up {
-			p.kick()
-		}
-		return nil
+		p.kick() // the run loop sends it once connected
+		return
+	}
+	if p.writing || len(p.pend) == 0 {
+		p.mu.Unlock()
+		return
 	}
 	// Yield once before writing: clients the netpoller has just woken run
 	// now and append their commands, so they share this write. With nothing
@@ -152,7 +159,6 @@ func (p *pipe) enqueue(req *request, asking bool) error {
 	p.mu.Lock()
 	p.flushLocked(maxInlineFlushes)
 	p.mu.Unlock()
-	return nil
 }
 
 // maxInlineFlushes bounds how many writes one client does for others

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -66,6 +67,7 @@ type client struct {
 	reqs  []request
 	batch batch
 	quit  bool
+	dirty []*pipe // pipes this round appended to; flushed once each
 
 	name     []byte // CLIENT SETNAME
 	libName  []byte
@@ -162,16 +164,20 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 	req.raw, req.err, req.target, req.asking, req.redirects = raw, nil, nil, false, 0
 	req.reply = req.reply[:0]
 	req.state = stDone
-	if h := localCommand(args[0]); h != nil {
-		req.reply = h(c, args, req.reply)
-		return
-	}
 	t := c.s.table.Load()
 	if t == nil {
+		if h := localCommand(args[0]); h != nil {
+			req.reply = h(c, args, req.reply)
+			return
+		}
 		req.reply = appendError(req.reply, "CLUSTERDOWN slotway has not reached the cluster yet")
 		return
 	}
 	ci, unknownSub := t.lookup(args)
+	if ci != nil && ci.kind == kindLocal {
+		req.reply = ci.local.run(c, args, req.reply)
+		return
+	}
 	switch {
 	case ci == nil && unknownSub:
 		req.reply = appendError(req.reply, "ERR unknown subcommand '"+printable(args[1])+"'. Try "+upper(args[0])+" HELP.")
@@ -234,6 +240,11 @@ func (c *client) execute(reqs []request) {
 		if sent == 0 {
 			return
 		}
+		for i, p := range c.dirty {
+			p.flush()
+			c.dirty[i] = nil
+		}
+		c.dirty = c.dirty[:0]
 		if c.batch.pending.Add(-1) != 0 {
 			<-c.batch.done
 		}
@@ -348,6 +359,10 @@ func (c *client) send(r *request) {
 	if err := p.enqueue(r, r.asking); err != nil {
 		c.batch.pending.Add(-1)
 		r.err = err
+		return
+	}
+	if !slices.Contains(c.dirty, p) {
+		c.dirty = append(c.dirty, p)
 	}
 }
 

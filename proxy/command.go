@@ -57,6 +57,7 @@ type cmdInfo struct {
 	reason string // for kindUnsupported
 	// blockArg: blocking only when a BLOCK argument is given (XREAD).
 	blockArg bool
+	local    *localCmd // for kindLocal
 	stats    *cmdStats
 }
 
@@ -74,7 +75,7 @@ func (t *commandTable) lookup(args [][]byte) (ci *cmdInfo, unknownSub bool) {
 		return nil, false
 	}
 	ci = t.cmds[string(name)]
-	if ci == nil || ci.subs == nil || len(args) < 2 {
+	if ci == nil || ci.subs == nil || ci.kind == kindLocal || len(args) < 2 {
 		return ci, false
 	}
 	sub, ok := lower(buf[:0], args[1])
@@ -375,6 +376,10 @@ func applyOverrides(t *commandTable) {
 				s.kind, s.reason = kindAnyMaster, ""
 			}
 		}
+	}
+	// The proxy answers these itself; one lookup then serves both kinds.
+	for name, lc := range localCmds {
+		t.cmds[name] = lc.info
 	}
 	// SORT's STORE destination has an "unknown" spec: find it by keyword.
 	for _, name := range []string{"sort", "sort_ro"} {

@@ -24,7 +24,9 @@ var localCmds map[string]*localCmd
 func init() {
 	localCmds = map[string]*localCmd{}
 	add := func(name string, arity int, fn localFunc) {
-		localCmds[name] = &localCmd{info: &cmdInfo{name: name, arity: arity, kind: kindLocal, stats: &cmdStats{}}, fn: fn}
+		lc := &localCmd{info: &cmdInfo{name: name, arity: arity, kind: kindLocal, stats: &cmdStats{}}, fn: fn}
+		lc.info.local = lc
+		localCmds[name] = lc
 	}
 	add("ping", -1, cmdPing)
 	add("echo", 2, cmdEcho)
@@ -36,7 +38,8 @@ func init() {
 	add("client", -2, cmdClient)
 }
 
-// localCommand returns the proxy's own handler for name, counting the call.
+// localCommand returns the proxy's own handler for name; it serves clients
+// before the command table is known.
 func localCommand(name []byte) localFunc {
 	var buf [16]byte
 	n, ok := lower(buf[:0], name)

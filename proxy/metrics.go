@@ -143,6 +143,9 @@ func (c *commandCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(commandsDesc, prometheus.CounterValue, float64(errs), ci.name, "error")
 	}
 	for _, ci := range t.cmds {
+		if ci.kind == kindLocal {
+			continue // emitted below, also before the table is known
+		}
 		emit(ci)
 		for _, sub := range ci.subs {
 			emit(sub)

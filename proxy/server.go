@@ -187,6 +187,9 @@ func (s *Server) totalCommands() uint64 {
 	var n uint64
 	if t := s.table.Load(); t != nil {
 		for _, ci := range t.cmds {
+			if ci.kind == kindLocal {
+				continue // counted below
+			}
 			n += ci.stats.calls.Load()
 			for _, sub := range ci.subs {
 				n += sub.stats.calls.Load()
