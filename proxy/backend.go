@@ -139,7 +139,11 @@ func (p *pipe) enqueue(req *request, asking bool) error {
 // writer goroutine costs a thread wake-up per batch, which dominates
 // latency on small machines. While one client writes, others only append,
 // and the writer of the moment sends their bytes in its next write.
-func (p *pipe) flush() {
+//
+// yield lets clients the netpoller has just woken run first and append
+// their commands, so they share this write; the caller yields once per
+// batch, not once per pipe.
+func (p *pipe) flush(yield bool) {
 	p.mu.Lock()
 	if p.state != pipeUp {
 		p.mu.Unlock()
@@ -150,13 +154,13 @@ func (p *pipe) flush() {
 		p.mu.Unlock()
 		return
 	}
-	// Yield once before writing: clients the netpoller has just woken run
-	// now and append their commands, so they share this write. With nothing
-	// else runnable, Gosched returns at once.
-	p.writing = true
-	p.mu.Unlock()
-	runtime.Gosched()
-	p.mu.Lock()
+	if yield {
+		// With nothing else runnable, Gosched returns at once.
+		p.writing = true
+		p.mu.Unlock()
+		runtime.Gosched()
+		p.mu.Lock()
+	}
 	p.flushLocked(maxInlineFlushes)
 	p.mu.Unlock()
 }

@@ -241,7 +241,7 @@ func (c *client) execute(reqs []request) {
 			return
 		}
 		for i, p := range c.dirty {
-			p.flush()
+			p.flush(i == 0)
 			c.dirty[i] = nil
 		}
 		c.dirty = c.dirty[:0]
