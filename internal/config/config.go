@@ -40,16 +40,23 @@ func Prefix(prefix string, err error) error {
 	if err == nil {
 		return nil
 	}
+	return mapFieldErrors(err, func(fe *FieldError) { fe.Field = prefix + "." + fe.Field },
+		func(e error) error { return fmt.Errorf("%s: %w", prefix, e) })
+}
+
+// mapFieldErrors rewrites a copy of every FieldError in err with fe, and
+// every other error with other.
+func mapFieldErrors(err error, fe func(*FieldError), other func(error) error) error {
 	var out []error
 	for _, e := range flatten(err) {
-		var fe *FieldError
-		if errors.As(e, &fe) {
-			c := *fe
-			c.Field = prefix + "." + fe.Field
+		var f *FieldError
+		if errors.As(e, &f) {
+			c := *f
+			fe(&c)
 			out = append(out, &c)
 			continue
 		}
-		out = append(out, fmt.Errorf("%s: %w", prefix, e))
+		out = append(out, other(e))
 	}
 	return errors.Join(out...)
 }
@@ -108,18 +115,8 @@ func Parse(data []byte, dst any) error {
 	if err == nil {
 		return nil
 	}
-	var out []error
-	for _, e := range flatten(err) {
-		var fe *FieldError
-		if errors.As(e, &fe) {
-			c := *fe
-			c.Line = lineOf(doc, fe.Field)
-			out = append(out, &c)
-			continue
-		}
-		out = append(out, e)
-	}
-	return errors.Join(out...)
+	return mapFieldErrors(err, func(fe *FieldError) { fe.Line = lineOf(doc, fe.Field) },
+		func(e error) error { return e })
 }
 
 // checkKeys walks the YAML mapping against the struct's yaml tags and
