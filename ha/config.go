@@ -40,7 +40,7 @@ type Config struct {
 	FenceAfter time.Duration `yaml:"fence_after"`
 	// LeaderApart puts the leader (autoscaler) on a non-holder in groups
 	// of three or more. Default false: the holder leads.
-	LeaderApart bool `yaml:"leader_apart"`
+	LeaderApart bool        `yaml:"leader_apart"`
 	VIP         VIPConfig   `yaml:"vip"`
 	Hooks       HooksConfig `yaml:"hooks"`
 }
