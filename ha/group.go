@@ -1,0 +1,526 @@
+package ha
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Timing of the group. The holder fences itself when it has not heard a
+// quorum for FenceAfter; the others take over only when they have not
+// heard the holder for FenceAfter+takeoverMargin, so the old holder always
+// lets go first.
+const (
+	heartbeatEvery = 100 * time.Millisecond
+	takeoverMargin = 2 * heartbeatEvery
+	rejoinEvery    = 2 * time.Second
+	drainWait      = time.Second
+)
+
+// Options are what the wiring knows about this instance.
+type Options struct {
+	ProxyAddr, StatsAddr, Version string
+	// Healthy reports whether this instance can serve clients (it reaches
+	// the cluster). Unhealthy members are not elected; with two configured
+	// members it is also the tie-breaker. Nil means always healthy.
+	Healthy func() bool
+}
+
+// State is a snapshot of the group as this member sees it.
+type State struct {
+	Self    string        `json:"self"`
+	Holder  string        `json:"holder"`
+	Leader  string        `json:"leader"`
+	Term    uint64        `json:"term"` // this member's term
+	Role    string        `json:"role"`
+	Quorum  bool          `json:"quorum"`
+	Reason  string        `json:"reason"`
+	Members []MemberState `json:"members"`
+}
+
+// MemberState is one member with its gossiped metadata.
+type MemberState struct {
+	Meta
+	Addr      string    `json:"addr"`
+	LastHeard time.Time `json:"last_heard"`
+	Alive     bool      `json:"alive"` // heard within the takeover window
+}
+
+// Group is this instance's membership in the Slotway group.
+type Group struct {
+	cfg     Config
+	opts    Options
+	log     *slog.Logger
+	m       *metrics
+	key     []byte
+	started time.Time
+
+	mu     sync.Mutex // guards meta, nodes, ranked
+	meta   Meta
+	nodes  map[string]*peer // other members, from events and heartbeats
+	ranked map[string]rankSeen
+
+	ml      *memberlist.Memberlist
+	state   atomic.Pointer[State]
+	kick    chan struct{}
+	gossipC chan struct{} // asks the gossip goroutine to push our metadata
+	// abandon makes Run stop like a crash: no drain, no leave (tests).
+	abandon atomic.Bool
+}
+
+// peer is another member as we last heard it. Heartbeats carry its
+// metadata, so the view is never older than one heartbeat.
+type peer struct {
+	addr      string
+	meta      Meta
+	lastHeard time.Time
+}
+
+type rankSeen struct {
+	prio  int
+	since time.Time
+}
+
+// New validates cfg and reads the gossip key. It starts nothing.
+func New(cfg Config, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Group, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("ha config: %w", err)
+	}
+	if cfg.VIP.Mode != "status" && !cfg.Witness {
+		return nil, fmt.Errorf("ha.vip.mode %q is not implemented yet; use status", cfg.VIP.Mode)
+	}
+	g := &Group{
+		cfg: cfg, opts: opts, log: logger,
+		nodes:   map[string]*peer{},
+		ranked:  map[string]rankSeen{},
+		kick:    make(chan struct{}, 1),
+		gossipC: make(chan struct{}, 1),
+	}
+	if cfg.SecretKeyFile != "" {
+		key, err := os.ReadFile(cfg.SecretKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("ha.secret_key_file: %w", err)
+		}
+		if len(key) != 32 {
+			return nil, fmt.Errorf("ha.secret_key_file: must hold exactly 32 bytes, has %d", len(key))
+		}
+		g.key = key
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("register ha metrics: %w", err)
+	}
+	g.m = m
+	g.meta = Meta{Name: cfg.Name, Priority: cfg.Priority, Effective: cfg.Priority, Witness: cfg.Witness,
+		ProxyAddr: opts.ProxyAddr, StatsAddr: opts.StatsAddr, Version: opts.Version}
+	if cfg.Witness {
+		g.meta.Effective = 0
+	}
+	g.state.Store(&State{Self: cfg.Name, Role: RoleCandidate.String()})
+	return g, nil
+}
+
+// State returns the latest view of the group.
+func (g *Group) State() State { return *g.state.Load() }
+
+// IsHolder reports whether this member holds the VIP now.
+func (g *Group) IsHolder() bool { return g.State().Role == RoleHolder.String() }
+
+// IsLeader reports whether this member is the leader, and its term: the
+// fencing token of every leader action.
+func (g *Group) IsLeader() (bool, uint64) {
+	s := g.State()
+	return s.Leader == g.cfg.Name && s.Quorum, s.Term
+}
+
+func (g *Group) memberlistConfig() (*memberlist.Config, error) {
+	host, port, err := net.SplitHostPort(g.cfg.Bind)
+	if err != nil {
+		return nil, err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return nil, err
+	}
+	c := memberlist.DefaultLANConfig()
+	c.Name = g.cfg.Name
+	c.BindAddr, c.BindPort = host, p
+	c.AdvertiseAddr, c.AdvertisePort = host, p
+	c.Label = g.cfg.Label
+	c.SecretKey = g.key
+	// A "fast LAN" preset: Slotway groups are a handful of nodes on one
+	// segment, and a VIP that waits for memberlist's default failure
+	// detection (seconds) is no better than keepalived.
+	c.ProbeInterval = 500 * time.Millisecond // probe a random member twice a second
+	c.ProbeTimeout = 200 * time.Millisecond  // a LAN answers well within this
+	c.SuspicionMult = 2                      // suspect -> dead after ~2 probe rounds (small groups)
+	c.GossipInterval = 100 * time.Millisecond
+	c.PushPullInterval = 10 * time.Second // full-state sync; heals missed gossip
+	c.TCPTimeout = time.Second
+	c.DeadNodeReclaimTime = time.Second // a restarted member may rejoin at once under its name
+	c.Delegate = &delegate{g: g}
+	c.Events = &events{g: g}
+	c.Logger = log.New(logAdapter{g.log}, "", 0)
+	return c, nil
+}
+
+// Run joins the group and keeps electing until ctx ends; then a holder
+// hands over (draining), and the member leaves before shutting down.
+func (g *Group) Run(ctx context.Context) error {
+	conf, err := g.memberlistConfig()
+	if err != nil {
+		return fmt.Errorf("ha.bind: %w", err)
+	}
+	ml, err := memberlist.Create(conf)
+	if err != nil {
+		return fmt.Errorf("start memberlist on %s: %w", g.cfg.Bind, err)
+	}
+	g.mu.Lock()
+	g.ml = ml
+	g.mu.Unlock()
+	g.started = time.Now()
+	// UpdateNode blocks until the broadcast is out (hundreds of ms); it
+	// runs here so the election loop never waits on it.
+	var gwg sync.WaitGroup
+	gctx, gcancel := context.WithCancel(context.Background())
+	defer func() { gcancel(); gwg.Wait() }()
+	gwg.Go(func() {
+		for {
+			select {
+			case <-gctx.Done():
+				return
+			case <-g.gossipC:
+				if err := ml.UpdateNode(time.Second); err != nil && gctx.Err() == nil {
+					g.log.Debug("gossip metadata", "err", err)
+				}
+			}
+		}
+	})
+	g.join()
+
+	hb := time.NewTicker(heartbeatEvery)
+	defer hb.Stop()
+	rejoin := time.NewTicker(rejoinEvery)
+	defer rejoin.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if g.abandon.Load() {
+				gcancel()
+				gwg.Wait()
+				return ml.Shutdown()
+			}
+			g.drain()
+			gcancel()
+			gwg.Wait()
+			if err := ml.Leave(time.Second); err != nil {
+				g.log.Warn("leave group", "err", err)
+			}
+			if err := ml.Shutdown(); err != nil {
+				return fmt.Errorf("memberlist shutdown: %w", err)
+			}
+			g.setRole(RoleCandidate, "shutdown", g.State().Term)
+			return nil
+		case <-rejoin.C:
+			g.join()
+		case <-hb.C:
+			g.heartbeat()
+			g.tick(time.Now())
+		case <-g.kick:
+			g.tick(time.Now())
+		}
+	}
+}
+
+// join contacts configured peers that are not members: memberlist never
+// heals a partition by itself.
+func (g *Group) join() {
+	have := map[string]bool{}
+	g.mu.Lock()
+	for _, p := range g.nodes {
+		have[p.addr] = true
+	}
+	g.mu.Unlock()
+	var missing []string
+	for _, p := range g.cfg.Peers {
+		if !have[p] {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	if n, err := g.ml.Join(missing); err != nil && n == 0 {
+		g.log.Debug("join peers", "peers", missing, "err", err)
+	}
+}
+
+// heartbeat sends our metadata to every member directly: quorum, fencing
+// and role changes must not wait for gossip to spread.
+func (g *Group) heartbeat() {
+	b, err := g.selfMeta().encode()
+	if err != nil {
+		g.log.Error("encode heartbeat", "err", err)
+		return
+	}
+	msg := append([]byte(hbPrefix), b...)
+	g.mu.Lock()
+	targets := make([]memberlist.Address, 0, len(g.nodes))
+	for name, p := range g.nodes {
+		if p.addr != "" {
+			targets = append(targets, memberlist.Address{Addr: p.addr, Name: name})
+		}
+	}
+	g.mu.Unlock()
+	for _, a := range targets {
+		_ = g.ml.SendToAddress(a, msg)
+	}
+}
+
+const hbPrefix = "hb1"
+
+// tick runs the election on the current view and acts on the outcome.
+func (g *Group) tick(now time.Time) {
+	view := g.view(now)
+	self := g.selfMeta()
+	in := Input{
+		Self:         g.cfg.Name,
+		Configured:   len(g.cfg.Peers) + 1,
+		TieBreakOK:   g.healthy(),
+		Now:          now,
+		Started:      g.started,
+		Settle:       g.cfg.FenceAfter + takeoverMargin,
+		Preempt:      g.cfg.Preempt,
+		PreemptDelay: g.cfg.PreemptDelay,
+		LeaderApart:  g.cfg.LeaderApart,
+	}
+	for _, ms := range view {
+		if !ms.Alive {
+			continue
+		}
+		in.Members = append(in.Members, Member{Name: ms.Name, Priority: ms.Effective, Witness: ms.Witness,
+			Role: ms.Role, Term: ms.Term, RankedSince: g.rankedSince(ms.Name, ms.Effective, now)})
+	}
+	res := Elect(in)
+	// Fencing: a holder keeps the VIP only while it has heard a quorum
+	// within FenceAfter (tighter than the others' takeover window).
+	if self.Role == RoleHolder && !g.quorumWithin(now, g.cfg.FenceAfter) {
+		res.Holder, res.Quorum, res.Reason = "", false, fmt.Sprintf("fenced: no quorum heard for %v", g.cfg.FenceAfter)
+	}
+	switch {
+	case self.Role == RoleDraining:
+	case res.Holder == g.cfg.Name && self.Role != RoleHolder:
+		term := self.Term
+		for _, m := range in.Members {
+			term = max(term, m.Term)
+		}
+		term++
+		g.setRole(RoleHolder, "elected", term)
+		g.log.Info("claimed the VIP", "term", term, "reason", res.Reason)
+	case res.Holder != g.cfg.Name && self.Role == RoleHolder:
+		reason := "superseded"
+		if !res.Quorum {
+			reason = "no_quorum"
+		}
+		g.setRole(RoleCandidate, reason, self.Term)
+		g.log.Warn("released the VIP", "holder", res.Holder, "reason", res.Reason)
+	}
+	self = g.selfMeta()
+	st := &State{Self: g.cfg.Name, Holder: res.Holder, Leader: res.Leader, Term: self.Term,
+		Role: self.Role.String(), Quorum: res.Quorum, Reason: res.Reason, Members: view}
+	if self.Role == RoleHolder {
+		st.Holder = g.cfg.Name
+	}
+	g.state.Store(st)
+	g.m.observe(st)
+}
+
+func (g *Group) healthy() bool { return g.opts.Healthy == nil || g.opts.Healthy() }
+
+// view lists self and every member we have heard of, with when we last
+// heard it.
+func (g *Group) view(now time.Time) []MemberState {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := []MemberState{{Meta: g.meta, Addr: g.cfg.Bind, LastHeard: now, Alive: true}}
+	for _, p := range g.nodes {
+		if p.meta.Name == "" {
+			continue // known to memberlist, not heard yet
+		}
+		out = append(out, MemberState{Meta: p.meta, Addr: p.addr, LastHeard: p.lastHeard,
+			Alive: now.Sub(p.lastHeard) <= g.cfg.FenceAfter+takeoverMargin})
+	}
+	slices.SortFunc(out, func(a, b MemberState) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
+func (g *Group) quorumWithin(now time.Time, window time.Duration) bool {
+	n := len(g.cfg.Peers) + 1
+	if n <= 1 {
+		return true
+	}
+	g.mu.Lock()
+	heard := 1
+	for _, p := range g.nodes {
+		if !p.lastHeard.IsZero() && now.Sub(p.lastHeard) <= window {
+			heard++
+		}
+	}
+	g.mu.Unlock()
+	if n == 2 {
+		return heard == 2 || g.healthy()
+	}
+	return heard > n/2
+}
+
+func (g *Group) rankedSince(name string, prio int, now time.Time) time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	r, ok := g.ranked[name]
+	if !ok || r.prio != prio {
+		r = rankSeen{prio: prio, since: now}
+		g.ranked[name] = r
+	}
+	return r.since
+}
+
+func (g *Group) selfMeta() Meta {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.meta
+}
+
+// setRole changes our role and term and gossips them at once.
+func (g *Group) setRole(r Role, reason string, term uint64) {
+	g.mu.Lock()
+	from := g.meta.Role
+	g.meta.Role, g.meta.Term = r, term
+	if r == RoleDraining {
+		g.meta.Effective = 0
+	}
+	g.mu.Unlock()
+	if from != r {
+		g.m.transitions.WithLabelValues(from.String(), r.String(), reason).Inc()
+	}
+	select {
+	case g.gossipC <- struct{}{}:
+	default:
+	}
+}
+
+// drain hands the VIP over: role draining with priority 0, then wait until
+// another member claims it (or drainWait passes).
+func (g *Group) drain() {
+	if g.selfMeta().Role != RoleHolder {
+		return
+	}
+	g.setRole(RoleDraining, "shutdown", g.selfMeta().Term)
+	deadline := time.Now().Add(drainWait)
+	for time.Now().Before(deadline) {
+		g.heartbeat()
+		view := g.view(time.Now())
+		for _, ms := range view {
+			if ms.Name != g.cfg.Name && ms.Role == RoleHolder && ms.Alive {
+				g.log.Info("handed the VIP over", "to", ms.Name, "term", ms.Term)
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	g.log.Warn("no member claimed the VIP during drain", "waited", drainWait)
+}
+
+// delegate and events are memberlist callbacks: they copy and hand off,
+// never block and never call back into memberlist.
+type delegate struct{ g *Group }
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	b, err := d.g.selfMeta().encode()
+	if err != nil || len(b) > limit {
+		d.g.log.Error("node metadata too large", "err", err, "limit", limit)
+		return nil
+	}
+	return b
+}
+
+func (d *delegate) NotifyMsg(b []byte) {
+	if len(b) <= len(hbPrefix) || string(b[:len(hbPrefix)]) != hbPrefix {
+		return
+	}
+	meta, err := decodeMeta(b[len(hbPrefix):])
+	if err != nil || meta.Name == "" || meta.Name == d.g.cfg.Name {
+		return
+	}
+	g := d.g
+	g.mu.Lock()
+	p := g.nodes[meta.Name]
+	if p == nil {
+		p = &peer{}
+		g.nodes[meta.Name] = p
+	}
+	changed := p.meta.Role != meta.Role || p.meta.Term != meta.Term || p.meta.Effective != meta.Effective
+	p.meta, p.lastHeard = meta, time.Now()
+	g.mu.Unlock()
+	if changed {
+		select {
+		case g.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *delegate) LocalState(join bool) []byte                { return nil }
+func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+type events struct{ g *Group }
+
+// The *Node is only valid during the call: copy what we need.
+func (e *events) NotifyJoin(n *memberlist.Node)   { e.seen(n) }
+func (e *events) NotifyUpdate(n *memberlist.Node) { e.seen(n) }
+
+func (e *events) NotifyLeave(n *memberlist.Node) {
+	e.g.mu.Lock()
+	delete(e.g.nodes, n.Name)
+	e.g.mu.Unlock()
+	e.poke()
+}
+
+func (e *events) seen(n *memberlist.Node) {
+	if n.Name == e.g.cfg.Name {
+		return
+	}
+	addr := net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+	e.g.mu.Lock()
+	p := e.g.nodes[n.Name]
+	if p == nil {
+		p = &peer{}
+		e.g.nodes[n.Name] = p
+	}
+	p.addr = addr
+	e.g.mu.Unlock()
+	e.poke()
+}
+
+func (e *events) poke() {
+	select {
+	case e.g.kick <- struct{}{}:
+	default:
+	}
+}

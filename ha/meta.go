@@ -1,0 +1,42 @@
+package ha
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Meta is what each member gossips about itself (memberlist node
+// metadata, at most 512 bytes).
+type Meta struct {
+	Name      string `json:"n"`
+	Priority  int    `json:"p"`            // configured
+	Effective int    `json:"e"`            // after health; 0 = not electable
+	Witness   bool   `json:"w,omitempty"`  // votes, never holds
+	Role      Role   `json:"r"`            // candidate, holder, draining
+	Term      uint64 `json:"t"`            // term of its last claim
+	ProxyAddr string `json:"px,omitempty"` // client-facing address
+	StatsAddr string `json:"st,omitempty"` // HTTP address
+	Version   string `json:"v,omitempty"`
+}
+
+// metaLimit is memberlist's cap on node metadata.
+const metaLimit = 512
+
+func (m Meta) encode() ([]byte, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > metaLimit {
+		return nil, fmt.Errorf("node metadata is %d bytes, over memberlist's %d", len(b), metaLimit)
+	}
+	return b, nil
+}
+
+func decodeMeta(b []byte) (Meta, error) {
+	var m Meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("decode node metadata: %w", err)
+	}
+	return m, nil
+}

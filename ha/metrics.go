@@ -1,0 +1,62 @@
+package ha
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	role, holder, term, quorum prometheus.Gauge
+	members                    *prometheus.GaugeVec
+	transitions                *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		role: prometheus.NewGauge(prometheus.GaugeOpts{Name: "slotway_ha_role",
+			Help: "This member's role: 0 candidate, 1 VIP holder, 2 draining."}),
+		holder: prometheus.NewGauge(prometheus.GaugeOpts{Name: "slotway_ha_vip_holder",
+			Help: "1 when this member holds the VIP."}),
+		term: prometheus.NewGauge(prometheus.GaugeOpts{Name: "slotway_ha_term",
+			Help: "Term of this member's last claim."}),
+		quorum: prometheus.NewGauge(prometheus.GaugeOpts{Name: "slotway_ha_quorum_ok",
+			Help: "1 when this member hears a quorum of the configured group."}),
+		members: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "slotway_ha_members",
+			Help: "Group members by state (alive: heard within the takeover window)."}, []string{"state"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "slotway_ha_transitions_total",
+			Help: "Role changes of this member."}, []string{"from", "to", "reason"}),
+	}
+	for _, c := range []prometheus.Collector{m.role, m.holder, m.term, m.quorum, m.members, m.transitions} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observe(s *State) {
+	switch s.Role {
+	case RoleHolder.String():
+		m.role.Set(1)
+		m.holder.Set(1)
+	case RoleDraining.String():
+		m.role.Set(2)
+		m.holder.Set(0)
+	default:
+		m.role.Set(0)
+		m.holder.Set(0)
+	}
+	m.term.Set(float64(s.Term))
+	if s.Quorum {
+		m.quorum.Set(1)
+	} else {
+		m.quorum.Set(0)
+	}
+	alive, gone := 0, 0
+	for _, ms := range s.Members {
+		if ms.Alive {
+			alive++
+		} else {
+			gone++
+		}
+	}
+	m.members.WithLabelValues("alive").Set(float64(alive))
+	m.members.WithLabelValues("unreachable").Set(float64(gone))
+}
