@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/slotway/slotway/internal/config"
 )
 
@@ -64,6 +66,13 @@ type HooksConfig struct {
 	OnBackup string `yaml:"on_backup"`
 	OnLeader string `yaml:"on_leader"`
 	OnFault  string `yaml:"on_fault"`
+}
+
+// UnmarshalYAML fills in the defaults for keys the section leaves out.
+func (c *Config) UnmarshalYAML(n *yaml.Node) error {
+	*c = DefaultConfig()
+	type plain Config
+	return n.Decode((*plain)(c))
 }
 
 // DefaultConfig returns the defaults documented on each field.

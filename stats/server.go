@@ -44,6 +44,12 @@ type Source interface {
 	Ready() bool
 }
 
+// Holder is what the stats server needs from the HA group.
+type Holder interface {
+	// IsHolder reports whether this instance holds the VIP now.
+	IsHolder() bool
+}
+
 // Server serves the HTTP endpoints.
 type Server struct {
 	ln  net.Listener
@@ -53,7 +59,10 @@ type Server struct {
 
 // New binds cfg.Listen. reg receives Go runtime and process collectors;
 // gatherer is what /metrics exposes.
-func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source) (*Server, error) {
+//
+// holder is nil for an instance without an HA group: it is alone, so it
+// always answers /ha/vip with 200.
+func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, holder Holder) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("stats config: %w", err)
 	}
@@ -77,6 +86,20 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source) (*S
 			return
 		}
 		fmt.Fprintln(w, "ready")
+	})
+	// For an upstream L4 balancer in front of the group (vip.mode status):
+	// only the holder answers 200.
+	mux.HandleFunc("GET /ha/vip", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		switch {
+		case holder == nil:
+			fmt.Fprintln(w, "holder (single instance)")
+		case holder.IsHolder():
+			fmt.Fprintln(w, "holder")
+		default:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "backup")
+		}
 	})
 	if cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

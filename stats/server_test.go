@@ -20,7 +20,7 @@ func (r *readySource) Ready() bool { return r.ready.Load() }
 func TestEndpoints(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	src := &readySource{}
-	s, err := New(Config{Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler), reg, src)
+	s, err := New(Config{Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler), reg, src, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +57,9 @@ func TestEndpoints(t *testing.T) {
 	code, body := get("/metrics")
 	if code != 200 || !strings.Contains(body, "go_goroutines") {
 		t.Errorf("/metrics = %d", code)
+	}
+	if code, body := get("/ha/vip"); code != 200 || !strings.Contains(body, "single instance") {
+		t.Errorf("/ha/vip without a group = %d %q", code, body)
 	}
 	if code, _ := get("/debug/pprof/"); code != 404 {
 		t.Errorf("pprof served without stats.pprof: %d", code)

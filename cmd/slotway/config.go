@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 
+	"github.com/slotway/slotway/ha"
 	"github.com/slotway/slotway/internal/config"
 	"github.com/slotway/slotway/proxy"
 	"github.com/slotway/slotway/stats"
@@ -12,6 +13,8 @@ import (
 type fileConfig struct {
 	Proxy proxy.Config `yaml:"proxy"`
 	Stats stats.Config `yaml:"stats"`
+	// HA is optional: without it the instance runs alone.
+	HA *ha.Config `yaml:"ha"`
 }
 
 func defaultConfig() fileConfig {
@@ -19,10 +22,14 @@ func defaultConfig() fileConfig {
 }
 
 func (c *fileConfig) Validate() error {
-	return errors.Join(
+	errs := []error{
 		config.Prefix("proxy", c.Proxy.Validate()),
 		config.Prefix("stats", c.Stats.Validate()),
-	)
+	}
+	if c.HA != nil {
+		errs = append(errs, config.Prefix("ha", c.HA.Validate()))
+	}
+	return errors.Join(errs...)
 }
 
 func loadConfig(path string) (fileConfig, error) {

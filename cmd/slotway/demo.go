@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slotway/slotway/ha"
 	"github.com/slotway/slotway/internal/redistest"
 	"github.com/slotway/slotway/proxy"
 )
@@ -55,6 +56,17 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer cluster.Close()
 
+	// The two instances form one HA group in status mode: no address is
+	// moved (that needs root and a real interface); GET /ha/vip on the
+	// stats listener answers 200 only on the holder, for an L4 balancer.
+	var gossip []string
+	for range 2 {
+		p, err := redistest.FreePort()
+		if err != nil {
+			return fmt.Errorf("pick a gossip port: %w", err)
+		}
+		gossip = append(gossip, net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+	}
 	var insts []*instance
 	for i := range 2 {
 		cfg := defaultConfig()
@@ -62,6 +74,13 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cfg.Proxy.Listen = orFree(shiftPort(*listen, i))
 		cfg.Stats.Listen = orFree(shiftPort(*statsListen, i))
 		cfg.Stats.Pprof = *pprof
+		hc := ha.DefaultConfig()
+		hc.Name = "p" + strconv.Itoa(i+1)
+		hc.Bind = gossip[i]
+		hc.Peers = []string{gossip[1-i]}
+		hc.Priority = 150 - 50*i
+		hc.VIP = ha.VIPConfig{Mode: "status"}
+		cfg.HA = &hc
 		if v := os.Getenv("SLOTWAY_BACKEND_CONNS"); v != "" {
 			cfg.Proxy.BackendConns, _ = strconv.Atoi(v)
 		}
@@ -88,6 +107,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		wg.Wait()
 		return errors.Join(append(errs, err)...)
 	}
+	holder, err := waitHolder(rctx, insts)
+	if err != nil {
+		rcancel()
+		wg.Wait()
+		return errors.Join(append(errs, err)...)
+	}
 	fmt.Fprintln(stdout, "cluster nodes:")
 	for _, n := range insts[0].proxy.Nodes() {
 		fmt.Fprintf(stdout, "  %-16s %-8s %s\n", n.Addr, n.Role, slotText(n.Slots))
@@ -95,10 +120,16 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for _, n := range cluster.Spares() {
 		fmt.Fprintf(stdout, "  %-16s %-8s\n", n.Addr, "spare")
 	}
-	fmt.Fprintf(stdout, "endpoint: %s\n", insts[0].proxy.Addr())
-	fmt.Fprintf(stdout, "stats: http://%s/\n", insts[0].stats.Addr())
-	fmt.Fprintf(stdout, "second instance: %s (stats http://%s/)\n", insts[1].proxy.Addr(), insts[1].stats.Addr())
-	fmt.Fprintf(stdout, "try: redis-cli -p %d set hello world\n", insts[0].proxy.Addr().(*net.TCPAddr).Port)
+	for i, in := range insts {
+		role := "backup"
+		if i == holder {
+			role = "VIP holder (GET /ha/vip answers 200 here)"
+		}
+		fmt.Fprintf(stdout, "instance p%d: %s, stats http://%s/ — %s\n", i+1, in.proxy.Addr(), in.stats.Addr(), role)
+	}
+	fmt.Fprintf(stdout, "endpoint: %s\n", insts[holder].proxy.Addr())
+	fmt.Fprintf(stdout, "stats: http://%s/\n", insts[holder].stats.Addr())
+	fmt.Fprintf(stdout, "try: redis-cli -p %d set hello world\n", insts[holder].proxy.Addr().(*net.TCPAddr).Port)
 	fmt.Fprintln(stdout, "Ctrl-C stops everything.")
 	wg.Wait()
 	fmt.Fprintln(stdout, "stopped; removed", dir)
@@ -119,6 +150,27 @@ func waitReady(ctx context.Context, p *proxy.Server) error {
 		}
 	}
 	return nil
+}
+
+// waitHolder waits until one instance holds the group's VIP.
+func waitHolder(ctx context.Context, insts []*instance) (int, error) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.After(30 * time.Second)
+	for {
+		for i, in := range insts {
+			if in.group != nil && in.group.IsHolder() {
+				return i, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-deadline:
+			return 0, errors.New("no instance claimed the VIP within 30s")
+		case <-t.C:
+		}
+	}
 }
 
 func shiftPort(addr string, by int) string {

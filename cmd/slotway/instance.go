@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/slotway/slotway/ha"
 	"github.com/slotway/slotway/proxy"
 	"github.com/slotway/slotway/stats"
 )
@@ -16,6 +17,7 @@ import (
 type instance struct {
 	proxy *proxy.Server
 	stats *stats.Server
+	group *ha.Group // nil without an ha: section
 }
 
 func newInstance(cfg fileConfig, log *slog.Logger) (*instance, error) {
@@ -24,16 +26,33 @@ func newInstance(cfg fileConfig, log *slog.Logger) (*instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := stats.New(cfg.Stats, log.With("component", "stats"), reg, p)
+	var group *ha.Group
+	var holder stats.Holder
+	if cfg.HA != nil {
+		group, err = ha.New(*cfg.HA, ha.Options{
+			ProxyAddr: p.Addr().String(), StatsAddr: cfg.Stats.Listen, Version: proxy.Version,
+			Healthy: p.Ready,
+		}, log.With("component", "ha"), reg)
+		if err != nil {
+			closeProxy(p)
+			return nil, err
+		}
+		holder = group
+	}
+	st, err := stats.New(cfg.Stats, log.With("component", "stats"), reg, p, holder)
 	if err != nil {
-		// The proxy holds a bound listener: running it with a cancelled
-		// context closes it.
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = p.Run(ctx)
+		closeProxy(p)
 		return nil, err
 	}
-	return &instance{proxy: p, stats: st}, nil
+	return &instance{proxy: p, stats: st, group: group}, nil
+}
+
+// closeProxy releases a proxy that never ran: running it with a cancelled
+// context closes its listener.
+func closeProxy(p *proxy.Server) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = p.Run(ctx)
 }
 
 // run runs every component until ctx ends or one fails; then it stops the
@@ -42,8 +61,12 @@ func (i *instance) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for n, run := range []func(context.Context) error{i.proxy.Run, i.stats.Run} {
+	runs := []func(context.Context) error{i.proxy.Run, i.stats.Run}
+	if i.group != nil {
+		runs = append(runs, i.group.Run)
+	}
+	errs := make([]error, len(runs))
+	for n, run := range runs {
 		wg.Go(func() {
 			if err := run(ctx); err != nil {
 				errs[n] = err

@@ -133,9 +133,8 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		if n.Kind != yaml.MappingNode {
 			return nil // the decoder reports the type error with its line
 		}
-		if _, ok := reflect.New(t).Interface().(yaml.Unmarshaler); ok {
-			return nil
-		}
+		// Structs are walked even when they unmarshal themselves (to apply
+		// defaults): their keys are still the yaml tags.
 		fields := yamlFields(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
