@@ -71,6 +71,8 @@ type Group struct {
 	nodes  map[string]*peer // other members, from events and heartbeats
 	ranked map[string]rankSeen
 
+	vip     vipHolder
+	hooks   *hookRunner
 	ml      *memberlist.Memberlist
 	state   atomic.Pointer[State]
 	kick    chan struct{}
@@ -97,9 +99,6 @@ func New(cfg Config, opts Options, logger *slog.Logger, reg prometheus.Registere
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("ha config: %w", err)
 	}
-	if cfg.VIP.Mode != "status" && !cfg.Witness {
-		return nil, fmt.Errorf("ha.vip.mode %q is not implemented yet; use status", cfg.VIP.Mode)
-	}
 	g := &Group{
 		cfg: cfg, opts: opts, log: logger,
 		nodes:   map[string]*peer{},
@@ -122,8 +121,17 @@ func New(cfg Config, opts Options, logger *slog.Logger, reg prometheus.Registere
 		return nil, fmt.Errorf("register ha metrics: %w", err)
 	}
 	g.m = m
+	g.vip = noVIP{}
+	if cfg.VIP.Mode == "netlink" && !cfg.Witness {
+		v, err := newNetlinkVIP(cfg.VIP, m.garpSent.Inc)
+		if err != nil {
+			return nil, err
+		}
+		g.vip = v
+	}
+	g.hooks = newHookRunner(cfg.Hooks, cfg.VIP.Address, logger)
 	g.meta = Meta{Name: cfg.Name, Priority: cfg.Priority, Effective: cfg.Priority, Witness: cfg.Witness,
-		ProxyAddr: opts.ProxyAddr, StatsAddr: opts.StatsAddr, Version: opts.Version}
+		ProxyAddr: opts.ProxyAddr, StatsAddr: opts.StatsAddr, Version: opts.Version, Bind: cfg.Bind}
 	if cfg.Witness {
 		g.meta.Effective = 0
 	}
@@ -207,6 +215,7 @@ func (g *Group) Run(ctx context.Context) error {
 			}
 		}
 	})
+	gwg.Go(func() { g.hooks.run(gctx) })
 	g.join()
 
 	hb := time.NewTicker(heartbeatEvery)
@@ -222,6 +231,9 @@ func (g *Group) Run(ctx context.Context) error {
 				return ml.Shutdown()
 			}
 			g.drain()
+			if err := g.vip.Release(); err != nil {
+				g.log.Error("release the VIP at shutdown", "err", err)
+			}
 			gcancel()
 			gwg.Wait()
 			if err := ml.Leave(time.Second); err != nil {
@@ -292,6 +304,7 @@ const hbPrefix = "hb1"
 
 // tick runs the election on the current view and acts on the outcome.
 func (g *Group) tick(now time.Time) {
+	g.updateHealth()
 	view := g.view(now)
 	self := g.selfMeta()
 	in := Input{
@@ -300,7 +313,7 @@ func (g *Group) tick(now time.Time) {
 		TieBreakOK:   g.healthy(),
 		Now:          now,
 		Started:      g.started,
-		Settle:       g.cfg.FenceAfter + takeoverMargin,
+		Settle:       g.settle(now),
 		Preempt:      g.cfg.Preempt,
 		PreemptDelay: g.cfg.PreemptDelay,
 		LeaderApart:  g.cfg.LeaderApart,
@@ -313,9 +326,10 @@ func (g *Group) tick(now time.Time) {
 			Role: ms.Role, Term: ms.Term, RankedSince: g.rankedSince(ms.Name, ms.Effective, now)})
 	}
 	res := Elect(in)
-	// Fencing: a holder keeps the VIP only while it has heard a quorum
-	// within FenceAfter (tighter than the others' takeover window).
-	if self.Role == RoleHolder && !g.quorumWithin(now, g.cfg.FenceAfter) {
+	// Fencing: a member claims and keeps the VIP only while it has heard a
+	// quorum within FenceAfter, tighter than the others' takeover window;
+	// the same window for both, or it would claim and fence in turn.
+	if res.Holder == g.cfg.Name && !g.quorumWithin(now, g.cfg.FenceAfter) {
 		res.Holder, res.Quorum, res.Reason = "", false, fmt.Sprintf("fenced: no quorum heard for %v", g.cfg.FenceAfter)
 	}
 	switch {
@@ -337,13 +351,78 @@ func (g *Group) tick(now time.Time) {
 		g.log.Warn("released the VIP", "holder", res.Holder, "reason", res.Reason)
 	}
 	self = g.selfMeta()
+	claimed := self.Role == RoleHolder && g.State().Role != RoleHolder.String()
+	if err := g.vip.Reconcile(self.Role == RoleHolder, claimed, now); err != nil {
+		g.log.Error("VIP", "err", err)
+	}
 	st := &State{Self: g.cfg.Name, Holder: res.Holder, Leader: res.Leader, Term: self.Term,
 		Role: self.Role.String(), Quorum: res.Quorum, Reason: res.Reason, Members: view}
 	if self.Role == RoleHolder {
 		st.Holder = g.cfg.Name
 	}
-	g.state.Store(st)
+	prev := g.state.Swap(st)
 	g.m.observe(st)
+	g.notify(prev, st)
+}
+
+// updateHealth lowers our effective priority to 0 while the instance cannot
+// serve, so an unhealthy member is never elected and a holder steps down.
+func (g *Group) updateHealth() {
+	eff := g.cfg.Priority
+	if g.cfg.Witness || !g.healthy() {
+		eff = 0
+	}
+	g.mu.Lock()
+	changed := g.meta.Effective != eff && g.meta.Role != RoleDraining
+	if changed {
+		g.meta.Effective = eff
+	}
+	g.mu.Unlock()
+	if changed {
+		g.log.Info("effective priority changed", "priority", eff)
+		select {
+		case g.gossipC <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// notify queues the hooks and the transition log line for a change of
+// role or leadership.
+func (g *Group) notify(prev, st *State) {
+	wasLeader := prev.Leader == g.cfg.Name && prev.Quorum
+	isLeader := st.Leader == g.cfg.Name && st.Quorum
+	if prev.Role != st.Role {
+		switch {
+		case st.Role == RoleHolder.String():
+			g.hooks.fire("on_holder", st)
+		case !st.Quorum:
+			g.hooks.fire("on_fault", st)
+		default:
+			g.hooks.fire("on_backup", st)
+		}
+	}
+	if isLeader && !wasLeader {
+		g.log.Info("became the leader", "term", st.Term)
+		g.hooks.fire("on_leader", st)
+	}
+}
+
+// settle is how long a fresh member waits before a first claim: until it
+// has heard every configured peer, or the takeover window has passed.
+func (g *Group) settle(now time.Time) time.Duration {
+	g.mu.Lock()
+	heard := 0
+	for _, p := range g.nodes {
+		if !p.lastHeard.IsZero() {
+			heard++
+		}
+	}
+	g.mu.Unlock()
+	if heard >= len(g.cfg.Peers) {
+		return 0
+	}
+	return g.cfg.FenceAfter + takeoverMargin
 }
 
 func (g *Group) healthy() bool { return g.opts.Healthy == nil || g.opts.Healthy() }
@@ -476,6 +555,9 @@ func (d *delegate) NotifyMsg(b []byte) {
 	}
 	changed := p.meta.Role != meta.Role || p.meta.Term != meta.Term || p.meta.Effective != meta.Effective
 	p.meta, p.lastHeard = meta, time.Now()
+	if p.addr == "" {
+		p.addr = meta.Bind
+	}
 	g.mu.Unlock()
 	if changed {
 		select {

@@ -16,7 +16,10 @@ type Meta struct {
 	Term      uint64 `json:"t"`            // term of its last claim
 	ProxyAddr string `json:"px,omitempty"` // client-facing address
 	StatsAddr string `json:"st,omitempty"` // HTTP address
-	Version   string `json:"v,omitempty"`
+	// Bind is the member's gossip address: heartbeats go back to it even
+	// while memberlist has not (re)admitted the member.
+	Bind    string `json:"b,omitempty"`
+	Version string `json:"v,omitempty"`
 }
 
 // metaLimit is memberlist's cap on node metadata.

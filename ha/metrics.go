@@ -6,6 +6,7 @@ type metrics struct {
 	role, holder, term, quorum prometheus.Gauge
 	members                    *prometheus.GaugeVec
 	transitions                *prometheus.CounterVec
+	garpSent                   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -22,8 +23,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Group members by state (alive: heard within the takeover window)."}, []string{"state"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "slotway_ha_transitions_total",
 			Help: "Role changes of this member."}, []string{"from", "to", "reason"}),
+		garpSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "slotway_ha_garp_sent_total",
+			Help: "Gratuitous ARP frames sent for the VIP."}),
 	}
-	for _, c := range []prometheus.Collector{m.role, m.holder, m.term, m.quorum, m.members, m.transitions} {
+	for _, c := range []prometheus.Collector{m.role, m.holder, m.term, m.quorum, m.members, m.transitions, m.garpSent} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -56,24 +56,34 @@ func closeProxy(p *proxy.Server) {
 }
 
 // run runs every component until ctx ends or one fails; then it stops the
-// others and returns the first error.
+// others and returns the first error. The HA group stops first: a holder
+// hands the VIP over while its proxy still serves, so clients of the VIP
+// see no gap; then the proxy drains and the stats server stops.
 func (i *instance) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	defer stopServing()
 	var wg sync.WaitGroup
-	runs := []func(context.Context) error{i.proxy.Run, i.stats.Run}
+	var mu sync.Mutex
+	var errs []error
+	fail := func(err error) {
+		if err != nil {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+			cancel()
+		}
+	}
+	for _, run := range []func(context.Context) error{i.proxy.Run, i.stats.Run} {
+		wg.Go(func() { fail(run(serveCtx)) })
+	}
 	if i.group != nil {
-		runs = append(runs, i.group.Run)
+		fail(i.group.Run(ctx))
+	} else {
+		<-ctx.Done()
 	}
-	errs := make([]error, len(runs))
-	for n, run := range runs {
-		wg.Go(func() {
-			if err := run(ctx); err != nil {
-				errs[n] = err
-				cancel()
-			}
-		})
-	}
+	stopServing()
 	wg.Wait()
 	return errors.Join(errs...)
 }

@@ -137,7 +137,7 @@ func (c *Cluster) form(ctx context.Context) error {
 	}
 	first := c.seeds[0]
 	for _, n := range c.seeds[1:] {
-		if err := n.Client().ClusterMeet(ctx, "127.0.0.1", fmt.Sprint(first.Port)).Err(); err != nil {
+		if err := n.Client().ClusterMeet(ctx, c.opts.Host, fmt.Sprint(first.Port)).Err(); err != nil {
 			return fmt.Errorf("CLUSTER MEET %s from %s: %w", first.Addr, n.Addr, err)
 		}
 	}

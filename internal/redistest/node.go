@@ -43,8 +43,10 @@ type Node struct {
 
 	bin      string
 	confPath string
-	logPath  string // redis logfile
-	outPath  string // stdout/stderr of the process (config errors land here)
+	wrap     []string                                                          // command prefix (e.g. ip netns exec)
+	dial     func(ctx context.Context, network, addr string) (net.Conn, error) // nil: plain dial
+	logPath  string                                                            // redis logfile
+	outPath  string                                                            // stdout/stderr of the process (config errors land here)
 	log      *slog.Logger
 
 	mu     sync.Mutex
@@ -63,11 +65,13 @@ type process struct {
 func newNode(opts Options, port int) (*Node, error) {
 	dir := filepath.Join(opts.Dir, "node-"+strconv.Itoa(port))
 	n := &Node{
-		Addr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		Addr:     net.JoinHostPort(opts.Host, strconv.Itoa(port)),
 		Port:     port,
 		Dir:      dir,
 		bin:      opts.RedisServer,
 		confPath: filepath.Join(dir, "redis.conf"),
+		wrap:     opts.Wrap,
+		dial:     opts.Dial,
 		logPath:  filepath.Join(dir, "redis.log"),
 		outPath:  filepath.Join(dir, "stdout.log"),
 		log:      opts.Logger,
@@ -88,7 +92,7 @@ func (n *Node) config(opts Options) string {
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	line("# Written by slotway internal/redistest.")
 	line("port %d", n.Port)
-	line("bind 127.0.0.1")
+	line("bind %s", opts.Host)
 	line("protected-mode no")
 	line("daemonize no")
 	line("dir %s", confQuote(n.Dir))
@@ -160,7 +164,9 @@ func (n *Node) Client() *redis.Client {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.client == nil {
-		n.client = redis.NewClient(clientOptions(n.Addr))
+		o := clientOptions(n.Addr)
+		o.Dialer = n.dial
+		n.client = redis.NewClient(o)
 		if n.closed {
 			_ = n.client.Close()
 		}
@@ -245,7 +251,8 @@ func (n *Node) launch() (*process, error) {
 	}
 	// The child gets its own copy of the descriptor; ours is closed below.
 	defer out.Close()
-	cmd := exec.Command(n.bin, n.confPath)
+	argv := append(append([]string{}, n.wrap...), n.bin, n.confPath)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = n.Dir
 	cmd.Stdout = out
 	cmd.Stderr = out
@@ -302,8 +309,11 @@ func (n *Node) waitReady(ctx context.Context, p *process) error {
 func (n *Node) probeReady(ctx context.Context, p *process) (bool, string, error) {
 	pctx, cancel := probeCtx(ctx)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(pctx, "tcp", n.Addr)
+	dial := (&net.Dialer{}).DialContext
+	if n.dial != nil {
+		dial = n.dial
+	}
+	conn, err := dial(pctx, "tcp", n.Addr)
 	if err != nil {
 		return false, "dial: " + err.Error(), nil
 	}

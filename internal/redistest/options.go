@@ -1,8 +1,10 @@
 package redistest
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"time"
@@ -30,6 +32,14 @@ type Options struct {
 	// ExtraConfig holds extra redis.conf lines appended for every node, e.g.
 	// "maxmemory 64mb". Later lines override earlier ones in Redis.
 	ExtraConfig []string
+	// Host is the address nodes bind to and announce. Default 127.0.0.1.
+	Host string
+	// Wrap prefixes the redis-server command line, e.g. ["ip", "netns",
+	// "exec", "ns1"] to run the nodes in a network namespace.
+	Wrap []string
+	// Dial, when set, makes every connection of the harness (probes and
+	// go-redis clients), e.g. from inside that namespace.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Logger receives state changes (node started, cluster ready, ...).
 	// Default: discard.
 	Logger *slog.Logger
@@ -77,6 +87,9 @@ func (o Options) withDefaults() (Options, error) {
 			return o, fmt.Errorf("redistest.RedisServer: look up redis-server: %w", err)
 		}
 		o.RedisServer = p
+	}
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/slotway/slotway/internal/netnstest"
+	"github.com/slotway/slotway/internal/redistest"
+)
+
+const (
+	vipIP   = "10.77.0.100"
+	vipPort = "7100"
+)
+
+// haInstance is one slotway process in its own namespace.
+type haInstance struct {
+	t    *testing.T
+	host *netnstest.Host
+	bin  string
+	conf string
+	log  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (in *haInstance) start() {
+	in.t.Helper()
+	f, err := os.OpenFile(in.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	defer f.Close()
+	in.cmd = in.host.Command(in.bin, "run", "-c", in.conf, "-log-level", "info")
+	in.cmd.Stdout, in.cmd.Stderr = f, f
+	if err := in.cmd.Start(); err != nil {
+		in.t.Fatal(err)
+	}
+	in.done = make(chan struct{})
+	go func(c *exec.Cmd, done chan struct{}) { _ = c.Wait(); close(done) }(in.cmd, in.done)
+}
+
+// signal sends sig to the slotway process (ip netns exec execs it, so the
+// PID is slotway's own) and waits for it to exit.
+func (in *haInstance) signal(sig syscall.Signal) {
+	in.t.Helper()
+	if in.cmd == nil {
+		return
+	}
+	_ = in.cmd.Process.Signal(sig)
+	select {
+	case <-in.done:
+	case <-time.After(15 * time.Second):
+		_ = in.cmd.Process.Kill()
+		<-in.done
+		in.t.Errorf("%s did not exit after %v", in.host.Name, sig)
+	}
+	in.cmd = nil
+}
+
+// probe connects to the VIP from the client namespace every interval and
+// records the outages it sees (first failure to next success).
+type probe struct {
+	mu      sync.Mutex
+	outages []time.Duration
+	ok      int
+	fails   int
+	down    time.Time
+}
+
+func (p *probe) run(ctx context.Context, client *netnstest.Host, interval time.Duration) {
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				p.record(now, pingFrom(client))
+			}
+		}
+	}()
+}
+
+func (p *probe) record(now time.Time, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case ok && !p.down.IsZero():
+		p.outages = append(p.outages, now.Sub(p.down))
+		p.down = time.Time{}
+		p.ok++
+	case ok:
+		p.ok++
+	case p.down.IsZero():
+		p.down = now
+		p.fails++
+	default:
+		p.fails++
+	}
+}
+
+// worst returns the longest outage seen (an open one counts up to now).
+func (p *probe) worst() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w := time.Duration(0)
+	for _, o := range p.outages {
+		w = max(w, o)
+	}
+	if !p.down.IsZero() {
+		w = max(w, time.Since(p.down))
+	}
+	return w
+}
+
+func (p *probe) healthy() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.down.IsZero() && p.ok > 0
+}
+
+func TestHAFailoverInNamespaces(t *testing.T) {
+	netnstest.Require(t)
+	requireRedis(t)
+	runs := 2
+	if v, err := strconv.Atoi(os.Getenv("SLOTWAY_HA_RUNS")); err == nil && v > 0 {
+		runs = v
+	}
+	n := netnstest.New(t)
+	redisHost := n.AddHost("redis", "10.77.0.2")
+	client := n.AddHost("client", "10.77.0.50")
+	cluster := redistest.New(t, redistest.Options{Masters: 3, Host: redisHost.IP, Wrap: redisHost.Wrap(), Dial: redisHost.Dial})
+	bin := buildBinary(t)
+	dir := t.TempDir()
+
+	var insts []*haInstance
+	names := []string{"p1", "p2", "p3"}
+	for i, name := range names {
+		h := n.AddHost(name, "10.77.0."+strconv.Itoa(11+i))
+		var peers []string
+		for j := range names {
+			if j != i {
+				peers = append(peers, fmt.Sprintf("%q", "10.77.0."+strconv.Itoa(11+j)+":7946"))
+			}
+		}
+		conf := fmt.Sprintf(`proxy:
+  listen: 0.0.0.0:%s
+  cluster:
+    seeds: [%q]
+stats:
+  listen: %s:8100
+ha:
+  name: %s
+  bind: %s:7946
+  peers: [%s]
+  priority: %d
+  vip:
+    mode: netlink
+    address: %s/24
+    interface: eth0
+`, vipPort, cluster.Seeds()[0], h.IP, name, h.IP, strings.Join(peers, ", "), 150-10*i, vipIP)
+		path := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		in := &haInstance{t: t, host: h, bin: bin, conf: path, log: filepath.Join(dir, name+".log")}
+		insts = append(insts, in)
+		in.start()
+	}
+	t.Cleanup(func() {
+		for _, in := range insts {
+			in.signal(syscall.SIGKILL)
+		}
+		if t.Failed() || os.Getenv("SLOTWAY_TEST_LOGS") != "" {
+			for _, in := range insts {
+				b, _ := os.ReadFile(in.log)
+				t.Logf("--- %s log:\n%s", in.host.Name, tail(string(b), 60))
+			}
+		}
+	})
+
+	holders := func() []int {
+		var hs []int
+		for i, in := range insts {
+			if in.host.HasAddr(vipIP) {
+				hs = append(hs, i)
+			}
+		}
+		return hs
+	}
+	oneHolder := func(what string) int {
+		t.Helper()
+		var hs []int
+		redistest.WaitFor(t, 30*time.Second, what, func() bool {
+			hs = holders()
+			return len(hs) == 1 && pingFrom(client)
+		})
+		return hs[0]
+	}
+	first := oneHolder("one VIP holder serving PING")
+	if insts[first].host.Name != "p1" {
+		t.Errorf("the highest priority member p1 should hold the VIP first, %s does", insts[first].host.Name)
+	}
+
+	type result struct {
+		scenario string
+		outages  []time.Duration
+	}
+	var results []result
+	scenario := func(name string, fail func(in *haInstance), heal func(in *haInstance)) {
+		r := result{scenario: name}
+		for run := range runs {
+			holder := oneHolder(fmt.Sprintf("%s run %d: one holder before", name, run+1))
+			ctx, cancel := context.WithCancel(context.Background())
+			p := &probe{}
+			p.run(ctx, client, 15*time.Millisecond)
+			redistest.WaitFor(t, 10*time.Second, "probe to see the VIP", p.healthy)
+			fail(insts[holder])
+			redistest.WaitFor(t, 30*time.Second, name+": a new holder serving", func() bool {
+				hs := holders()
+				return p.healthy() && len(hs) >= 1 && !slices.Contains(hs, holder)
+			})
+			cancel()
+			r.outages = append(r.outages, p.worst())
+			heal(insts[holder])
+			// Whatever the scenario, the group ends with exactly one holder.
+			oneHolder(name + ": exactly one holder after healing")
+		}
+		results = append(results, r)
+	}
+
+	scenario("kill -9 of the holder", func(in *haInstance) { in.signal(syscall.SIGKILL) }, func(in *haInstance) { in.start() })
+	scenario("SIGTERM of the holder", func(in *haInstance) { in.signal(syscall.SIGTERM) }, func(in *haInstance) { in.start() })
+	scenario("holder's link down", func(in *haInstance) {
+		if out, err := in.host.Run("link", "set", "eth0", "down"); err != nil {
+			t.Fatalf("link down: %v %s", err, out)
+		}
+	}, func(in *haInstance) {
+		// The cut-off holder fenced itself: it must have dropped the VIP.
+		redistest.WaitFor(t, 10*time.Second, "the cut-off holder to drop the VIP", func() bool { return !in.host.HasAddr(vipIP) })
+		if out, err := in.host.Run("link", "set", "eth0", "up"); err != nil {
+			t.Fatalf("link up: %v %s", err, out)
+		}
+	})
+
+	t.Logf("client-visible outage through the VIP (probe: TCP connect + PING every 15 ms), %d runs each:", runs)
+	for _, r := range results {
+		s := slices.Clone(r.outages)
+		slices.Sort(s)
+		t.Logf("  %-24s min %6v  median %6v  max %6v", r.scenario, s[0].Round(time.Millisecond),
+			s[len(s)/2].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond))
+	}
+}
+
+func pingFrom(client *netnstest.Host) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	c, err := client.Dial(ctx, "tcp", vipIP+":"+vipPort)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && line == "+PONG\r\n"
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
