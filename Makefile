@@ -17,10 +17,15 @@ build:
 
 # deps installs what the demo and the tests need on a fresh Debian machine.
 deps:
-	@if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null || ! command -v redis-benchmark >/dev/null; then \
-		echo "installing redis-server and redis-tools ..."; \
+	@pkgs=""; \
+	command -v redis-server >/dev/null || pkgs="$$pkgs redis-server"; \
+	command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || pkgs="$$pkgs redis-tools"; \
+	command -v ip >/dev/null || pkgs="$$pkgs iproute2"; \
+	command -v nft >/dev/null || pkgs="$$pkgs nftables"; \
+	if [ -n "$$pkgs" ]; then \
+		echo "installing$$pkgs ..."; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server redis-tools >/dev/null; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$pkgs >/dev/null; \
 		$$SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true; \
 	fi
 
@@ -28,8 +33,8 @@ demo: deps build
 	./bin/slotway demo
 
 test: deps
-	$(GO) test $(TEST_FLAGS) -race ./proxy/... ./internal/...
-	$(GO) test $(TEST_FLAGS) ./cmd/... ./stats/... ./ha/... ./scaler/...
+	$(GO) test $(TEST_FLAGS) -race ./proxy/... ./internal/... ./ha/...
+	$(GO) test $(TEST_FLAGS) ./cmd/... ./stats/... ./scaler/...
 	$(MAKE) fuzz
 
 # A short run of every fuzz target (seed corpus plus a few seconds each).

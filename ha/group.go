@@ -2,6 +2,7 @@ package ha
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -77,6 +79,7 @@ type Group struct {
 	state   atomic.Pointer[State]
 	kick    chan struct{}
 	gossipC chan struct{} // asks the gossip goroutine to push our metadata
+	checkC  chan string   // members whose process the checker probes
 	// abandon makes Run stop like a crash: no drain, no leave (tests).
 	abandon atomic.Bool
 }
@@ -87,7 +90,16 @@ type peer struct {
 	addr      string
 	meta      Meta
 	lastHeard time.Time
+	// refused is when a TCP connect to the member's gossip port was
+	// refused after it went quiet: its process is gone (a partitioned or
+	// frozen member times out instead), so no fencing wait is needed.
+	refused  time.Time
+	checking bool
 }
+
+// quietCheck is how long a silent holder waits before we probe whether its
+// process still exists.
+const quietCheck = 3 * heartbeatEvery
 
 type rankSeen struct {
 	prio  int
@@ -105,6 +117,7 @@ func New(cfg Config, opts Options, logger *slog.Logger, reg prometheus.Registere
 		ranked:  map[string]rankSeen{},
 		kick:    make(chan struct{}, 1),
 		gossipC: make(chan struct{}, 1),
+		checkC:  make(chan string, 16),
 	}
 	if cfg.SecretKeyFile != "" {
 		key, err := os.ReadFile(cfg.SecretKeyFile)
@@ -216,6 +229,7 @@ func (g *Group) Run(ctx context.Context) error {
 		}
 	})
 	gwg.Go(func() { g.hooks.run(gctx) })
+	gwg.Go(func() { g.checkLoop(gctx) })
 	g.join()
 
 	hb := time.NewTicker(heartbeatEvery)
@@ -408,6 +422,47 @@ func (g *Group) notify(prev, st *State) {
 	}
 }
 
+// checkLoop probes the gossip port of holders that went quiet.
+func (g *Group) checkLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case name := <-g.checkC:
+			g.mu.Lock()
+			p := g.nodes[name]
+			addr := ""
+			if p != nil {
+				addr = p.addr
+			}
+			g.mu.Unlock()
+			refused := false
+			if addr != "" {
+				c, err := net.DialTimeout("tcp", addr, 2*heartbeatEvery)
+				if err == nil {
+					c.Close()
+				}
+				refused = errors.Is(err, syscall.ECONNREFUSED)
+			}
+			g.mu.Lock()
+			if p := g.nodes[name]; p != nil {
+				p.checking = false
+				if refused {
+					p.refused = time.Now()
+				}
+			}
+			g.mu.Unlock()
+			if refused {
+				g.log.Info("holder's process is gone (connection refused); not waiting for fencing", "member", name)
+				select {
+				case g.kick <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+}
+
 // settle is how long a fresh member waits before a first claim: until it
 // has heard every configured peer, or the takeover window has passed.
 func (g *Group) settle(now time.Time) time.Duration {
@@ -438,7 +493,16 @@ func (g *Group) view(now time.Time) []MemberState {
 			continue // known to memberlist, not heard yet
 		}
 		out = append(out, MemberState{Meta: p.meta, Addr: p.addr, LastHeard: p.lastHeard,
-			Alive: now.Sub(p.lastHeard) <= g.cfg.FenceAfter+takeoverMargin})
+			Alive: now.Sub(p.lastHeard) <= g.cfg.FenceAfter+takeoverMargin && !p.refused.After(p.lastHeard)})
+		if p.meta.Role == RoleHolder && now.Sub(p.lastHeard) > quietCheck && !p.checking &&
+			!p.refused.After(p.lastHeard) && p.addr != "" {
+			p.checking = true
+			select {
+			case g.checkC <- p.meta.Name:
+			default:
+				p.checking = false
+			}
+		}
 	}
 	slices.SortFunc(out, func(a, b MemberState) int {
 		if a.Name < b.Name {

@@ -56,8 +56,8 @@ type netlinkVIP struct {
 // refreshes it every vipRefresh, so a holder that dies without cleaning up
 // (kill -9, a frozen process) loses the address on its own.
 const (
-	vipLease   = 3 * time.Second
-	vipRefresh = time.Second
+	vipLease   = 2 * time.Second
+	vipRefresh = 500 * time.Millisecond
 )
 
 func newNetlinkVIP(cfg VIPConfig, onGARP func()) (*netlinkVIP, error) {
