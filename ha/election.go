@@ -35,6 +35,8 @@ type Member struct {
 	Witness  bool // votes for quorum, never holds or leads
 	Role     Role
 	Term     uint64 // the term of its last claim
+	// Reports is who this member sees holding the VIP ("" for nobody).
+	Reports string
 	// RankedSince is when the local node first saw this member with its
 	// current priority and eligibility, continuously: the preemption delay
 	// counts from it.
@@ -137,6 +139,11 @@ func Elect(in Input) Result {
 		}
 	case in.Now.Sub(in.Started) < in.Settle:
 		r.Reason = "settling: waiting to hear from the group before the first claim"
+	case reportedHolder(in) != "":
+		// Someone we hear still sees a holder we do not: we may be the one
+		// out of date (rejoining after a partition). Its view expires as
+		// soon as it stops hearing that holder too.
+		r.Reason = "waiting: a member still sees " + reportedHolder(in) + " holding the VIP"
 	default:
 		r.Holder, r.Reason = best.Name, "no holder: best ranked claims"
 	}
@@ -150,6 +157,21 @@ func Elect(in Input) Result {
 		}
 	}
 	return r
+}
+
+// reportedHolder is a holder some alive member (self included, as of its
+// last tick) reports that is not among the alive members of our view.
+func reportedHolder(in Input) string {
+	alive := map[string]bool{}
+	for _, m := range in.Members {
+		alive[m.Name] = true
+	}
+	for _, m := range in.Members {
+		if m.Reports != "" && m.Reports != in.Self && !alive[m.Reports] {
+			return m.Reports
+		}
+	}
+	return ""
 }
 
 func quorum(in Input) bool {

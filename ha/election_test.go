@@ -103,6 +103,12 @@ func TestElect(t *testing.T) {
 			holder: "p1", lead: "p2",
 		},
 		{
+			name: "rejoining member that has not heard the holder does not claim",
+			in: Input{Members: []Member{m("p1", 200, RoleCandidate, 0), {Name: "p3", Priority: 100, Reports: "p2", RankedSince: t0}},
+				Configured: 3, Now: settled, Started: t0},
+			holder: "", reason: "p2 holding",
+		},
+		{
 			name:   "single instance is its own holder and leader",
 			in:     Input{Members: []Member{m("solo", 100, RoleCandidate, 0)}, Configured: 1, Now: settled, Started: t0},
 			holder: "solo", lead: "solo",

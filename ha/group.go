@@ -336,8 +336,12 @@ func (g *Group) tick(now time.Time) {
 		if !ms.Alive {
 			continue
 		}
+		reports := ms.Holder
+		if g.knownGone(reports) {
+			reports = "" // we have proof its process is gone
+		}
 		in.Members = append(in.Members, Member{Name: ms.Name, Priority: ms.Effective, Witness: ms.Witness,
-			Role: ms.Role, Term: ms.Term, RankedSince: g.rankedSince(ms.Name, ms.Effective, now)})
+			Role: ms.Role, Term: ms.Term, Reports: reports, RankedSince: g.rankedSince(ms.Name, ms.Effective, now)})
 	}
 	res := Elect(in)
 	// Fencing: a member claims and keeps the VIP only while it has heard a
@@ -349,9 +353,10 @@ func (g *Group) tick(now time.Time) {
 	switch {
 	case self.Role == RoleDraining:
 	case res.Holder == g.cfg.Name && self.Role != RoleHolder:
+		// Terms only grow: count every member we know, not just the alive.
 		term := self.Term
-		for _, m := range in.Members {
-			term = max(term, m.Term)
+		for _, ms := range view {
+			term = max(term, ms.Term)
 		}
 		term++
 		g.setRole(RoleHolder, "elected", term)
@@ -374,6 +379,9 @@ func (g *Group) tick(now time.Time) {
 	if self.Role == RoleHolder {
 		st.Holder = g.cfg.Name
 	}
+	g.mu.Lock()
+	g.meta.Holder = st.Holder
+	g.mu.Unlock()
 	prev := g.state.Swap(st)
 	g.m.observe(st)
 	g.notify(prev, st)
@@ -420,6 +428,18 @@ func (g *Group) notify(prev, st *State) {
 		g.log.Info("became the leader", "term", st.Term)
 		g.hooks.fire("on_leader", st)
 	}
+}
+
+// knownGone reports whether name's gossip port refused us after we last
+// heard it.
+func (g *Group) knownGone(name string) bool {
+	if name == "" {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p := g.nodes[name]
+	return p != nil && p.refused.After(p.lastHeard)
 }
 
 // checkLoop probes the gossip port of holders that went quiet.

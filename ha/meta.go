@@ -9,11 +9,15 @@ import (
 // metadata, at most 512 bytes).
 type Meta struct {
 	Name      string `json:"n"`
-	Priority  int    `json:"p"`            // configured
-	Effective int    `json:"e"`            // after health; 0 = not electable
-	Witness   bool   `json:"w,omitempty"`  // votes, never holds
-	Role      Role   `json:"r"`            // candidate, holder, draining
-	Term      uint64 `json:"t"`            // term of its last claim
+	Priority  int    `json:"p"`           // configured
+	Effective int    `json:"e"`           // after health; 0 = not electable
+	Witness   bool   `json:"w,omitempty"` // votes, never holds
+	Role      Role   `json:"r"`           // candidate, holder, draining
+	Term      uint64 `json:"t"`           // term of its last claim
+	// Holder is who this member sees holding the VIP: a member that has
+	// not heard the holder yet (rejoining after a partition) learns from
+	// the others that there is one.
+	Holder    string `json:"h,omitempty"`
 	ProxyAddr string `json:"px,omitempty"` // client-facing address
 	StatsAddr string `json:"st,omitempty"` // HTTP address
 	// Bind is the member's gossip address: heartbeats go back to it even

@@ -256,12 +256,86 @@ ha:
 		}
 	})
 
+	// A stray copy of the VIP on a non-holder is removed by its reconcile loop.
+	holder := oneHolder("one holder before the stray-VIP check")
+	other := insts[(holder+1)%len(insts)]
+	if out, err := other.host.Run("addr", "add", vipIP+"/32", "dev", "eth0"); err != nil {
+		t.Fatalf("add a stray VIP: %v %s", err, out)
+	}
+	redistest.WaitFor(t, 10*time.Second, "the stray VIP on "+other.host.Name+" to be removed", func() bool { return !other.host.HasAddr(vipIP) })
+
+	if _, err := exec.LookPath("nft"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("nft (nftables) is required under CI=true for the gossip and packet-loss scenarios")
+		}
+		t.Log("nft not installed: skipping the gossip-blocked and packet-loss scenarios")
+	} else {
+		// Gossip blocked on the holder, data path up: the holder must fence
+		// itself before another member claims, so there is never a moment
+		// with two holders.
+		holder = oneHolder("one holder before blocking gossip")
+		h := insts[holder].host
+		t.Logf("%s blocking gossip on holder %s", time.Now().Format("15:04:05.000"), h.Name)
+		nft(t, h, "add table inet sw",
+			"add chain inet sw in { type filter hook input priority 0 ; }",
+			"add chain inet sw out { type filter hook output priority 0 ; }",
+			"add rule inet sw in udp dport 7946 drop", "add rule inet sw in tcp dport 7946 drop",
+			"add rule inet sw out udp dport 7946 drop", "add rule inet sw out tcp dport 7946 drop")
+		var both time.Duration
+		last := time.Now()
+		redistest.WaitFor(t, 30*time.Second, "the majority to elect while the holder is cut off", func() bool {
+			now := time.Now()
+			hs := holders()
+			if len(hs) > 1 {
+				both += now.Sub(last)
+			}
+			last = now
+			return len(hs) == 1 && hs[0] != holder && pingFrom(client)
+		})
+		t.Logf("gossip blocked on the holder: time with two VIP holders: %v", both)
+		if both > 0 {
+			t.Errorf("two members held the VIP for %v while gossip was blocked", both)
+		}
+		nft(t, h, "delete table inet sw")
+		oneHolder("one holder after gossip is restored")
+
+		// 30 % packet loss on the holder's gossip: no failover.
+		holder = oneHolder("one holder before packet loss")
+		h = insts[holder].host
+		t.Logf("%s 30%% loss on holder %s", time.Now().Format("15:04:05.000"), h.Name)
+		nft(t, h, "add table inet sw",
+			"add chain inet sw in { type filter hook input priority 0 ; }",
+			"add chain inet sw out { type filter hook output priority 0 ; }",
+			"add rule inet sw in udp dport 7946 numgen random mod 100 < 30 drop",
+			"add rule inet sw out udp dport 7946 numgen random mod 100 < 30 drop")
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			if hs := holders(); len(hs) != 1 || hs[0] != holder {
+				t.Fatalf("spurious failover under 30%% packet loss: holders %v, was %s", hs, h.Name)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		nft(t, h, "delete table inet sw")
+		t.Logf("30%% gossip packet loss on the holder for 15 s: no failover")
+	}
+
 	t.Logf("client-visible outage through the VIP (probe: TCP connect + PING every 15 ms), %d runs each:", runs)
 	for _, r := range results {
 		s := slices.Clone(r.outages)
 		slices.Sort(s)
 		t.Logf("  %-24s min %6v  median %6v  max %6v", r.scenario, s[0].Round(time.Millisecond),
 			s[len(s)/2].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond))
+	}
+}
+
+// nft runs nft commands in the host's namespace.
+func nft(t *testing.T, h *netnstest.Host, cmds ...string) {
+	t.Helper()
+	for _, c := range cmds {
+		args := append([]string{"netns", "exec", h.NS, "nft"}, strings.Fields(c)...)
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("nft %s: %v\n%s", c, err, out)
+		}
 	}
 }
 
