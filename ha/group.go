@@ -155,6 +155,9 @@ func New(cfg Config, opts Options, logger *slog.Logger, reg prometheus.Registere
 // State returns the latest view of the group.
 func (g *Group) State() State { return *g.state.Load() }
 
+// GroupStatus is State for the stats server's JSON.
+func (g *Group) GroupStatus() any { return g.State() }
+
 // IsHolder reports whether this member holds the VIP now.
 func (g *Group) IsHolder() bool { return g.State().Role == RoleHolder.String() }
 
@@ -374,13 +377,18 @@ func (g *Group) tick(now time.Time) {
 	if err := g.vip.Reconcile(self.Role == RoleHolder, claimed, now); err != nil {
 		g.log.Error("VIP", "err", err)
 	}
-	st := &State{Self: g.cfg.Name, Holder: res.Holder, Leader: res.Leader, Term: self.Term,
+	// Holder is who actually holds (role holder), not whom the election
+	// would pick: a claim takes a heartbeat to be heard.
+	st := &State{Self: g.cfg.Name, Holder: actualHolder(view, self), Leader: res.Leader, Term: self.Term,
 		Role: self.Role.String(), Quorum: res.Quorum, Reason: res.Reason, Members: view}
-	if self.Role == RoleHolder {
-		st.Holder = g.cfg.Name
-	}
 	g.mu.Lock()
 	g.meta.Holder = st.Holder
+	g.meta.Gone = g.meta.Gone[:0]
+	for name, p := range g.nodes {
+		if p.refused.After(p.lastHeard) && len(g.meta.Gone) < 8 {
+			g.meta.Gone = append(g.meta.Gone, name)
+		}
+	}
 	g.mu.Unlock()
 	prev := g.state.Swap(st)
 	g.m.observe(st)
@@ -430,6 +438,21 @@ func (g *Group) notify(prev, st *State) {
 	}
 }
 
+// actualHolder is the alive member that says it holds the VIP, the
+// highest term first; ourselves when we hold it.
+func actualHolder(view []MemberState, self Meta) string {
+	if self.Role == RoleHolder {
+		return self.Name
+	}
+	best, term := "", uint64(0)
+	for _, ms := range view {
+		if ms.Alive && ms.Role == RoleHolder && (best == "" || ms.Term > term) {
+			best, term = ms.Name, ms.Term
+		}
+	}
+	return best
+}
+
 // knownGone reports whether name's gossip port refused us after we last
 // heard it.
 func (g *Group) knownGone(name string) bool {
@@ -463,6 +486,7 @@ func (g *Group) checkLoop(ctx context.Context) {
 					c.Close()
 				}
 				refused = errors.Is(err, syscall.ECONNREFUSED)
+				g.log.Debug("probed a quiet holder", "member", name, "addr", addr, "refused", refused, "err", err)
 			}
 			g.mu.Lock()
 			if p := g.nodes[name]; p != nil {
@@ -641,6 +665,14 @@ func (d *delegate) NotifyMsg(b []byte) {
 	p.meta, p.lastHeard = meta, time.Now()
 	if p.addr == "" {
 		p.addr = meta.Bind
+	}
+	now := time.Now()
+	for _, name := range meta.Gone {
+		// Trust the proof only for members we have not heard lately either.
+		if q := g.nodes[name]; q != nil && name != g.cfg.Name && now.Sub(q.lastHeard) > quietCheck && !q.refused.After(q.lastHeard) {
+			q.refused = now
+			changed = true
+		}
 	}
 	g.mu.Unlock()
 	if changed {

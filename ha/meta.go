@@ -17,9 +17,13 @@ type Meta struct {
 	// Holder is who this member sees holding the VIP: a member that has
 	// not heard the holder yet (rejoining after a partition) learns from
 	// the others that there is one.
-	Holder    string `json:"h,omitempty"`
-	ProxyAddr string `json:"px,omitempty"` // client-facing address
-	StatsAddr string `json:"st,omitempty"` // HTTP address
+	Holder string `json:"h,omitempty"`
+	// Gone lists members whose gossip port refused a connection after they
+	// went quiet: proof their process is gone, shared so the member that
+	// should claim does not wait for its own probe.
+	Gone      []string `json:"g,omitempty"`
+	ProxyAddr string   `json:"px,omitempty"` // client-facing address
+	StatsAddr string   `json:"st,omitempty"` // HTTP address
 	// Bind is the member's gossip address: heartbeats go back to it even
 	// while memberlist has not (re)admitted the member.
 	Bind    string `json:"b,omitempty"`

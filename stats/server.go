@@ -2,6 +2,7 @@ package stats
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +49,8 @@ type Source interface {
 type Holder interface {
 	// IsHolder reports whether this instance holds the VIP now.
 	IsHolder() bool
+	// GroupStatus is the group as this instance sees it, for JSON.
+	GroupStatus() any
 }
 
 // Server serves the HTTP endpoints.
@@ -99,6 +102,18 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, hol
 		default:
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintln(w, "backup")
+		}
+	})
+	mux.HandleFunc("GET /ha/status", func(w http.ResponseWriter, r *http.Request) {
+		if holder == nil {
+			http.Error(w, "no ha: section: this instance runs alone", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(holder.GroupStatus()); err != nil {
+			log.Warn("encode /ha/status", "err", err)
 		}
 	})
 	if cfg.Pprof {

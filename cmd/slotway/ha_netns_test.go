@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,7 +44,7 @@ func (in *haInstance) start() {
 		in.t.Fatal(err)
 	}
 	defer f.Close()
-	in.cmd = in.host.Command(in.bin, "run", "-c", in.conf, "-log-level", "info")
+	in.cmd = in.host.Command(in.bin, "run", "-c", in.conf, "-log-level", "debug")
 	in.cmd.Stdout, in.cmd.Stderr = f, f
 	if err := in.cmd.Start(); err != nil {
 		in.t.Fatal(err)
@@ -184,6 +186,12 @@ ha:
 		for _, in := range insts {
 			in.signal(syscall.SIGKILL)
 		}
+		if keep := os.Getenv("SLOTWAY_TEST_KEEP_LOGS"); keep != "" {
+			for _, in := range insts {
+				b, _ := os.ReadFile(in.log)
+				_ = os.WriteFile(filepath.Join(keep, in.host.Name+".log"), b, 0o644)
+			}
+		}
 		if t.Failed() || os.Getenv("SLOTWAY_TEST_LOGS") != "" {
 			for _, in := range insts {
 				b, _ := os.ReadFile(in.log)
@@ -201,12 +209,22 @@ ha:
 		}
 		return hs
 	}
+	// oneHolder waits until exactly one member carries the VIP, it serves,
+	// and every running member names it as the holder.
 	oneHolder := func(what string) int {
 		t.Helper()
 		var hs []int
 		redistest.WaitFor(t, 30*time.Second, what, func() bool {
 			hs = holders()
-			return len(hs) == 1 && pingFrom(client)
+			if len(hs) != 1 || !pingFrom(client) {
+				return false
+			}
+			for _, in := range insts {
+				if in.cmd != nil && groupHolder(client, in.host.IP) != insts[hs[0]].host.Name {
+					return false
+				}
+			}
+			return true
 		})
 		return hs[0]
 	}
@@ -228,6 +246,7 @@ ha:
 			p := &probe{}
 			p.run(ctx, client, 15*time.Millisecond)
 			redistest.WaitFor(t, 10*time.Second, "probe to see the VIP", p.healthy)
+			t.Logf("%s %s run %d: failing holder %s", time.Now().Format("15:04:05.000"), name, run+1, insts[holder].host.Name)
 			fail(insts[holder])
 			redistest.WaitFor(t, 30*time.Second, name+": a new holder serving", func() bool {
 				hs := holders()
@@ -326,6 +345,24 @@ ha:
 		t.Logf("  %-24s min %6v  median %6v  max %6v", r.scenario, s[0].Round(time.Millisecond),
 			s[len(s)/2].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond))
 	}
+}
+
+// groupHolder asks an instance's /ha/status (from the client namespace)
+// whom it sees holding the VIP.
+func groupHolder(client *netnstest.Host, ip string) string {
+	hc := http.Client{Timeout: 200 * time.Millisecond, Transport: &http.Transport{DialContext: client.Dial, DisableKeepAlives: true}}
+	resp, err := hc.Get("http://" + ip + ":8100/ha/status")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Holder string `json:"holder"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return ""
+	}
+	return st.Holder
 }
 
 // nft runs nft commands in the host's namespace.
