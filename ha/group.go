@@ -363,7 +363,13 @@ func (g *Group) tick(now time.Time) {
 		}
 		term++
 		g.setRole(RoleHolder, "elected", term)
-		g.log.Info("claimed the VIP", "term", term, "reason", res.Reason)
+		prevHolder := g.State().Holder
+		for _, ms := range view {
+			if ms.Name == prevHolder && ms.Name != g.cfg.Name && !ms.LastHeard.IsZero() {
+				g.m.failover.Observe(now.Sub(ms.LastHeard).Seconds())
+			}
+		}
+		g.log.Info("claimed the VIP", "term", term, "previous_holder", prevHolder, "reason", res.Reason)
 	case res.Holder != g.cfg.Name && self.Role == RoleHolder:
 		reason := "superseded"
 		if !res.Quorum {

@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,6 +154,26 @@ func TestGroupElectsAndFailsOver(t *testing.T) {
 	})
 	ms[0].stop(t)
 	waitFor(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before+1 })
+}
+
+func TestHooksRunWithArguments(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "hook.out")
+	h := newHookRunner(HooksConfig{OnHolder: "echo holder >> " + out}, "10.77.0.100/24", slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.run(ctx); close(done) }()
+	h.fire("on_holder", &State{Role: "holder", Term: 7, Reason: "no holder: best ranked claims"})
+	h.fire("on_backup", &State{Role: "candidate", Term: 7}) // not configured: only logged
+	waitFor(t, "the hook to run", func() bool {
+		b, _ := os.ReadFile(out)
+		return len(b) > 0
+	})
+	cancel()
+	<-done
+	b, _ := os.ReadFile(out)
+	if got, want := strings.TrimSpace(string(b)), "holder holder 10.77.0.100/24 7 no holder: best ranked claims"; got != want {
+		t.Errorf("hook wrote %q, want %q", got, want)
+	}
 }
 
 func TestGroupCrashedHolder(t *testing.T) {

@@ -7,6 +7,7 @@ type metrics struct {
 	members                    *prometheus.GaugeVec
 	transitions                *prometheus.CounterVec
 	garpSent                   prometheus.Counter
+	failover                   prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -25,8 +26,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Role changes of this member."}, []string{"from", "to", "reason"}),
 		garpSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "slotway_ha_garp_sent_total",
 			Help: "Gratuitous ARP frames sent for the VIP."}),
+		failover: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "slotway_ha_failover_seconds",
+			Help:    "On a claim that replaces another holder: time since that holder was last heard.",
+			Buckets: []float64{0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10}}),
 	}
-	for _, c := range []prometheus.Collector{m.role, m.holder, m.term, m.quorum, m.members, m.transitions, m.garpSent} {
+	for _, c := range []prometheus.Collector{m.role, m.holder, m.term, m.quorum, m.members, m.transitions, m.garpSent, m.failover} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
