@@ -73,13 +73,14 @@ type Group struct {
 	nodes  map[string]*peer // other members, from events and heartbeats
 	ranked map[string]rankSeen
 
-	vip     vipHolder
-	hooks   *hookRunner
-	ml      *memberlist.Memberlist
-	state   atomic.Pointer[State]
-	kick    chan struct{}
-	gossipC chan struct{} // asks the gossip goroutine to push our metadata
-	checkC  chan string   // members whose process the checker probes
+	vip      vipHolder
+	hooks    *hookRunner
+	ml       *memberlist.Memberlist
+	state    atomic.Pointer[State]
+	kick     chan struct{}
+	gossipC  chan struct{}   // asks the gossip goroutine to push our metadata
+	checkC   chan string     // members whose process the checker probes
+	conflict map[string]bool // other holders seen last tick (loop only)
 	// abandon makes Run stop like a crash: no drain, no leave (tests).
 	abandon atomic.Bool
 }
@@ -380,6 +381,22 @@ func (g *Group) tick(now time.Time) {
 	}
 	self = g.selfMeta()
 	claimed := self.Role == RoleHolder && g.State().Role != RoleHolder.String()
+	if self.Role == RoleHolder {
+		// Another member also claimed (a partition healed): we keep the VIP,
+		// so announce it again over the other's announcements.
+		for _, ms := range view {
+			if ms.Name != g.cfg.Name && ms.Alive && ms.Role == RoleHolder && !g.conflict[ms.Name] {
+				claimed = true
+				g.log.Warn("another member also holds the VIP; keeping it and announcing again", "member", ms.Name, "its_term", ms.Term, "our_term", self.Term)
+			}
+		}
+		g.conflict = map[string]bool{}
+		for _, ms := range view {
+			if ms.Name != g.cfg.Name && ms.Alive && ms.Role == RoleHolder {
+				g.conflict[ms.Name] = true
+			}
+		}
+	}
 	if err := g.vip.Reconcile(self.Role == RoleHolder, claimed, now); err != nil {
 		g.log.Error("VIP", "err", err)
 	}

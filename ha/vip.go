@@ -50,6 +50,7 @@ type netlinkVIP struct {
 	step      int
 	nextGARP  time.Time
 	refreshed time.Time
+	linkUp    bool
 }
 
 // vipLease is the address's valid lifetime in the kernel. The holder
@@ -106,6 +107,15 @@ func (v *netlinkVIP) Reconcile(holder, claimed bool, now time.Time) error {
 	have, err := v.present()
 	if err != nil {
 		return err
+	}
+	// A link that comes back up may face neighbours whose caches expired
+	// or point elsewhere: announce again.
+	if l, err := netlink.LinkByIndex(v.link.Attrs().Index); err == nil {
+		up := l.Attrs().Flags&net.FlagUp != 0 && l.Attrs().OperState != netlink.OperDown
+		if up && !v.linkUp {
+			claimed = true
+		}
+		v.linkUp = up
 	}
 	if !holder {
 		if have {

@@ -145,60 +145,7 @@ func TestHAFailoverInNamespaces(t *testing.T) {
 	redisHost := n.AddHost("redis", "10.77.0.2")
 	client := n.AddHost("client", "10.77.0.50")
 	cluster := redistest.New(t, redistest.Options{Masters: 3, Host: redisHost.IP, Wrap: redisHost.Wrap(), Dial: redisHost.Dial})
-	bin := buildBinary(t)
-	dir := t.TempDir()
-
-	var insts []*haInstance
-	names := []string{"p1", "p2", "p3"}
-	for i, name := range names {
-		h := n.AddHost(name, "10.77.0."+strconv.Itoa(11+i))
-		var peers []string
-		for j := range names {
-			if j != i {
-				peers = append(peers, fmt.Sprintf("%q", "10.77.0."+strconv.Itoa(11+j)+":7946"))
-			}
-		}
-		conf := fmt.Sprintf(`proxy:
-  listen: 0.0.0.0:%s
-  cluster:
-    seeds: [%q]
-stats:
-  listen: %s:8100
-ha:
-  name: %s
-  bind: %s:7946
-  peers: [%s]
-  priority: %d
-  vip:
-    mode: netlink
-    address: %s/24
-    interface: eth0
-`, vipPort, cluster.Seeds()[0], h.IP, name, h.IP, strings.Join(peers, ", "), 150-10*i, vipIP)
-		path := filepath.Join(dir, name+".yaml")
-		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		in := &haInstance{t: t, host: h, bin: bin, conf: path, log: filepath.Join(dir, name+".log")}
-		insts = append(insts, in)
-		in.start()
-	}
-	t.Cleanup(func() {
-		for _, in := range insts {
-			in.signal(syscall.SIGKILL)
-		}
-		if keep := os.Getenv("SLOTWAY_TEST_KEEP_LOGS"); keep != "" {
-			for _, in := range insts {
-				b, _ := os.ReadFile(in.log)
-				_ = os.WriteFile(filepath.Join(keep, in.host.Name+".log"), b, 0o644)
-			}
-		}
-		if t.Failed() || os.Getenv("SLOTWAY_TEST_LOGS") != "" {
-			for _, in := range insts {
-				b, _ := os.ReadFile(in.log)
-				t.Logf("--- %s log:\n%s", in.host.Name, tail(string(b), 60))
-			}
-		}
-	})
+	insts := startHAGroup(t, n, cluster, buildBinary(t), "p1", "p2", "p3")
 
 	holders := func() []int {
 		var hs []int
@@ -287,7 +234,7 @@ ha:
 		if os.Getenv("CI") == "true" {
 			t.Fatal("nft (nftables) is required under CI=true for the gossip and packet-loss scenarios")
 		}
-		t.Log("nft not installed: skipping the gossip-blocked and packet-loss scenarios")
+		t.Log("nft not installed locally: the gossip-blocked and packet-loss scenarios did not run")
 	} else {
 		// Gossip blocked on the holder, data path up: the holder must fence
 		// itself before another member claims, so there is never a moment
@@ -345,6 +292,145 @@ ha:
 		t.Logf("  %-24s min %6v  median %6v  max %6v", r.scenario, s[0].Round(time.Millisecond),
 			s[len(s)/2].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond))
 	}
+}
+
+// startHAGroup starts one slotway per name, each in its own namespace on
+// the bridge (10.77.0.11, .12, ...), all in one group with a netlink VIP.
+func startHAGroup(t *testing.T, n *netnstest.Net, cluster *redistest.Cluster, bin string, names ...string) []*haInstance {
+	t.Helper()
+	dir := t.TempDir()
+	var insts []*haInstance
+	for i, name := range names {
+		h := n.AddHost(name, "10.77.0."+strconv.Itoa(11+i))
+		var peers []string
+		for j := range names {
+			if j != i {
+				peers = append(peers, fmt.Sprintf("%q", "10.77.0."+strconv.Itoa(11+j)+":7946"))
+			}
+		}
+		conf := fmt.Sprintf(`proxy:
+  listen: 0.0.0.0:%s
+  cluster:
+    seeds: [%q]
+stats:
+  listen: %s:8100
+ha:
+  name: %s
+  bind: %s:7946
+  peers: [%s]
+  priority: %d
+  vip:
+    mode: netlink
+    address: %s/24
+    interface: eth0
+`, vipPort, cluster.Seeds()[0], h.IP, name, h.IP, strings.Join(peers, ", "), 150-10*i, vipIP)
+		path := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		in := &haInstance{t: t, host: h, bin: bin, conf: path, log: filepath.Join(dir, name+".log")}
+		insts = append(insts, in)
+		in.start()
+	}
+	t.Cleanup(func() {
+		for _, in := range insts {
+			in.signal(syscall.SIGKILL)
+		}
+		if keep := os.Getenv("SLOTWAY_TEST_KEEP_LOGS"); keep != "" {
+			for _, in := range insts {
+				b, _ := os.ReadFile(in.log)
+				_ = os.WriteFile(filepath.Join(keep, in.host.Name+".log"), b, 0o644)
+			}
+		}
+		if t.Failed() || os.Getenv("SLOTWAY_TEST_LOGS") != "" {
+			for _, in := range insts {
+				b, _ := os.ReadFile(in.log)
+				t.Logf("--- %s log:\n%s", in.host.Name, tail(string(b), 60))
+			}
+		}
+	})
+	return insts
+}
+
+// TestHATwoNodePartitionHeal: two instances and no witness keep serving on
+// both sides of a partition (both reach the cluster: the two-node
+// tie-breaker), so both hold the VIP; when it heals, the higher (term,
+// rank) keeps it within a second and announces it again.
+func TestHATwoNodePartitionHeal(t *testing.T) {
+	netnstest.Require(t)
+	requireRedis(t)
+	requireNft(t)
+	n := netnstest.New(t)
+	redisHost := n.AddHost("redis", "10.77.0.2")
+	client := n.AddHost("client", "10.77.0.50")
+	cluster := redistest.New(t, redistest.Options{Masters: 3, Host: redisHost.IP, Wrap: redisHost.Wrap(), Dial: redisHost.Dial})
+	insts := startHAGroup(t, n, cluster, buildBinary(t), "p1", "p2")
+	hasVIP := func(in *haInstance) bool { return in.host.HasAddr(vipIP) }
+	redistest.WaitFor(t, 30*time.Second, "p1 to hold the VIP and p2 to agree", func() bool {
+		return hasVIP(insts[0]) && !hasVIP(insts[1]) && groupHolder(client, insts[1].host.IP) == "p1"
+	})
+	nft(t, insts[0].host, "add table inet sw",
+		"add chain inet sw in { type filter hook input priority 0 ; }",
+		"add chain inet sw out { type filter hook output priority 0 ; }",
+		"add rule inet sw in udp dport 7946 drop", "add rule inet sw in tcp dport 7946 drop",
+		"add rule inet sw out udp dport 7946 drop", "add rule inet sw out tcp dport 7946 drop")
+	redistest.WaitFor(t, 30*time.Second, "both sides of the partition to hold the VIP", func() bool {
+		return hasVIP(insts[0]) && hasVIP(insts[1])
+	})
+	garpBefore := map[string]float64{}
+	for _, in := range insts {
+		garpBefore[in.host.Name] = metricFrom(client, in.host.IP, "slotway_ha_garp_sent_total")
+	}
+	healed := time.Now()
+	nft(t, insts[0].host, "delete table inet sw")
+	var winner *haInstance
+	redistest.WaitFor(t, 30*time.Second, "one holder after the heal", func() bool {
+		a, b := hasVIP(insts[0]), hasVIP(insts[1])
+		if a != b {
+			winner = insts[0]
+			if b {
+				winner = insts[1]
+			}
+			return true
+		}
+		return false
+	})
+	took := time.Since(healed)
+	t.Logf("partition healed: one holder (%s) after %v", winner.host.Name, took.Round(time.Millisecond))
+	if took > time.Second {
+		t.Errorf("two holders for %v after the heal, want under 1s", took)
+	}
+	redistest.WaitFor(t, 10*time.Second, "the kept holder to announce the VIP again", func() bool {
+		return metricFrom(client, winner.host.IP, "slotway_ha_garp_sent_total") > garpBefore[winner.host.Name]
+	})
+}
+
+func requireNft(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("nft"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("nft (nftables) is required under CI=true")
+		}
+		t.Skip("nft not installed")
+	}
+}
+
+// metricFrom reads one unlabelled metric from an instance's /metrics.
+func metricFrom(client *netnstest.Host, ip, name string) float64 {
+	hc := http.Client{Timeout: 500 * time.Millisecond, Transport: &http.Transport{DialContext: client.Dial, DisableKeepAlives: true}}
+	resp, err := hc.Get("http://" + ip + ":8100/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return -1
 }
 
 // groupHolder asks an instance's /ha/status (from the client namespace)
