@@ -156,6 +156,47 @@ func New(cfg Config, opts Options, logger *slog.Logger, reg prometheus.Registere
 // State returns the latest view of the group.
 func (g *Group) State() State { return *g.state.Load() }
 
+// ErrNotHolder: only the VIP holder can hand it over.
+var ErrNotHolder = errors.New("this member does not hold the VIP")
+
+// Handover moves the VIP to the next member without stopping: this member
+// drains (priority 0) until another claims, then becomes a candidate
+// again. It returns the successor's name.
+func (g *Group) Handover(ctx context.Context) (string, error) {
+	self := g.selfMeta()
+	if self.Role != RoleHolder {
+		return "", ErrNotHolder
+	}
+	g.setRole(RoleDraining, "handover", self.Term)
+	g.kickLoop()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if h := g.State().Holder; h != "" && h != g.cfg.Name {
+			// Back to candidate; updateHealth restores our priority.
+			g.setRole(RoleCandidate, "handover", self.Term)
+			g.kickLoop()
+			g.log.Info("handed the VIP over", "to", h)
+			return h, nil
+		}
+		select {
+		case <-ctx.Done():
+			// Nobody took over: keep serving.
+			g.setRole(RoleHolder, "handover_failed", self.Term)
+			g.kickLoop()
+			return "", fmt.Errorf("no member took the VIP over: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func (g *Group) kickLoop() {
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
 // GroupStatus is State for the stats server's JSON.
 func (g *Group) GroupStatus() any { return g.State() }
 
@@ -397,7 +438,10 @@ func (g *Group) tick(now time.Time) {
 			}
 		}
 	}
-	if err := g.vip.Reconcile(self.Role == RoleHolder, claimed, now); err != nil {
+	// A member handing over keeps the VIP until its successor has claimed,
+	// so clients see no gap.
+	holdVIP := self.Role == RoleHolder || (self.Role == RoleDraining && actualHolder(view, self) == "")
+	if err := g.vip.Reconcile(holdVIP, claimed, now); err != nil {
 		g.log.Error("VIP", "err", err)
 	}
 	// Holder is who actually holds (role holder), not whom the election

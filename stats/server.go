@@ -2,6 +2,7 @@ package stats
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +29,9 @@ type Config struct {
 	// Pprof serves Go's profiler under /debug/pprof/ on the same listener.
 	// Off by default: profiles reveal internals and cost CPU while taken.
 	Pprof bool `yaml:"pprof"`
+	// AdminTokenFile holds the bearer token of the admin API (POST
+	// endpoints). Unset: the admin API is disabled.
+	AdminTokenFile string `yaml:"admin_token_file"`
 }
 
 // DefaultConfig returns the defaults.
@@ -51,6 +57,9 @@ type Holder interface {
 	IsHolder() bool
 	// GroupStatus is the group as this instance sees it, for JSON.
 	GroupStatus() any
+	// Handover moves the VIP to another member without stopping and
+	// returns its name.
+	Handover(ctx context.Context) (string, error)
 }
 
 // Server serves the HTTP endpoints.
@@ -123,6 +132,37 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, hol
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
+	token := ""
+	if cfg.AdminTokenFile != "" {
+		b, err := os.ReadFile(cfg.AdminTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("stats.admin_token_file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+		if len(token) < 16 {
+			return nil, fmt.Errorf("stats.admin_token_file: the token must be at least 16 characters, got %d", len(token))
+		}
+	}
+	handover := admin(token, func(w http.ResponseWriter, r *http.Request) {
+		if holder == nil {
+			http.Error(w, "no ha: section: this instance runs alone", http.StatusNotFound)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		to, err := holder.Handover(ctx)
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			http.Error(w, err.Error(), http.StatusGatewayTimeout)
+		case err != nil:
+			http.Error(w, err.Error(), http.StatusConflict)
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]string{"handed_to": to})
+		}
+	})
+	mux.Handle("POST /ha/handover", handover)
+	mux.Handle("POST /api/v1/ha/handover", handover)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
@@ -132,6 +172,28 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, hol
 		log: log,
 		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
 	}, nil
+}
+
+// admin guards an admin endpoint with the bearer token: 401 without one,
+// 403 for a wrong one or when the admin API is disabled.
+func admin(token string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if token == "" {
+			http.Error(w, "admin API disabled: set stats.admin_token_file", http.StatusForbidden)
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="slotway"`)
+			http.Error(w, "missing bearer token", http.StatusUnauthorized)
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			http.Error(w, "wrong token", http.StatusForbidden)
+			return
+		}
+		h(w, r)
+	})
 }
 
 // Addr is the bound address.

@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -70,6 +72,50 @@ func TestEndpoints(t *testing.T) {
 	}
 	for _, p := range problems {
 		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+func TestAdminAuth(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, file, auth string
+		want             int
+	}{
+		{"disabled", "", "Bearer s3cret-token-0123456789", 403},
+		{"no token", tokenFile, "", 401},
+		{"wrong token", tokenFile, "Bearer nope", 403},
+		{"right token, no group", tokenFile, "Bearer s3cret-token-0123456789", 404},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(Config{Listen: "127.0.0.1:0", AdminTokenFile: tc.file}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), &readySource{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			for _, path := range []string{"/ha/handover", "/api/v1/ha/handover"} {
+				req, _ := http.NewRequest("POST", "http://"+s.Addr().String()+path, nil)
+				if tc.auth != "" {
+					req.Header.Set("Authorization", tc.auth)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != tc.want {
+					t.Errorf("%s: %d, want %d", path, resp.StatusCode, tc.want)
+				}
+			}
+		})
+	}
+	if _, err := New(Config{Listen: "127.0.0.1:0", AdminTokenFile: "/nonexistent"}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), &readySource{}, nil); err == nil {
+		t.Error("a missing token file was accepted")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,8 +23,9 @@ import (
 )
 
 const (
-	vipIP   = "10.77.0.100"
-	vipPort = "7100"
+	vipIP      = "10.77.0.100"
+	vipPort    = "7100"
+	adminToken = "test-admin-token-0123456789"
 )
 
 // haInstance is one slotway process in its own namespace.
@@ -210,6 +212,27 @@ func TestHAFailoverInNamespaces(t *testing.T) {
 
 	scenario("kill -9 of the holder", func(in *haInstance) { in.signal(syscall.SIGKILL) }, func(in *haInstance) { in.start() })
 	scenario("SIGTERM of the holder", func(in *haInstance) { in.signal(syscall.SIGTERM) }, func(in *haInstance) { in.start() })
+	scenario("POST /ha/handover", func(in *haInstance) {
+		hc := http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: client.Dial}}
+		for _, c := range []struct {
+			auth string
+			want int
+		}{{"", 401}, {"Bearer wrong", 403}, {"Bearer " + adminToken, 200}} {
+			req, _ := http.NewRequest("POST", "http://"+in.host.IP+":8100/ha/handover", nil)
+			if c.auth != "" {
+				req.Header.Set("Authorization", c.auth)
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatalf("handover: %v", err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.want {
+				t.Fatalf("handover with %q: %d %s, want %d", c.auth, resp.StatusCode, body, c.want)
+			}
+		}
+	}, func(in *haInstance) {})
 	scenario("holder's link down", func(in *haInstance) {
 		if out, err := in.host.Run("link", "set", "eth0", "down"); err != nil {
 			t.Fatalf("link down: %v %s", err, out)
@@ -299,6 +322,10 @@ func TestHAFailoverInNamespaces(t *testing.T) {
 func startHAGroup(t *testing.T, n *netnstest.Net, cluster *redistest.Cluster, bin string, names ...string) []*haInstance {
 	t.Helper()
 	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "admin-token")
+	if err := os.WriteFile(tokenFile, []byte(adminToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var insts []*haInstance
 	for i, name := range names {
 		h := n.AddHost(name, "10.77.0."+strconv.Itoa(11+i))
@@ -314,6 +341,7 @@ func startHAGroup(t *testing.T, n *netnstest.Net, cluster *redistest.Cluster, bi
     seeds: [%q]
 stats:
   listen: %s:8100
+  admin_token_file: %s
 ha:
   name: %s
   bind: %s:7946
@@ -323,7 +351,7 @@ ha:
     mode: netlink
     address: %s/24
     interface: eth0
-`, vipPort, cluster.Seeds()[0], h.IP, name, h.IP, strings.Join(peers, ", "), 150-10*i, vipIP)
+`, vipPort, cluster.Seeds()[0], h.IP, tokenFile, name, h.IP, strings.Join(peers, ", "), 150-10*i, vipIP)
 		path := filepath.Join(dir, name+".yaml")
 		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
