@@ -22,14 +22,20 @@ func defaultConfig() fileConfig {
 }
 
 func (c *fileConfig) Validate() error {
-	errs := []error{
-		config.Prefix("proxy", c.Proxy.Validate()),
-		config.Prefix("stats", c.Stats.Validate()),
+	errs := []error{config.Prefix("stats", c.Stats.Validate())}
+	if !c.witnessOnly() {
+		errs = append(errs, config.Prefix("proxy", c.Proxy.Validate()))
 	}
 	if c.HA != nil {
 		errs = append(errs, config.Prefix("ha", c.HA.Validate()))
 	}
 	return errors.Join(errs...)
+}
+
+// witnessOnly: an instance with ha.witness and no cluster seeds only votes
+// in the group; it runs no proxy.
+func (c *fileConfig) witnessOnly() bool {
+	return c.HA != nil && c.HA.Witness && len(c.Proxy.Cluster.Seeds) == 0
 }
 
 func loadConfig(path string) (fileConfig, error) {

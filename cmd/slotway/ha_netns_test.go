@@ -335,6 +335,18 @@ func startHAGroup(t *testing.T, n *netnstest.Net, cluster *redistest.Cluster, bi
 				peers = append(peers, fmt.Sprintf("%q", "10.77.0."+strconv.Itoa(11+j)+":7946"))
 			}
 		}
+		if strings.HasPrefix(name, "w") { // a witness: votes, runs no proxy
+			conf := fmt.Sprintf("stats:\n  listen: %s:8100\n  admin_token_file: %s\nha:\n  name: %s\n  bind: %s:7946\n  peers: [%s]\n  witness: true\n",
+				h.IP, tokenFile, name, h.IP, strings.Join(peers, ", "))
+			path := filepath.Join(dir, name+".yaml")
+			if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			in := &haInstance{t: t, host: h, bin: bin, conf: path, log: filepath.Join(dir, name+".log")}
+			insts = append(insts, in)
+			in.start()
+			continue
+		}
 		conf := fmt.Sprintf(`proxy:
   listen: 0.0.0.0:%s
   cluster:
@@ -431,6 +443,33 @@ func TestHATwoNodePartitionHeal(t *testing.T) {
 	redistest.WaitFor(t, 10*time.Second, "the kept holder to announce the VIP again", func() bool {
 		return metricFrom(client, winner.host.IP, "slotway_ha_garp_sent_total") > garpBefore[winner.host.Name]
 	})
+}
+
+// TestHATwoNodesAndWitness: with a witness, two proxies keep a majority
+// when one dies; the witness votes and never holds the VIP.
+func TestHATwoNodesAndWitness(t *testing.T) {
+	netnstest.Require(t)
+	requireRedis(t)
+	n := netnstest.New(t)
+	redisHost := n.AddHost("redis", "10.77.0.2")
+	client := n.AddHost("client", "10.77.0.50")
+	cluster := redistest.New(t, redistest.Options{Masters: 3, Host: redisHost.IP, Wrap: redisHost.Wrap(), Dial: redisHost.Dial})
+	insts := startHAGroup(t, n, cluster, buildBinary(t), "p1", "p2", "w3")
+	p1, p2, w := insts[0], insts[1], insts[2]
+	redistest.WaitFor(t, 30*time.Second, "p1 to hold the VIP, agreed by p2 and the witness", func() bool {
+		return p1.host.HasAddr(vipIP) && groupHolder(client, p2.host.IP) == "p1" && groupHolder(client, w.host.IP) == "p1"
+	})
+	p1.signal(syscall.SIGKILL)
+	redistest.WaitFor(t, 30*time.Second, "p2 to take over with the witness's vote", func() bool {
+		return p2.host.HasAddr(vipIP) && pingFrom(client) && groupHolder(client, w.host.IP) == "p2"
+	})
+	if w.host.HasAddr(vipIP) {
+		t.Error("the witness holds the VIP")
+	}
+	// Without p1, p2 still has its majority (itself and the witness); a
+	// kill of the witness leaves p2 alone: it must fence.
+	w.signal(syscall.SIGKILL)
+	redistest.WaitFor(t, 30*time.Second, "p2, alone of three, to drop the VIP", func() bool { return !p2.host.HasAddr(vipIP) })
 }
 
 func requireNft(t *testing.T) {

@@ -22,16 +22,24 @@ type instance struct {
 
 func newInstance(cfg fileConfig, log *slog.Logger) (*instance, error) {
 	reg := prometheus.NewRegistry()
-	p, err := proxy.New(cfg.Proxy, log.With("component", "proxy"), reg)
-	if err != nil {
-		return nil, err
+	var p *proxy.Server
+	var src stats.Source = alwaysReady{}
+	healthy := func() bool { return true }
+	proxyAddr := ""
+	if !cfg.witnessOnly() {
+		var err error
+		p, err = proxy.New(cfg.Proxy, log.With("component", "proxy"), reg)
+		if err != nil {
+			return nil, err
+		}
+		src, healthy, proxyAddr = p, p.Ready, p.Addr().String()
 	}
 	var group *ha.Group
 	var holder stats.Holder
 	if cfg.HA != nil {
+		var err error
 		group, err = ha.New(*cfg.HA, ha.Options{
-			ProxyAddr: p.Addr().String(), StatsAddr: cfg.Stats.Listen, Version: proxy.Version,
-			Healthy: p.Ready,
+			ProxyAddr: proxyAddr, StatsAddr: cfg.Stats.Listen, Version: proxy.Version, Healthy: healthy,
 		}, log.With("component", "ha"), reg)
 		if err != nil {
 			closeProxy(p)
@@ -39,7 +47,7 @@ func newInstance(cfg fileConfig, log *slog.Logger) (*instance, error) {
 		}
 		holder = group
 	}
-	st, err := stats.New(cfg.Stats, log.With("component", "stats"), reg, p, holder)
+	st, err := stats.New(cfg.Stats, log.With("component", "stats"), reg, src, holder)
 	if err != nil {
 		closeProxy(p)
 		return nil, err
@@ -47,9 +55,17 @@ func newInstance(cfg fileConfig, log *slog.Logger) (*instance, error) {
 	return &instance{proxy: p, stats: st, group: group}, nil
 }
 
+// alwaysReady is the readiness of a witness, which serves no clients.
+type alwaysReady struct{}
+
+func (alwaysReady) Ready() bool { return true }
+
 // closeProxy releases a proxy that never ran: running it with a cancelled
 // context closes its listener.
 func closeProxy(p *proxy.Server) {
+	if p == nil {
+		return
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_ = p.Run(ctx)
@@ -75,7 +91,11 @@ func (i *instance) run(ctx context.Context) error {
 			cancel()
 		}
 	}
-	for _, run := range []func(context.Context) error{i.proxy.Run, i.stats.Run} {
+	runs := []func(context.Context) error{i.stats.Run}
+	if i.proxy != nil {
+		runs = append(runs, i.proxy.Run)
+	}
+	for _, run := range runs {
 		wg.Go(func() { fail(run(serveCtx)) })
 	}
 	if i.group != nil {

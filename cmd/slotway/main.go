@@ -101,8 +101,13 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("slotway started", "version", proxy.Version, "listen", inst.proxy.Addr().String(),
-		"stats", inst.stats.Addr().String())
+	if inst.proxy != nil {
+		log.Info("slotway started", "version", proxy.Version, "listen", inst.proxy.Addr().String(),
+			"stats", inst.stats.Addr().String())
+	} else {
+		log.Info("slotway started as a witness (votes, runs no proxy)", "version", proxy.Version,
+			"stats", inst.stats.Addr().String())
+	}
 	err = inst.run(ctx)
 	log.Info("slotway stopped")
 	return err
