@@ -3,7 +3,9 @@
 // members), the floating address (netlink and gratuitous ARP, exec hooks or
 // a status endpoint) and notify hooks. It routes no commands.
 //
-// Not yet: POST /ha/handover, the witness-only instance, the two-node
-// partition-heal scenario in the namespace test and re-GARP after a
-// link-up or an address conflict.
+// The pieces: election.go (a pure function of the members, table-tested),
+// group.go (memberlist membership, a 100 ms heartbeat carrying each
+// member's metadata and view, fencing, handover), vip.go (netlink VIP with
+// a kernel lease, gratuitous ARP), hooks.go (notify hooks from one queue),
+// meta.go (the gossiped metadata), metrics.go.
 package ha
