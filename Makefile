@@ -22,6 +22,7 @@ deps:
 	command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || pkgs="$$pkgs redis-tools"; \
 	command -v ip >/dev/null || pkgs="$$pkgs iproute2"; \
 	command -v nft >/dev/null || pkgs="$$pkgs nftables"; \
+	command -v chromium >/dev/null || pkgs="$$pkgs chromium chromium-driver"; \
 	if [ -n "$$pkgs" ]; then \
 		echo "installing$$pkgs ..."; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

@@ -200,6 +200,14 @@ func (g *Group) kickLoop() {
 // GroupStatus is State for the stats server's JSON.
 func (g *Group) GroupStatus() any { return g.State() }
 
+// SetStatsAddr records the bound stats address (known only once the
+// stats listener exists) for the group's metadata.
+func (g *Group) SetStatsAddr(addr string) {
+	g.mu.Lock()
+	g.meta.StatsAddr = addr
+	g.mu.Unlock()
+}
+
 // IsHolder reports whether this member holds the VIP now.
 func (g *Group) IsHolder() bool { return g.State().Role == RoleHolder.String() }
 

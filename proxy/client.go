@@ -103,6 +103,7 @@ func (c *client) serve() {
 		n := 0
 		c.rd.inline = c.rd.inline[:0]
 		var perr error
+		var start time.Time
 		for n < maxBatch && !c.quit {
 			args, raw, err := c.rd.next()
 			if errors.Is(err, errIncomplete) {
@@ -121,6 +122,9 @@ func (c *client) serve() {
 			if len(args) == 0 {
 				continue
 			}
+			if n == 0 {
+				start = time.Now()
+			}
 			if n == len(c.reqs) {
 				c.reqs = append(c.reqs, request{batch: &c.batch})
 			}
@@ -129,14 +133,28 @@ func (c *client) serve() {
 		}
 		if n > 0 {
 			c.execute(c.reqs[:n])
+			// One clock read per batch: every command of a batch waited for
+			// the batch (pipelines are answered together).
+			took := time.Since(start)
 			c.out = c.out[:0]
+			var perFamily [16]uint64
 			for i := range c.reqs[:n] {
 				r := &c.reqs[i]
+				if r.info != nil {
+					perFamily[r.info.family]++
+				} else {
+					perFamily[familyIndex["@connection"]]++
+				}
 				c.out = append(c.out, r.reply...)
 				if cap(r.reply) > 64<<10 {
 					r.reply = nil
 				}
 				r.info, r.target, r.raw = nil, nil, nil
+			}
+			for f, k := range perFamily {
+				if k > 0 {
+					c.s.latency[f].observe(took, k)
+				}
 			}
 		}
 		if perr != nil {
@@ -286,6 +304,7 @@ func (c *client) execute(reqs []request) {
 				continue
 			case redirMoved, redirAsk:
 				c.s.m.redirects[kind].Inc()
+				c.s.redirCount[kind].Add(1)
 				if r.redirects >= c.s.cfg.MaxRedirects {
 					r.info.stats.errors.Add(1)
 					continue
@@ -302,6 +321,7 @@ func (c *client) execute(reqs []request) {
 				resend = true
 			case redirTryAgain, redirClusterDown:
 				c.s.m.redirects[kind].Inc()
+				c.s.redirCount[kind].Add(1)
 				if now.IsZero() {
 					now = time.Now()
 					if deadline.IsZero() {

@@ -58,6 +58,7 @@ type cmdInfo struct {
 	// blockArg: blocking only when a BLOCK argument is given (XREAD).
 	blockArg bool
 	local    *localCmd // for kindLocal
+	family   uint8     // index into familyNames
 	stats    *cmdStats
 }
 
@@ -247,6 +248,18 @@ func parseCommandEntry(e any) (*cmdInfo, error) {
 			if s, ok := x.(string); ok {
 				ci.flags |= flagNames[strings.ToLower(s)]
 			}
+		}
+	}
+	ci.family = familyOther
+	if len(f) >= 7 {
+		if cats, ok := f[6].([]any); ok {
+			var names []string
+			for _, c := range cats {
+				if s, ok := c.(string); ok {
+					names = append(names, strings.ToLower(s))
+				}
+			}
+			ci.family = familyOf(names)
 		}
 	}
 	if len(f) >= 9 {

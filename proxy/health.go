@@ -3,9 +3,13 @@ package proxy
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // NodeHealth is what the active health check last saw of one node.
@@ -17,6 +21,72 @@ type NodeHealth struct {
 	Latency   time.Duration `json:"latency_ns"`
 	Failures  int           `json:"consecutive_failures"`
 	LastError string        `json:"last_error,omitempty"`
+	Info      NodeInfo      `json:"info"`
+}
+
+// NodeInfo is what INFO said at the last successful check.
+type NodeInfo struct {
+	UsedMemory int64  `json:"used_memory"`
+	MaxMemory  int64  `json:"maxmemory"`
+	Clients    int64  `json:"connected_clients"`
+	OpsPerSec  int64  `json:"instantaneous_ops_per_sec"`
+	Hits       int64  `json:"keyspace_hits"`
+	Misses     int64  `json:"keyspace_misses"`
+	Keys       int64  `json:"keys"`
+	Role       string `json:"role"`
+	LinkStatus string `json:"master_link_status,omitempty"`
+	ReplLag    int64  `json:"repl_lag_bytes,omitempty"`
+	offset     int64  // master_repl_offset or slave_repl_offset
+}
+
+// parseInfo reads the fields Slotway shows from an INFO reply.
+func parseInfo(info string) NodeInfo {
+	var ni NodeInfo
+	var masterOffset, slaveOffset int64
+	for line := range strings.SplitSeq(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		switch k {
+		case "used_memory":
+			ni.UsedMemory = n
+		case "maxmemory":
+			ni.MaxMemory = n
+		case "connected_clients":
+			ni.Clients = n
+		case "instantaneous_ops_per_sec":
+			ni.OpsPerSec = n
+		case "keyspace_hits":
+			ni.Hits = n
+		case "keyspace_misses":
+			ni.Misses = n
+		case "role":
+			ni.Role = v
+		case "master_link_status":
+			ni.LinkStatus = v
+		case "master_repl_offset":
+			masterOffset = n
+		case "slave_repl_offset":
+			slaveOffset = n
+		default:
+			if strings.HasPrefix(k, "db") {
+				// db0:keys=12,expires=0,avg_ttl=0
+				if kv, _, ok := strings.Cut(v, ","); ok {
+					if c, ok := strings.CutPrefix(kv, "keys="); ok {
+						keys, _ := strconv.ParseInt(c, 10, 64)
+						ni.Keys += keys
+					}
+				}
+			}
+		}
+	}
+	ni.offset = masterOffset
+	if ni.Role == "slave" {
+		ni.offset = slaveOffset
+	}
+	return ni
 }
 
 // healthChecker PINGs every node of the topology. A master that fails
@@ -68,7 +138,29 @@ func (h *healthChecker) checkAll(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
+	// A replica's lag is its master's offset minus its own.
+	for _, n := range topo.nodes {
+		if n.Role != "replica" {
+			continue
+		}
+		for _, m := range topo.nodes {
+			if m.ID == n.MasterID {
+				r, mh := next[n.Addr], next[m.Addr]
+				if r.Up && mh.Up {
+					r.Info.ReplLag = max(mh.Info.offset-r.Info.offset, 0)
+					next[n.Addr] = r
+				}
+			}
+		}
+	}
 	h.state.Store(&next)
+	for _, n := range topo.nodes {
+		nh := next[n.Addr]
+		h.o.m.nodeMemory.WithLabelValues(n.Addr).Set(float64(nh.Info.UsedMemory))
+		h.o.m.nodeKeys.WithLabelValues(n.Addr).Set(float64(nh.Info.Keys))
+		h.o.m.nodeOps.WithLabelValues(n.Addr).Set(float64(nh.Info.OpsPerSec))
+		h.o.m.nodeClients.WithLabelValues(n.Addr).Set(float64(nh.Info.Clients))
+	}
 	for _, n := range topo.nodes {
 		was, had := prev[n.Addr]
 		now := next[n.Addr]
@@ -90,7 +182,9 @@ func (h *healthChecker) checkAll(ctx context.Context) {
 	}
 	for addr := range prev {
 		if _, ok := next[addr]; !ok {
-			h.o.m.nodeUp.DeleteLabelValues(addr)
+			for _, g := range []*prometheus.GaugeVec{h.o.m.nodeUp, h.o.m.nodeMemory, h.o.m.nodeKeys, h.o.m.nodeOps, h.o.m.nodeClients} {
+				g.DeleteLabelValues(addr)
+			}
 		}
 	}
 }
@@ -99,12 +193,16 @@ func (h *healthChecker) check(ctx context.Context, addr string, prev NodeHealth)
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
 	start := time.Now()
-	err := h.o.control(addr).Ping(ctx).Err()
+	c := h.o.control(addr)
+	err := c.Ping(ctx).Err()
 	nh := prev
 	nh.Addr = addr
 	nh.LastCheck = time.Now()
 	if err == nil {
 		nh.Latency = nh.LastCheck.Sub(start)
+		if info, ierr := c.Info(ctx, "memory", "stats", "clients", "keyspace", "replication").Result(); ierr == nil {
+			nh.Info = parseInfo(info)
+		}
 		nh.Failures, nh.LastError = 0, ""
 		if !prev.Up {
 			nh.Up, nh.Since = true, nh.LastCheck

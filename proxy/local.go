@@ -24,7 +24,7 @@ var localCmds map[string]*localCmd
 func init() {
 	localCmds = map[string]*localCmd{}
 	add := func(name string, arity int, fn localFunc) {
-		lc := &localCmd{info: &cmdInfo{name: name, arity: arity, kind: kindLocal, stats: &cmdStats{}}, fn: fn}
+		lc := &localCmd{info: &cmdInfo{name: name, arity: arity, kind: kindLocal, family: familyIndex["@connection"], stats: &cmdStats{}}, fn: fn}
 		lc.info.local = lc
 		localCmds[name] = lc
 	}

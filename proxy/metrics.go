@@ -28,6 +28,10 @@ type metrics struct {
 	redirects         map[redirect]prometheus.Counter
 	topologyRefreshes *prometheus.CounterVec
 	nodeUp            *prometheus.GaugeVec
+	nodeMemory        *prometheus.GaugeVec
+	nodeKeys          *prometheus.GaugeVec
+	nodeOps           *prometheus.GaugeVec
+	nodeClients       *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
@@ -77,6 +81,22 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			Name: "slotway_proxy_node_up",
 			Help: "1 when the node answered its last health checks.",
 		}, []string{"node"}),
+		nodeMemory: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "slotway_proxy_node_memory_bytes",
+			Help: "used_memory of the node at its last health check.",
+		}, []string{"node"}),
+		nodeKeys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "slotway_proxy_node_keys",
+			Help: "Keys held by the node at its last health check.",
+		}, []string{"node"}),
+		nodeOps: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "slotway_proxy_node_ops_per_second",
+			Help: "instantaneous_ops_per_sec of the node at its last health check.",
+		}, []string{"node"}),
+		nodeClients: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "slotway_proxy_node_clients",
+			Help: "connected_clients of the node at its last health check.",
+		}, []string{"node"}),
 	}
 	redirects := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "slotway_proxy_redirects_total",
@@ -88,6 +108,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 	cs := []prometheus.Collector{
 		m.accepted, m.protocolErrors, m.unknownCommands, m.crossSlot, m.backendFailures,
 		m.backendDialErrors, m.backendConnErrors, m.backendWrites, m.backendReads, redirects, m.topologyRefreshes, m.nodeUp,
+		m.nodeMemory, m.nodeKeys, m.nodeOps, m.nodeClients,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "slotway_proxy_client_connections",
 			Help: "Client connections open now.",
@@ -111,6 +132,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			Help: "Masters that serve slots in the current slot map.",
 		}, func() float64 { return float64(len(s.topo.load().masters)) }),
 		&commandCollector{s: s},
+		latencyCollector{s: s},
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

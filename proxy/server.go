@@ -33,6 +33,10 @@ type Server struct {
 	table    atomic.Pointer[commandTable]
 	redisVer atomic.Pointer[string]
 	slotOps  [SlotCount]atomic.Uint64
+	latency  [16]latencyHist // by command family
+	// redirCount mirrors the redirect counters for Stats (Prometheus
+	// counters cannot be read back cheaply).
+	redirCount [5]atomic.Uint64
 
 	mu            sync.Mutex
 	clients       map[*client]struct{}

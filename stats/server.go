@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"log/slog"
 	"net"
 	"net/http"
@@ -45,10 +46,13 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Source is what the stats server needs from the proxy.
+// Source is what the stats server needs from the instance.
 type Source interface {
 	// Ready reports whether the slot map is known and a master answers.
 	Ready() bool
+	// Status is the instance's view now. The server fills in the rates,
+	// the series and the times.
+	Status() Status
 }
 
 // Holder is what the stats server needs from the HA group.
@@ -64,9 +68,13 @@ type Holder interface {
 
 // Server serves the HTTP endpoints.
 type Server struct {
-	ln  net.Listener
-	srv *http.Server
-	log *slog.Logger
+	ln      net.Listener
+	srv     *http.Server
+	log     *slog.Logger
+	src     Source
+	started time.Time
+	page    *template.Template
+	series  sampler
 }
 
 // New binds cfg.Listen. reg receives Go runtime and process collectors;
@@ -89,6 +97,21 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, hol
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
+	})
+	s := &Server{log: log, src: src, started: time.Now()}
+	page, err := template.ParseFS(webFS, "web/index.html")
+	if err != nil {
+		return nil, fmt.Errorf("stats page template: %w", err)
+	}
+	s.page = page
+	mux.HandleFunc("GET /{$}", s.handlePage)
+	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(mustSub(webFS, "web"))))
+	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		if err := json.NewEncoder(w).Encode(s.status()); err != nil {
+			log.Warn("encode /api/v1/status", "err", err)
+		}
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -163,15 +186,20 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, hol
 	})
 	mux.Handle("POST /ha/handover", handover)
 	mux.Handle("POST /api/v1/ha/handover", handover)
+	// The autoscaler's admin endpoints exist so tools and the page can be
+	// written against them; they answer 501 until the scaler lands.
+	for _, op := range []string{"pause", "resume", "rebalance", "scale", "dry_run"} {
+		mux.Handle("POST /api/v1/scaler/"+op, admin(token, func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "the autoscaler is not available in this version", http.StatusNotImplemented)
+		}))
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	return &Server{
-		ln:  ln,
-		log: log,
-		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
-	}, nil
+	s.ln = ln
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return s, nil
 }
 
 // admin guards an admin endpoint with the bearer token: 401 without one,
@@ -203,6 +231,10 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(s.ln) }()
+	sctx, stopSampler := context.WithCancel(context.Background())
+	samplerDone := make(chan struct{})
+	go func() { defer close(samplerDone); s.series.run(sctx, s.src) }()
+	defer func() { stopSampler(); <-samplerDone }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("stats http: %w", err)

@@ -335,19 +335,12 @@ func startHAGroup(t *testing.T, n *netnstest.Net, cluster *redistest.Cluster, bi
 				peers = append(peers, fmt.Sprintf("%q", "10.77.0."+strconv.Itoa(11+j)+":7946"))
 			}
 		}
+		var conf string
 		if strings.HasPrefix(name, "w") { // a witness: votes, runs no proxy
-			conf := fmt.Sprintf("stats:\n  listen: %s:8100\n  admin_token_file: %s\nha:\n  name: %s\n  bind: %s:7946\n  peers: [%s]\n  witness: true\n",
+			conf = fmt.Sprintf("stats:\n  listen: %s:8100\n  admin_token_file: %s\nha:\n  name: %s\n  bind: %s:7946\n  peers: [%s]\n  witness: true\n",
 				h.IP, tokenFile, name, h.IP, strings.Join(peers, ", "))
-			path := filepath.Join(dir, name+".yaml")
-			if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			in := &haInstance{t: t, host: h, bin: bin, conf: path, log: filepath.Join(dir, name+".log")}
-			insts = append(insts, in)
-			in.start()
-			continue
-		}
-		conf := fmt.Sprintf(`proxy:
+		} else {
+			conf = fmt.Sprintf(`proxy:
   listen: 0.0.0.0:%s
   cluster:
     seeds: [%q]
@@ -364,6 +357,7 @@ ha:
     address: %s/24
     interface: eth0
 `, vipPort, cluster.Seeds()[0], h.IP, tokenFile, name, h.IP, strings.Join(peers, ", "), 150-10*i, vipIP)
+		}
 		path := filepath.Join(dir, name+".yaml")
 		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
@@ -472,15 +466,7 @@ func TestHATwoNodesAndWitness(t *testing.T) {
 	redistest.WaitFor(t, 30*time.Second, "p2, alone of three, to drop the VIP", func() bool { return !p2.host.HasAddr(vipIP) })
 }
 
-func requireNft(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("nft"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("nft (nftables) is required under CI=true")
-		}
-		t.Skip("nft not installed")
-	}
-}
+func requireNft(t *testing.T) { t.Helper(); requireTool(t, "nft", "nftables") }
 
 // metricFrom reads one unlabelled metric from an instance's /metrics.
 func metricFrom(client *netnstest.Host, ip, name string) float64 {

@@ -23,7 +23,6 @@ type instance struct {
 func newInstance(cfg fileConfig, log *slog.Logger) (*instance, error) {
 	reg := prometheus.NewRegistry()
 	var p *proxy.Server
-	var src stats.Source = alwaysReady{}
 	healthy := func() bool { return true }
 	proxyAddr := ""
 	if !cfg.witnessOnly() {
@@ -32,7 +31,7 @@ func newInstance(cfg fileConfig, log *slog.Logger) (*instance, error) {
 		if err != nil {
 			return nil, err
 		}
-		src, healthy, proxyAddr = p, p.Ready, p.Addr().String()
+		healthy, proxyAddr = p.Ready, p.Addr().String()
 	}
 	var group *ha.Group
 	var holder stats.Holder
@@ -47,18 +46,21 @@ func newInstance(cfg fileConfig, log *slog.Logger) (*instance, error) {
 		}
 		holder = group
 	}
+	name := proxyAddr
+	if cfg.HA != nil {
+		name = cfg.HA.Name
+	}
+	src := &statusSource{name: name, proxy: p, group: group}
 	st, err := stats.New(cfg.Stats, log.With("component", "stats"), reg, src, holder)
 	if err != nil {
 		closeProxy(p)
 		return nil, err
 	}
+	if group != nil {
+		group.SetStatsAddr(st.Addr().String())
+	}
 	return &instance{proxy: p, stats: st, group: group}, nil
 }
-
-// alwaysReady is the readiness of a witness, which serves no clients.
-type alwaysReady struct{}
-
-func (alwaysReady) Ready() bool { return true }
 
 // closeProxy releases a proxy that never ran: running it with a cancelled
 // context closes its listener.

@@ -100,13 +100,16 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-func requireRedis(t *testing.T) {
+func requireRedis(t *testing.T) { t.Helper(); requireTool(t, "redis-server", "redis-server") }
+
+// requireTool skips without the command, or fails under CI=true.
+func requireTool(t *testing.T, cmd, pkg string) {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
+	if _, err := exec.LookPath(cmd); err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server is required under CI=true")
+			t.Fatalf("%s is required under CI=true (apt-get install -y %s)", cmd, pkg)
 		}
-		t.Skip("redis-server not installed")
+		t.Skipf("%s not installed", cmd)
 	}
 }
 

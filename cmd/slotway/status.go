@@ -1,0 +1,114 @@
+package main
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/slotway/slotway/ha"
+	"github.com/slotway/slotway/proxy"
+	"github.com/slotway/slotway/stats"
+)
+
+// statusSource maps the proxy's and the group's views onto the stats
+// page's schema; stats imports neither package.
+type statusSource struct {
+	name  string
+	proxy *proxy.Server // nil for a witness
+	group *ha.Group     // nil without an ha: section
+}
+
+func (s *statusSource) Ready() bool { return s.proxy == nil || s.proxy.Ready() }
+
+func (s *statusSource) Status() stats.Status {
+	st := stats.Status{Instance: stats.InstanceStatus{Name: s.name, Version: proxy.Version, Ready: s.Ready()}}
+	if s.group != nil {
+		st.Group = groupStatus(s.group.State())
+	}
+	if s.proxy == nil {
+		st.Cluster.Nodes = []stats.NodeStatus{}
+		st.Cluster.Slots = []stats.SlotRange{}
+		st.Proxy.Redirects = map[string]uint64{}
+		st.Proxy.Families = []stats.FamilyStatus{}
+		return st
+	}
+	st.Instance.ProxyAddr = s.proxy.Addr().String()
+	ps := s.proxy.Stats()
+	st.Proxy = stats.ProxyStatus{
+		Clients: int64(ps.Clients), CommandsTotal: ps.CommandsTotal, ErrorsTotal: ps.ErrorsTotal,
+		P50MS: ms(ps.P50.Seconds()), P99MS: ms(ps.P99.Seconds()), Redirects: ps.Redirects,
+		Families: []stats.FamilyStatus{},
+	}
+	for _, f := range ps.Families {
+		st.Proxy.Families = append(st.Proxy.Families, stats.FamilyStatus{Family: f.Family, Calls: f.Calls, Errors: f.Errors,
+			P50MS: ms(f.P50.Seconds()), P99MS: ms(f.P99.Seconds())})
+	}
+	st.Cluster.TopologyAge = ps.TopologyAge.Seconds()
+	health := s.proxy.Health()
+	st.Cluster.Nodes = []stats.NodeStatus{}
+	st.Cluster.Slots = []stats.SlotRange{}
+	for _, n := range s.proxy.Nodes() {
+		h, checked := health[n.Addr]
+		ns := stats.NodeStatus{
+			ID: n.ID, Addr: n.Addr, Role: n.Role, MasterID: n.MasterID, Status: "UP", Since: h.Since,
+			SlotRanges: n.Slots, Keys: h.Info.Keys, UsedMemory: h.Info.UsedMemory, MaxMemory: h.Info.MaxMemory,
+			Clients: h.Info.Clients, OpsPerSec: h.Info.OpsPerSec, HitRatio: -1, ReplLag: h.Info.ReplLag,
+			LatencyMS: ms(h.Latency.Seconds()), LastCheck: h.LastCheck, LastError: h.LastError,
+		}
+		if ns.SlotRanges == nil {
+			ns.SlotRanges = [][2]int{}
+		}
+		switch {
+		case n.Health == "fail" || n.Health == "failed":
+			ns.Status = "FAIL"
+		case checked && !h.Up:
+			ns.Status = "DOWN"
+		}
+		if lookups := h.Info.Hits + h.Info.Misses; lookups > 0 {
+			ns.HitRatio = float64(h.Info.Hits) / float64(lookups)
+		}
+		if n.Role == "replica" {
+			ns.ReplLink = h.Info.LinkStatus
+		}
+		for _, r := range n.Slots {
+			ns.SlotCount += r[1] - r[0] + 1
+			if n.Role == "master" {
+				st.Cluster.Slots = append(st.Cluster.Slots, stats.SlotRange{Start: r[0], End: r[1], Owner: n.Addr})
+			}
+		}
+		if n.Role == "master" && ns.SlotCount > 0 {
+			st.Cluster.Masters++
+			st.Cluster.SlotsServed += ns.SlotCount
+		}
+		st.Cluster.Nodes = append(st.Cluster.Nodes, ns)
+	}
+	sort.Slice(st.Cluster.Slots, func(i, j int) bool { return st.Cluster.Slots[i].Start < st.Cluster.Slots[j].Start })
+	return st
+}
+
+func groupStatus(s ha.State) *stats.GroupStatus {
+	g := &stats.GroupStatus{Self: s.Self, Holder: s.Holder, Leader: s.Leader, Term: s.Term, Role: s.Role,
+		Quorum: s.Quorum, Reason: s.Reason, Members: []stats.GroupMember{}}
+	for _, m := range s.Members {
+		var roles []string
+		switch {
+		case m.Witness:
+			roles = append(roles, "witness")
+		case m.Role == ha.RoleDraining:
+			roles = append(roles, "draining")
+		case m.Name == s.Holder:
+			roles = append(roles, "VIP holder")
+		}
+		if m.Name == s.Leader && s.Quorum {
+			roles = append(roles, "leader")
+		}
+		if len(roles) == 0 {
+			roles = append(roles, "backup")
+		}
+		g.Members = append(g.Members, stats.GroupMember{Name: m.Name, Role: strings.Join(roles, "+"), Term: m.Term,
+			Priority: m.Priority, Effective: m.Effective, Alive: m.Alive, LastHeard: m.LastHeard,
+			ProxyAddr: m.ProxyAddr, StatsAddr: m.StatsAddr, Gossip: m.Addr})
+	}
+	return g
+}
+
+func ms(seconds float64) float64 { return seconds * 1000 }

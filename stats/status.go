@@ -1,0 +1,145 @@
+package stats
+
+import "time"
+
+// Status is the JSON of GET /api/v1/status and everything the page shows.
+// docs/api.md documents every field.
+type Status struct {
+	Instance InstanceStatus `json:"instance"`
+	Group    *GroupStatus   `json:"group"` // null without an ha: section
+	Cluster  ClusterStatus  `json:"cluster"`
+	Proxy    ProxyStatus    `json:"proxy"`
+	Series   SeriesStatus   `json:"series"`
+	Scaler   ScalerStatus   `json:"scaler"`
+}
+
+// InstanceStatus is this Slotway process.
+type InstanceStatus struct {
+	Name          string    `json:"name"` // ha.name, or the proxy address
+	Version       string    `json:"version"`
+	ProxyAddr     string    `json:"proxy_addr"`
+	StatsAddr     string    `json:"stats_addr"`
+	UptimeSeconds float64   `json:"uptime_seconds"`
+	Now           time.Time `json:"now"`
+	Ready         bool      `json:"ready"`
+}
+
+// GroupStatus is the HA group as this instance sees it.
+type GroupStatus struct {
+	Self    string        `json:"self"`
+	Holder  string        `json:"holder"`
+	Leader  string        `json:"leader"`
+	Term    uint64        `json:"term"`
+	Role    string        `json:"role"` // candidate, holder, draining
+	Quorum  bool          `json:"quorum"`
+	Reason  string        `json:"reason"`
+	Members []GroupMember `json:"members"`
+}
+
+// GroupMember is one instance of the group.
+type GroupMember struct {
+	Name      string    `json:"name"`
+	Role      string    `json:"role"` // "VIP holder", "leader", "backup", "witness", "draining" (joined with "+" when several)
+	Term      uint64    `json:"term"`
+	Priority  int       `json:"priority"`
+	Effective int       `json:"effective_priority"`
+	Alive     bool      `json:"alive"`
+	LastHeard time.Time `json:"last_heard"`
+	ProxyAddr string    `json:"proxy_addr"`
+	StatsAddr string    `json:"stats_addr"`
+	Gossip    string    `json:"gossip_addr"`
+}
+
+// ClusterStatus is the Redis Cluster behind the proxy.
+type ClusterStatus struct {
+	Masters     int          `json:"masters"`
+	SlotsServed int          `json:"slots_served"`
+	TopologyAge float64      `json:"topology_age_seconds"`
+	Nodes       []NodeStatus `json:"nodes"`
+	Slots       []SlotRange  `json:"slots"` // the 16384 slots as owner ranges
+}
+
+// NodeStatus is one Redis node.
+type NodeStatus struct {
+	ID         string    `json:"id"`
+	Addr       string    `json:"addr"`
+	Role       string    `json:"role"` // master, replica
+	MasterID   string    `json:"master_id,omitempty"`
+	Status     string    `json:"status"` // UP, DOWN (health checks fail), FAIL (the cluster says failed)
+	Since      time.Time `json:"since"`  // when Status last changed
+	SlotCount  int       `json:"slot_count"`
+	SlotRanges [][2]int  `json:"slot_ranges"`
+	Keys       int64     `json:"keys"`
+	UsedMemory int64     `json:"used_memory"`
+	MaxMemory  int64     `json:"maxmemory"` // 0: no limit
+	Clients    int64     `json:"connected_clients"`
+	OpsPerSec  int64     `json:"ops_per_sec"`
+	HitRatio   float64   `json:"hit_ratio"`           // keyspace hits / (hits+misses), -1 when no lookups yet
+	ReplLink   string    `json:"repl_link,omitempty"` // replicas: up or down
+	ReplLag    int64     `json:"repl_lag_bytes,omitempty"`
+	LatencyMS  float64   `json:"ping_ms"`
+	LastCheck  time.Time `json:"last_check"`
+	LastError  string    `json:"last_error,omitempty"`
+}
+
+// SlotRange is a run of slots owned by one master.
+type SlotRange struct {
+	Start     int    `json:"start"`
+	End       int    `json:"end"`
+	Owner     string `json:"owner"` // master address
+	Migrating bool   `json:"migrating,omitempty"`
+	Importing bool   `json:"importing,omitempty"`
+}
+
+// ProxyStatus is the data path of this instance.
+type ProxyStatus struct {
+	Clients        int64             `json:"clients"`
+	CommandsPerSec float64           `json:"commands_per_sec"`
+	CommandsTotal  uint64            `json:"commands_total"`
+	ErrorsTotal    uint64            `json:"errors_total"`
+	P50MS          float64           `json:"latency_p50_ms"`
+	P99MS          float64           `json:"latency_p99_ms"`
+	Redirects      map[string]uint64 `json:"redirects"` // moved, ask, tryagain, clusterdown
+	Families       []FamilyStatus    `json:"families"`
+}
+
+// FamilyStatus is one command family (the Redis ACL category: string,
+// hash, list, set, sortedset, stream, ...).
+type FamilyStatus struct {
+	Family string  `json:"family"`
+	Calls  uint64  `json:"calls"`
+	Errors uint64  `json:"errors"`
+	P50MS  float64 `json:"latency_p50_ms"`
+	P99MS  float64 `json:"latency_p99_ms"`
+}
+
+// SeriesStatus holds the last 15 minutes, one point per interval.
+type SeriesStatus struct {
+	IntervalSeconds int           `json:"interval_seconds"`
+	Points          []SeriesPoint `json:"points"`
+}
+
+// SeriesPoint is one sample.
+type SeriesPoint struct {
+	T              time.Time        `json:"t"`
+	OpsPerSec      float64          `json:"ops_per_sec"`
+	P99MS          float64          `json:"latency_p99_ms"`
+	MemoryByMaster map[string]int64 `json:"memory_by_master"`
+	OpsByMaster    map[string]int64 `json:"ops_by_master"`
+}
+
+// ScalerStatus is filled by the autoscaler; empty until it exists.
+type ScalerStatus struct {
+	Enabled bool          `json:"enabled"`
+	State   string        `json:"state"` // "not available yet" until the scaler lands
+	Events  []ScalerEvent `json:"events"`
+}
+
+// ScalerEvent is one scaling step.
+type ScalerEvent struct {
+	T      time.Time `json:"t"`
+	Kind   string    `json:"kind"`
+	Term   uint64    `json:"term"`
+	Actor  string    `json:"actor"`
+	Reason string    `json:"reason"`
+}
