@@ -19,7 +19,9 @@ type readySource struct{ ready atomic.Bool }
 
 func (r *readySource) Ready() bool { return r.ready.Load() }
 
-func (r *readySource) Status() Status { return Status{Instance: InstanceStatus{Name: "t", Ready: r.ready.Load()}} }
+func (r *readySource) Status() Status {
+	return Status{Instance: InstanceStatus{Name: "t", Ready: r.ready.Load()}}
+}
 
 func TestEndpoints(t *testing.T) {
 	reg := prometheus.NewRegistry()
