@@ -36,7 +36,38 @@ type NodeInfo struct {
 	Role       string `json:"role"`
 	LinkStatus string `json:"master_link_status,omitempty"`
 	ReplLag    int64  `json:"repl_lag_bytes,omitempty"`
-	offset     int64  // master_repl_offset or slave_repl_offset
+	// Migrating and Importing are the slots this master is moving out or
+	// in (its own CLUSTER NODES line), for the slot map.
+	Migrating []int `json:"migrating,omitempty"`
+	Importing []int `json:"importing,omitempty"`
+	offset    int64 // master_repl_offset or slave_repl_offset
+}
+
+// parseMyMigrations reads "[slot->-id]" and "[slot-<-id]" markers from the
+// "myself" line of CLUSTER NODES.
+func parseMyMigrations(nodes string) (migrating, importing []int) {
+	for line := range strings.SplitSeq(nodes, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || !strings.Contains(f[2], "myself") {
+			continue
+		}
+		for _, tok := range f[8:] {
+			if !strings.HasPrefix(tok, "[") {
+				continue
+			}
+			tok = strings.Trim(tok, "[]")
+			if s, _, ok := strings.Cut(tok, "->-"); ok {
+				if n, err := strconv.Atoi(s); err == nil {
+					migrating = append(migrating, n)
+				}
+			} else if s, _, ok := strings.Cut(tok, "-<-"); ok {
+				if n, err := strconv.Atoi(s); err == nil {
+					importing = append(importing, n)
+				}
+			}
+		}
+	}
+	return migrating, importing
 }
 
 // parseInfo reads the fields Slotway shows from an INFO reply.
@@ -202,6 +233,11 @@ func (h *healthChecker) check(ctx context.Context, addr string, prev NodeHealth)
 		nh.Latency = nh.LastCheck.Sub(start)
 		if info, ierr := c.Info(ctx, "memory", "stats", "clients", "keyspace", "replication").Result(); ierr == nil {
 			nh.Info = parseInfo(info)
+			if nh.Info.Role == "master" {
+				if nodes, nerr := c.ClusterNodes(ctx).Result(); nerr == nil {
+					nh.Info.Migrating, nh.Info.Importing = parseMyMigrations(nodes)
+				}
+			}
 		}
 		nh.Failures, nh.LastError = 0, ""
 		if !prev.Up {

@@ -128,6 +128,10 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			Help: "Slots that have a known master.",
 		}, func() float64 { return float64(servedSlots(s.topo.load())) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "slotway_proxy_backend_connections",
+			Help: "Backend data-path connections currently up (backend_conns per master).",
+		}, func() float64 { return float64(s.topo.connectionsUp()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "slotway_proxy_masters",
 			Help: "Masters that serve slots in the current slot map.",
 		}, func() float64 { return float64(len(s.topo.load().masters)) }),

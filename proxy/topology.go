@@ -365,6 +365,23 @@ func (o *topologyOwner) publish(nodes []Node, source string) {
 	}
 }
 
+// connectionsUp counts backend pipes with a live connection.
+func (o *topologyOwner) connectionsUp() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for _, b := range o.backends {
+		for _, p := range b.pipes {
+			p.mu.Lock()
+			if p.state == pipeUp {
+				n++
+			}
+			p.mu.Unlock()
+		}
+	}
+	return n
+}
+
 func servedSlots(t *topology) int {
 	n := 0
 	for _, b := range t.slots {

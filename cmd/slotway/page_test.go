@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/slotway/slotway/ha"
 	"github.com/slotway/slotway/internal/redistest"
@@ -186,6 +187,35 @@ func TestStatusJSONSchema(t *testing.T) {
 	if covered != 16384 {
 		t.Errorf("slot map covers %d slots", covered)
 	}
+
+	// A slot opened for migration is marked on the slot map.
+	ctx := context.Background()
+	src, err := c.MasterOf(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	masters, _ := c.Masters(ctx)
+	dst := masters[len(masters)-1]
+	if err := c.BeginMigration(ctx, 100, src, dst); err != nil {
+		t.Fatal(err)
+	}
+	redistest.WaitFor(t, 10*time.Second, "slot 100 marked migrating and importing", func() bool {
+		resp, err := http.Get("http://" + insts[0].stats.Addr().String() + "/api/v1/status")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var st stats.Status
+		if json.NewDecoder(resp.Body).Decode(&st) != nil {
+			return false
+		}
+		for _, r := range st.Cluster.Slots {
+			if r.Start == 100 && r.End == 100 && r.Migrating && r.Importing && r.Owner == src.Addr {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // checkFields walks the JSON against the struct's json tags: every field
@@ -252,6 +282,13 @@ func TestDashboardUsesRealMetrics(t *testing.T) {
 		exposed = string(b)
 		return strings.Contains(exposed, "slotway_proxy_node_memory_bytes{")
 	})
+	problems, err := promlint.New(strings.NewReader(exposed)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
 	names := map[string]bool{}
 	for _, m := range regexpMetric.FindAllString(string(dash), -1) {
 		names[m] = true

@@ -82,7 +82,43 @@ func (s *statusSource) Status() stats.Status {
 		st.Cluster.Nodes = append(st.Cluster.Nodes, ns)
 	}
 	sort.Slice(st.Cluster.Slots, func(i, j int) bool { return st.Cluster.Slots[i].Start < st.Cluster.Slots[j].Start })
+	st.Cluster.Slots = markMigrations(st.Cluster.Slots, health)
 	return st
+}
+
+// markMigrations splits the owner ranges so slots being migrated or
+// imported stand alone with their flag.
+func markMigrations(ranges []stats.SlotRange, health map[string]proxy.NodeHealth) []stats.SlotRange {
+	migrating, importing := map[int]bool{}, map[int]bool{}
+	for _, h := range health {
+		for _, s := range h.Info.Migrating {
+			migrating[s] = true
+		}
+		for _, s := range h.Info.Importing {
+			importing[s] = true
+		}
+	}
+	if len(migrating)+len(importing) == 0 {
+		return ranges
+	}
+	var out []stats.SlotRange
+	for _, r := range ranges {
+		start := r.Start
+		for s := r.Start; s <= r.End; s++ {
+			if !migrating[s] && !importing[s] {
+				continue
+			}
+			if s > start {
+				out = append(out, stats.SlotRange{Start: start, End: s - 1, Owner: r.Owner})
+			}
+			out = append(out, stats.SlotRange{Start: s, End: s, Owner: r.Owner, Migrating: migrating[s], Importing: importing[s]})
+			start = s + 1
+		}
+		if start <= r.End {
+			out = append(out, stats.SlotRange{Start: start, End: r.End, Owner: r.Owner})
+		}
+	}
+	return out
 }
 
 func groupStatus(s ha.State) *stats.GroupStatus {
