@@ -377,7 +377,7 @@
     const y = (v) => T + (1 - v / top) * (H - T - B);
     let h = '';
     for (let v = 0; v <= top + step / 2; v += step) {
-      h += `<line class="grid" x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}"/><text class="ylab" x="${L - 6}" y="${y(v) + 4}">${esc(max > 0 ? fmt(v) : '')}</text>`;
+      h += `<line class="grid" x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}"/><text class="ylab" x="${L - 6}" y="${y(v) + 4}">${esc(max > 0 || v === 0 ? fmt(v) : '')}</text>`;
     }
     const tick = 5 * 60000;
     for (let t = Math.ceil(t0 / tick) * tick; t <= t1; t += tick) {
@@ -385,17 +385,24 @@
     }
     h += `<line class="axis" x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}"/>`;
     const gap = Math.max(3 * interval * 1000, 15000);
+    let drawn = false;
     for (const s of series) {
-      let d = '', prev = null;
+      let d = '', prev = null, dots = '', seg = [];
+      const end = () => { if (seg.length === 1) dots += `<circle cx="${seg[0][0]}" cy="${seg[0][1]}" r="2.5" fill="${s.color}"/>`; seg = []; };
       s.vals.forEach((v, i) => {
         const t = times[i];
-        if (t < t0 || t > t1 || v == null) { prev = null; return; }
-        d += (prev == null || t - prev > gap ? 'M' : 'L') + x(t).toFixed(1) + ' ' + y(v).toFixed(1);
+        if (t < t0 || t > t1 || v == null) { prev = null; end(); return; }
+        if (prev == null || t - prev > gap) end();
+        const p = [x(t).toFixed(1), y(v).toFixed(1)];
+        d += (seg.length ? 'L' : 'M') + p[0] + ' ' + p[1];
+        seg.push(p);
         prev = t;
       });
-      if (d) h += `<path class="line" d="${d}" stroke="${s.color}"><title>${esc(s.name)}</title></path>`;
+      end();
+      drawn = drawn || !!d;
+      if (d) h += `<path class="line" d="${d}" stroke="${s.color}"><title>${esc(s.name)}</title></path>` + dots;
     }
-    if (!times.some((t) => t >= t0)) h += `<text class="nodata" x="${(L + W - R) / 2}" y="${H / 2}">No data yet</text>`;
+    if (!drawn) h += `<text class="nodata" x="${(L + W - R) / 2}" y="${H / 2}">No data yet</text>`;
     svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
     svg.setAttribute('height', H);
     setHTML(svg, h + '<g class="hover"></g>');
