@@ -28,6 +28,10 @@ type request struct {
 	asking    bool
 	redirects uint8
 	state     reqState
+
+	// A split multi-key command: its parts are c.subs[subFrom:subTo].
+	subFrom, subTo int
+	own            []byte // a part's own encoding (raw points here)
 }
 
 type reqState uint8
@@ -67,7 +71,9 @@ type client struct {
 	reqs  []request
 	batch batch
 	quit  bool
-	dirty []*pipe // pipes this round appended to; flushed once each
+	dirty []*pipe    // pipes this round appended to; flushed once each
+	subs  []request  // per-slot parts of split multi-key commands
+	split splitState // scratch for splitting
 
 	name     []byte // CLIENT SETNAME
 	libName  []byte
@@ -102,6 +108,7 @@ func (c *client) serve() {
 	for !c.quit {
 		n := 0
 		c.rd.inline = c.rd.inline[:0]
+		c.resetSubs()
 		var perr error
 		var start time.Time
 		for n < maxBatch && !c.quit {
@@ -132,7 +139,8 @@ func (c *client) serve() {
 			n++
 		}
 		if n > 0 {
-			c.execute(c.reqs[:n])
+			c.execute(c.reqs[:n], c.subs)
+			c.mergeSplits(c.reqs[:n])
 			// One clock read per batch: every command of a batch waited for
 			// the batch (pipelines are answered together).
 			took := time.Since(start)
@@ -180,6 +188,7 @@ func (c *client) serve() {
 // rest get a slot and state stSend.
 func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 	req.raw, req.err, req.target, req.asking, req.redirects = raw, nil, nil, false, 0
+	req.subFrom, req.subTo = 0, 0
 	req.reply = req.reply[:0]
 	req.state = stDone
 	t := c.s.table.Load()
@@ -227,6 +236,10 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 			return
 		}
 		slot, cross := ci.slotOf(args)
+		if cross && ci.split != splitNone && c.s.splitAllowed(ci) {
+			c.prepareSplit(req, ci, args)
+			return
+		}
 		if cross {
 			req.reply = appendError(req.reply, "CROSSSLOT Keys in request don't hash to the same slot")
 			ci.stats.errors.Add(1)
@@ -243,16 +256,19 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 
 // execute sends every stSend request, waits for the round, follows
 // redirects and retries, and leaves a final reply in each request.
-func (c *client) execute(reqs []request) {
+func (c *client) execute(top, subs []request) {
 	var deadline time.Time
 	bo := backoff{base: 5 * time.Millisecond, cap: 200 * time.Millisecond, cur: 5 * time.Millisecond}
+	sets := [2][]request{top, subs}
 	for {
 		c.batch.pending.Store(1)
 		sent := 0
-		for i := range reqs {
-			if reqs[i].state == stSend {
-				c.send(&reqs[i])
-				sent++
+		for _, reqs := range sets {
+			for i := range reqs {
+				if reqs[i].state == stSend {
+					c.send(&reqs[i])
+					sent++
+				}
 			}
 		}
 		if sent == 0 {
@@ -268,74 +284,76 @@ func (c *client) execute(reqs []request) {
 		}
 		resend, wait := false, false
 		now := time.Time{}
-		for i := range reqs {
-			r := &reqs[i]
-			if r.state != stSent {
-				continue
-			}
-			r.state = stDone
-			if r.err != nil {
-				if errors.Is(r.err, errBackendDown) {
+		for _, reqs := range sets {
+			for i := range reqs {
+				r := &reqs[i]
+				if r.state != stSent {
+					continue
+				}
+				r.state = stDone
+				if r.err != nil {
+					if errors.Is(r.err, errBackendDown) {
+						if now.IsZero() {
+							now = time.Now()
+							if deadline.IsZero() {
+								deadline = now.Add(c.s.cfg.RetryTimeout)
+							}
+						}
+						c.s.topo.requestRefresh()
+						if now.Before(deadline) {
+							r.state, r.target, r.asking = stSend, nil, false
+							resend, wait = true, true
+							continue
+						}
+					}
+					c.s.m.backendFailures.Inc()
+					r.reply = appendError(r.reply[:0], backendErrorMsg(r))
+					r.info.stats.errors.Add(1)
+					continue
+				}
+				if len(r.reply) == 0 || r.reply[0] != '-' {
+					continue
+				}
+				kind, slot, addr := classify(r.reply)
+				switch kind {
+				case redirNone:
+					r.info.stats.errors.Add(1)
+					continue
+				case redirMoved, redirAsk:
+					c.s.m.redirects[kind].Inc()
+					c.s.redirCount[kind].Add(1)
+					if r.redirects >= c.s.cfg.MaxRedirects {
+						r.info.stats.errors.Add(1)
+						continue
+					}
+					target := c.s.topo.backendForRedirect(addr, r.target)
+					if target == nil {
+						continue
+					}
+					if kind == redirMoved {
+						c.s.topo.moved(slot, target)
+					}
+					r.redirects++
+					r.target, r.asking, r.state = target, kind == redirAsk, stSend
+					resend = true
+				case redirTryAgain, redirClusterDown:
+					c.s.m.redirects[kind].Inc()
+					c.s.redirCount[kind].Add(1)
 					if now.IsZero() {
 						now = time.Now()
 						if deadline.IsZero() {
 							deadline = now.Add(c.s.cfg.RetryTimeout)
 						}
 					}
-					c.s.topo.requestRefresh()
+					if kind == redirClusterDown {
+						c.s.topo.requestRefresh()
+					}
 					if now.Before(deadline) {
 						r.state, r.target, r.asking = stSend, nil, false
 						resend, wait = true, true
-						continue
+					} else {
+						r.info.stats.errors.Add(1)
 					}
-				}
-				c.s.m.backendFailures.Inc()
-				r.reply = appendError(r.reply[:0], backendErrorMsg(r))
-				r.info.stats.errors.Add(1)
-				continue
-			}
-			if len(r.reply) == 0 || r.reply[0] != '-' {
-				continue
-			}
-			kind, slot, addr := classify(r.reply)
-			switch kind {
-			case redirNone:
-				r.info.stats.errors.Add(1)
-				continue
-			case redirMoved, redirAsk:
-				c.s.m.redirects[kind].Inc()
-				c.s.redirCount[kind].Add(1)
-				if r.redirects >= c.s.cfg.MaxRedirects {
-					r.info.stats.errors.Add(1)
-					continue
-				}
-				target := c.s.topo.backendForRedirect(addr, r.target)
-				if target == nil {
-					continue
-				}
-				if kind == redirMoved {
-					c.s.topo.moved(slot, target)
-				}
-				r.redirects++
-				r.target, r.asking, r.state = target, kind == redirAsk, stSend
-				resend = true
-			case redirTryAgain, redirClusterDown:
-				c.s.m.redirects[kind].Inc()
-				c.s.redirCount[kind].Add(1)
-				if now.IsZero() {
-					now = time.Now()
-					if deadline.IsZero() {
-						deadline = now.Add(c.s.cfg.RetryTimeout)
-					}
-				}
-				if kind == redirClusterDown {
-					c.s.topo.requestRefresh()
-				}
-				if now.Before(deadline) {
-					r.state, r.target, r.asking = stSend, nil, false
-					resend, wait = true, true
-				} else {
-					r.info.stats.errors.Add(1)
 				}
 			}
 		}

@@ -59,6 +59,7 @@ type cmdInfo struct {
 	blockArg bool
 	local    *localCmd // for kindLocal
 	family   uint8     // index into familyNames
+	split    splitKind // how a cross-slot call is split, if at all
 	stats    *cmdStats
 }
 
@@ -388,6 +389,11 @@ func applyOverrides(t *commandTable) {
 			for _, s := range ci.subs {
 				s.kind, s.reason = kindAnyMaster, ""
 			}
+		}
+	}
+	for name, k := range splitCommands {
+		if ci := t.cmds[name]; ci != nil {
+			ci.split = k
 		}
 	}
 	// The proxy answers these itself; one lookup then serves both kinds.

@@ -34,6 +34,12 @@ type Config struct {
 	// in-flight commands. Default 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	Limits          LimitsConfig  `yaml:"limits"`
+	// CrossSlot is the per-command policy for multi-key commands whose keys
+	// hash to different slots: split (send one part per slot and merge the
+	// replies; the default) or reject (-CROSSSLOT, as Redis Cluster does).
+	// Only mget, mset, del, unlink, exists and touch can be split; atomic
+	// multi-key commands (msetnx, rename, ...) always get -CROSSSLOT.
+	CrossSlot map[string]string `yaml:"cross_slot"`
 }
 
 // ClusterConfig says how to reach the Redis Cluster.
@@ -119,6 +125,14 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxArgs < 1 {
 		errs = append(errs, config.Errorf("limits.max_args", "must be at least 1, got %d", c.Limits.MaxArgs))
+	}
+	for cmd, pol := range c.CrossSlot {
+		if _, ok := splitCommands[cmd]; !ok {
+			errs = append(errs, config.Errorf("cross_slot."+cmd, "only mget, mset, del, unlink, exists and touch can be split; %q cannot", cmd))
+		}
+		if pol != "split" && pol != "reject" {
+			errs = append(errs, config.Errorf("cross_slot."+cmd, "must be split or reject, got %q", pol))
+		}
 	}
 	if c.Limits.MaxInlineLen < 16 {
 		errs = append(errs, config.Errorf("limits.max_inline_len", "must be at least 16b, got %v", c.Limits.MaxInlineLen))

@@ -20,6 +20,7 @@ type metrics struct {
 	protocolErrors    prometheus.Counter
 	unknownCommands   prometheus.Counter
 	crossSlot         prometheus.Counter
+	splits            prometheus.Counter
 	backendFailures   prometheus.Counter
 	backendDialErrors prometheus.Counter
 	backendConnErrors prometheus.Counter
@@ -51,6 +52,10 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		crossSlot: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "slotway_proxy_crossslot_total",
 			Help: "Multi-key commands refused because their keys hash to different slots.",
+		}),
+		splits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotway_proxy_split_commands_total",
+			Help: "Multi-key commands split across slots and merged.",
 		}),
 		backendFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "slotway_proxy_backend_failures_total",
@@ -106,7 +111,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		m.redirects[k] = redirects.WithLabelValues(k.String())
 	}
 	cs := []prometheus.Collector{
-		m.accepted, m.protocolErrors, m.unknownCommands, m.crossSlot, m.backendFailures,
+		m.accepted, m.protocolErrors, m.unknownCommands, m.crossSlot, m.splits, m.backendFailures,
 		m.backendDialErrors, m.backendConnErrors, m.backendWrites, m.backendReads, redirects, m.topologyRefreshes, m.nodeUp,
 		m.nodeMemory, m.nodeKeys, m.nodeOps, m.nodeClients,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

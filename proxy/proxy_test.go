@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -468,7 +469,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown command", "*2\r\n$6\r\nFOOBAR\r\n$1\r\nx\r\n", "-ERR unknown command 'FOOBAR', with args beginning with: 'x'", false},
 		{"unknown subcommand", "*2\r\n$6\r\nOBJECT\r\n$4\r\nnope\r\n", "-ERR unknown subcommand 'nope'. Try OBJECT HELP.", false},
 		{"wrong arity", "*1\r\n$3\r\nGET\r\n", "-ERR wrong number of arguments for 'get' command", false},
-		{"crossslot", "*3\r\n$4\r\nMGET\r\n$1\r\na\r\n$1\r\nb\r\n", "-CROSSSLOT Keys in request don't hash to the same slot", false},
+		{"crossslot", "*5\r\n$6\r\nMSETNX\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n", "-CROSSSLOT Keys in request don't hash to the same slot", false},
 		{"stateful", "*1\r\n$5\r\nMULTI\r\n", "-ERR command 'multi' is not supported by slotway yet: it needs connection state", false},
 		{"blocking", "*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n", "-ERR command 'blpop' is not supported by slotway yet: blocking commands need a dedicated connection", false},
 		{"select", "*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n", "-ERR SELECT is not allowed in cluster mode", false},
@@ -497,6 +498,21 @@ func TestBadInput(t *testing.T) {
 			}
 			check()
 		})
+	}
+}
+
+// TestPipelinedInlineCommands: several telnet-style commands in one write
+// each reach the backend intact.
+func TestPipelinedInlineCommands(t *testing.T) {
+	shortIf(t)
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	p := startProxy(t, c)
+	r := dialRaw(t, p.Addr().String())
+	r.send("SET in:1 a\r\nSET in:2 bb\r\nGET in:1\r\nMGET in:2 in:1\r\nECHO \"x y\"\r\n")
+	for _, want := range []string{"+OK", "+OK", "a", "[bb a]", "x y"} {
+		if got := r.reply(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
 	}
 }
 
@@ -579,5 +595,84 @@ func TestMetrics(t *testing.T) {
 	}
 	for _, pr := range problems {
 		t.Errorf("promlint: %s: %s", pr.Metric, pr.Text)
+	}
+}
+
+// TestSplitMultiKey: MGET, MSET, DEL, UNLINK, EXISTS and TOUCH across
+// slots are split per slot and merged with Redis's semantics; pipelined
+// with other commands, replies stay in order.
+func TestSplitMultiKey(t *testing.T) {
+	shortIf(t)
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	p := startProxy(t, c)
+	rc := p.client(t)
+	ctx := context.Background()
+	var keys []string
+	var pairs []any
+	for i := range 200 {
+		k := fmt.Sprintf("split:%d", i)
+		keys = append(keys, k)
+		pairs = append(pairs, k, "v"+strconv.Itoa(i))
+	}
+	if err := rc.MSet(ctx, pairs...).Err(); err != nil {
+		t.Fatalf("MSET over many slots: %v", err)
+	}
+	query := append([]string{"missing:a"}, keys...)
+	query = append(query, "missing:b", keys[0])
+	vals, err := rc.MGet(ctx, query...).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vals) != len(query) || vals[0] != nil || vals[len(vals)-2] != nil || vals[len(vals)-1] != "v0" {
+		t.Fatalf("MGET edges: %v ... (%d values)", vals[:2], len(vals))
+	}
+	for i, k := range keys {
+		if vals[i+1] != "v"+strconv.Itoa(i) {
+			t.Fatalf("MGET %s = %v, want v%d (order lost)", k, vals[i+1], i)
+		}
+	}
+	if n := rc.Exists(ctx, keys[0], keys[1], keys[0], "missing:c").Val(); n != 3 {
+		t.Errorf("EXISTS with a duplicate = %d, want 3", n)
+	}
+	if n := rc.Touch(ctx, keys[:50]...).Val(); n != 50 {
+		t.Errorf("TOUCH = %d, want 50", n)
+	}
+	if n := rc.Del(ctx, keys[:100]...).Val(); n != 100 {
+		t.Errorf("DEL = %d, want 100", n)
+	}
+	if n := rc.Unlink(ctx, append(slices.Clone(keys[50:150]), "missing:d")...).Val(); n != 50 {
+		t.Errorf("UNLINK = %d, want 50", n)
+	}
+	// Pipelined with plain commands: every reply in its place.
+	pipe := rc.Pipeline()
+	g1 := pipe.Get(ctx, keys[199])
+	mg := pipe.MGet(ctx, keys[150], keys[151], keys[0])
+	g2 := pipe.Echo(ctx, "after")
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		t.Fatal(err)
+	}
+	if g1.Val() != "v199" || g2.Val() != "after" || fmt.Sprint(mg.Val()) != "[v150 v151 <nil>]" {
+		t.Errorf("pipeline: %q %v %q", g1.Val(), mg.Val(), g2.Val())
+	}
+	// Atomic multi-key commands are never split.
+	if err := rc.MSetNX(ctx, "x:1", "a", "y:2", "b").Err(); err == nil || !strings.HasPrefix(err.Error(), "CROSSSLOT") {
+		t.Errorf("MSETNX across slots: %v, want CROSSSLOT", err)
+	}
+	if got := p.counter(t, "slotway_proxy_split_commands_total"); got < 7 {
+		t.Errorf("split counter %v", got)
+	}
+}
+
+func TestCrossSlotRejectPolicy(t *testing.T) {
+	shortIf(t)
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	p := startProxy(t, c, func(cfg *proxy.Config) { cfg.CrossSlot = map[string]string{"mget": "reject"} })
+	rc := p.client(t)
+	ctx := context.Background()
+	if err := rc.MGet(ctx, "a", "b").Err(); err == nil || !strings.HasPrefix(err.Error(), "CROSSSLOT") {
+		t.Errorf("MGET with policy reject: %v, want CROSSSLOT", err)
+	}
+	if err := rc.MSet(ctx, "a", "1", "b", "2").Err(); err != nil {
+		t.Errorf("MSET still splits: %v", err)
 	}
 }

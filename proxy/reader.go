@@ -174,8 +174,12 @@ func (p *reader) nextInline(b []byte) ([][]byte, []byte, error) {
 	p.args = args
 	p.need = 0
 	p.r += end + 1
-	p.inline = appendCommand(p.inline[:0], args)
-	return args, p.inline, nil
+	// Each inline request of a batch gets its own region: the client resets
+	// p.inline once per batch, and earlier regions stay valid when append
+	// moves the buffer (they keep the old array).
+	start := len(p.inline)
+	p.inline = appendCommand(p.inline, args)
+	return args, p.inline[start:], nil
 }
 
 // splitInline splits in place: unquoted arguments are sub-slices of line;

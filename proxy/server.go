@@ -206,6 +206,9 @@ func (s *Server) totalCommands() uint64 {
 	return n
 }
 
+// splitAllowed applies proxy.cross_slot: split unless set to reject.
+func (s *Server) splitAllowed(ci *cmdInfo) bool { return s.cfg.CrossSlot[ci.name] != "reject" }
+
 func (s *Server) redisVersion() string {
 	if v := s.redisVer.Load(); v != nil {
 		return *v

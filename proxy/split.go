@@ -1,0 +1,200 @@
+package proxy
+
+import (
+	"strconv"
+)
+
+// splitKind says how a multi-key command is split across slots and how
+// the parts' replies are merged.
+type splitKind uint8
+
+const (
+	splitNone  splitKind = iota
+	splitMGet            // values in request order
+	splitMSet            // OK only when every part is OK
+	splitCount           // integers summed (DEL, UNLINK, EXISTS, TOUCH)
+)
+
+// Splittable commands. Atomic multi-key commands (MSETNX, RENAME, SMOVE,
+// SINTERSTORE ...) are never split: a silent non-atomic split would break
+// their contract, so they keep -CROSSSLOT.
+var splitCommands = map[string]splitKind{
+	"mget": splitMGet, "mset": splitMSet,
+	"del": splitCount, "unlink": splitCount, "exists": splitCount, "touch": splitCount,
+}
+
+// splitState is per-client scratch, reused across batches.
+type splitState struct {
+	slotPart map[int]int // slot -> part index within the current command
+	keyPart  []int32     // for MGET: part index of each key, in order
+	parts    [][][]byte  // args of each part, without the command name
+}
+
+func (c *client) resetSubs() {
+	for i := range c.subs {
+		r := &c.subs[i]
+		if cap(r.reply) > 64<<10 {
+			r.reply = nil
+		}
+		if cap(r.own) > 64<<10 {
+			r.own = nil
+		}
+		r.info, r.target, r.raw = nil, nil, nil
+	}
+	c.subs = c.subs[:0]
+}
+
+// prepareSplit turns a cross-slot command into one part per slot, queued
+// in c.subs; the parent is answered by mergeSplits once they are done.
+func (c *client) prepareSplit(req *request, ci *cmdInfo, args [][]byte) {
+	sp := &c.split
+	if sp.slotPart == nil {
+		sp.slotPart = map[int]int{}
+	}
+	clear(sp.slotPart)
+	sp.keyPart = sp.keyPart[:0]
+	for i := range sp.parts {
+		sp.parts[i] = sp.parts[i][:0]
+	}
+	step := 1
+	if ci.split == splitMSet {
+		step = 2
+	}
+	nparts := 0
+	for i := 1; i+step-1 < len(args); i += step {
+		slot := Slot(args[i])
+		p, ok := sp.slotPart[slot]
+		if !ok {
+			p = nparts
+			nparts++
+			sp.slotPart[slot] = p
+			if p == len(sp.parts) {
+				sp.parts = append(sp.parts, nil)
+			}
+			sp.parts[p] = sp.parts[p][:0]
+		}
+		sp.parts[p] = append(sp.parts[p], args[i:i+step]...)
+		sp.keyPart = append(sp.keyPart, int32(p))
+	}
+	req.subFrom = len(c.subs)
+	for p := range nparts {
+		if len(c.subs) == cap(c.subs) {
+			c.subs = append(c.subs, request{batch: &c.batch})
+		} else {
+			c.subs = c.subs[:len(c.subs)+1]
+		}
+		sub := &c.subs[len(c.subs)-1]
+		sub.batch = &c.batch
+		sub.own = appendCommandName(sub.own[:0], args[0], sp.parts[p])
+		sub.raw, sub.err, sub.target, sub.asking, sub.redirects = sub.own, nil, nil, false, 0
+		sub.reply = sub.reply[:0]
+		sub.info = ci
+		sub.slot = Slot(sp.parts[p][0])
+		sub.state = stSend
+		c.s.slotOps[sub.slot].Add(1)
+	}
+	req.subTo = len(c.subs)
+	req.info = ci
+	if ci.split == splitMGet {
+		// Remember which part each key went to, in the parent's own buffer.
+		req.own = req.own[:0]
+		for _, p := range sp.keyPart {
+			req.own = strconv.AppendInt(req.own, int64(p), 10)
+			req.own = append(req.own, ' ')
+		}
+	}
+	c.s.m.splits.Inc()
+}
+
+// appendCommandName encodes name followed by args as a RESP array.
+func appendCommandName(dst, name []byte, args [][]byte) []byte {
+	dst = appendHeader(dst, '*', int64(len(args)+1))
+	dst = appendHeader(dst, '$', int64(len(name)))
+	dst = append(dst, name...)
+	dst = append(dst, '\r', '\n')
+	for _, a := range args {
+		dst = appendHeader(dst, '$', int64(len(a)))
+		dst = append(dst, a...)
+		dst = append(dst, '\r', '\n')
+	}
+	return dst
+}
+
+// mergeSplits builds each split parent's reply from its parts.
+func (c *client) mergeSplits(reqs []request) {
+	for i := range reqs {
+		r := &reqs[i]
+		if r.subTo == r.subFrom {
+			continue
+		}
+		parts := c.subs[r.subFrom:r.subTo]
+		// Any part that failed makes the whole command fail, as one
+		// server would have answered it.
+		failed := false
+		for j := range parts {
+			if len(parts[j].reply) > 0 && parts[j].reply[0] == '-' {
+				r.reply = append(r.reply[:0], parts[j].reply...)
+				failed = true
+				break
+			}
+		}
+		if failed {
+			r.info.stats.errors.Add(1)
+			continue
+		}
+		switch r.info.split {
+		case splitMSet:
+			r.reply = append(r.reply[:0], "+OK\r\n"...)
+		case splitCount:
+			var sum int64
+			for j := range parts {
+				rep := parts[j].reply
+				if len(rep) > 3 && rep[0] == ':' {
+					n, _ := parseSigned(rep[1 : len(rep)-2])
+					sum += n
+				}
+			}
+			r.reply = appendHeader(r.reply[:0], ':', sum)
+		case splitMGet:
+			r.reply = c.mergeMGet(r, parts)
+		}
+	}
+}
+
+// mergeMGet interleaves the parts' arrays back into request order.
+func (c *client) mergeMGet(r *request, parts []request) []byte {
+	cursor := make([]int, len(parts)) // per part: offset of its next element
+	for j := range parts {
+		rep := parts[j].reply
+		_, next, ok := readLine(rep, 1)
+		if !ok || rep[0] != '*' {
+			return appendError(r.reply[:0], "ERR slotway: malformed MGET reply from a master")
+		}
+		cursor[j] = next
+	}
+	out := r.reply[:0]
+	nkeys := 0
+	for _, b := range r.own {
+		if b == ' ' {
+			nkeys++
+		}
+	}
+	out = appendHeader(out, '*', int64(nkeys))
+	idx := r.own
+	for len(idx) > 0 {
+		sp := 0
+		for idx[sp] != ' ' {
+			sp++
+		}
+		p, _ := parseLen(idx[:sp])
+		idx = idx[sp+1:]
+		rep := parts[p].reply
+		n, _, err := scanReply(rep[cursor[p]:])
+		if err != nil || n == 0 {
+			return appendError(r.reply[:0], "ERR slotway: malformed MGET reply from a master")
+		}
+		out = append(out, rep[cursor[p]:cursor[p]+n]...)
+		cursor[p] += n
+	}
+	return out
+}
