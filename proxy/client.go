@@ -32,6 +32,7 @@ type request struct {
 	// A split multi-key command: its parts are c.subs[subFrom:subTo].
 	subFrom, subTo int
 	own            []byte // a part's own encoding (raw points here)
+	pinned         bool   // a fan-out part: always to its target master
 }
 
 type reqState uint8
@@ -223,6 +224,14 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 		return
 	}
 	switch ci.kind {
+	case kindFanout:
+		if ci.split == fanAllOK && ci.name != "script|flush" && c.s.cfg.DisableFlush {
+			req.reply = appendError(req.reply, "ERR "+upper([]byte(ci.name))+" is disabled in this proxy (proxy.disable_flush)")
+			ci.stats.errors.Add(1)
+			return
+		}
+		c.prepareFanout(req, ci, raw)
+		return
 	case kindUnsupported:
 		req.reply = appendError(req.reply, "ERR command '"+ci.displayName()+"' is not supported by slotway yet: "+ci.reason)
 		ci.stats.errors.Add(1)

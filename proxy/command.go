@@ -13,6 +13,7 @@ const (
 	kindAnyMaster                  // keyless, any master answers correctly
 	kindLocal                      // answered by Slotway itself
 	kindUnsupported                // refused with a clear error
+	kindFanout                     // sent to every master, replies merged
 )
 
 type cmdFlags uint16
@@ -389,6 +390,16 @@ func applyOverrides(t *commandTable) {
 			for _, s := range ci.subs {
 				s.kind, s.reason = kindAnyMaster, ""
 			}
+		}
+	}
+	for name, k := range fanoutCommands {
+		top, sub, isSub := strings.Cut(name, "|")
+		ci := t.cmds[top]
+		if ci != nil && isSub {
+			ci = ci.subs[sub]
+		}
+		if ci != nil {
+			ci.kind, ci.reason, ci.split = kindFanout, "", k
 		}
 	}
 	for name, k := range splitCommands {

@@ -40,6 +40,11 @@ type Config struct {
 	// Only mget, mset, del, unlink, exists and touch can be split; atomic
 	// multi-key commands (msetnx, rename, ...) always get -CROSSSLOT.
 	CrossSlot map[string]string `yaml:"cross_slot"`
+	// KeysLimit caps the keys KEYS may return across all masters; past it
+	// the client is told to use SCAN. 0 means no cap. Default 1000000.
+	KeysLimit int `yaml:"keys_limit"`
+	// DisableFlush refuses FLUSHALL and FLUSHDB (they run on every master).
+	DisableFlush bool `yaml:"disable_flush"`
 }
 
 // ClusterConfig says how to reach the Redis Cluster.
@@ -84,6 +89,7 @@ func DefaultConfig() Config {
 		HealthInterval:  time.Second,
 		HealthTimeout:   500 * time.Millisecond,
 		ShutdownTimeout: 10 * time.Second,
+		KeysLimit:       1000000,
 		Limits: LimitsConfig{
 			MaxBulkLen:   512 << 20,
 			MaxArgs:      1 << 20,
@@ -125,6 +131,9 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxArgs < 1 {
 		errs = append(errs, config.Errorf("limits.max_args", "must be at least 1, got %d", c.Limits.MaxArgs))
+	}
+	if c.KeysLimit < 0 {
+		errs = append(errs, config.Errorf("keys_limit", "must be 0 (no cap) or more, got %d", c.KeysLimit))
 	}
 	for cmd, pol := range c.CrossSlot {
 		if _, ok := splitCommands[cmd]; !ok {

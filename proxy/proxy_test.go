@@ -534,7 +534,8 @@ func TestLocalCommands(t *testing.T) {
 		{"COMMAND DOCS get\r\n", "[get ["},
 		{"TIME\r\n", "["},
 		{"EVAL \"return 1\" 0\r\n", ":1"},
-		{"DBSIZE\r\n", "-ERR command 'dbsize' is not supported by slotway yet"},
+		{"DBSIZE\r\n", ":0"},
+		{"CONFIG GET maxmemory\r\n", "-ERR command 'config get' is not supported by slotway yet"},
 	}
 	for _, s := range steps {
 		r.send(s.send)
@@ -674,5 +675,66 @@ func TestCrossSlotRejectPolicy(t *testing.T) {
 	}
 	if err := rc.MSet(ctx, "a", "1", "b", "2").Err(); err != nil {
 		t.Errorf("MSET still splits: %v", err)
+	}
+}
+
+// TestFanout: keyspace-wide commands run on every master and merge.
+func TestFanout(t *testing.T) {
+	shortIf(t)
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	p := startProxy(t, c)
+	rc := p.client(t)
+	ctx := context.Background()
+	for i := range 300 {
+		if err := rc.Set(ctx, "fan:"+strconv.Itoa(i), "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := rc.DBSize(ctx).Val(); n != 300 {
+		t.Errorf("DBSIZE = %d, want 300", n)
+	}
+	keys, err := rc.Keys(ctx, "fan:*").Result()
+	if err != nil || len(keys) != 300 {
+		t.Errorf("KEYS fan:* = %d keys, %v", len(keys), err)
+	}
+	if k, err := rc.RandomKey(ctx).Result(); err != nil || !strings.HasPrefix(k, "fan:") {
+		t.Errorf("RANDOMKEY = %q, %v", k, err)
+	}
+	// A script loaded through the proxy runs wherever its key lives.
+	sha, err := rc.ScriptLoad(ctx, "return redis.call('GET', KEYS[1])").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"fan:1", "fan:2", "fan:3", "fan:4"} {
+		if v, err := rc.EvalSha(ctx, sha, []string{k}).Result(); err != nil || v != "v" {
+			t.Errorf("EVALSHA on %s: %v, %v", k, v, err)
+		}
+	}
+	if ex := rc.ScriptExists(ctx, sha, "0000000000000000000000000000000000000000").Val(); fmt.Sprint(ex) != "[true false]" {
+		t.Errorf("SCRIPT EXISTS = %v", ex)
+	}
+	masters, _ := c.Masters(ctx)
+	for _, m := range masters {
+		if ok := m.Client().ScriptExists(ctx, sha).Val(); !ok[0] {
+			t.Errorf("master %s lacks the script", m.Addr)
+		}
+	}
+	if err := rc.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n := rc.DBSize(ctx).Val(); n != 0 {
+		t.Errorf("DBSIZE after FLUSHALL = %d", n)
+	}
+
+	q := startProxy(t, c, func(cfg *proxy.Config) { cfg.DisableFlush, cfg.KeysLimit = true, 10 })
+	qc := q.client(t)
+	if err := qc.FlushAll(ctx).Err(); err == nil || !strings.Contains(err.Error(), "disabled") {
+		t.Errorf("FLUSHALL with disable_flush: %v", err)
+	}
+	for i := range 20 {
+		qc.Set(ctx, "lim:"+strconv.Itoa(i), "v", 0)
+	}
+	if err := qc.Keys(ctx, "lim:*").Err(); err == nil || !strings.Contains(err.Error(), "keys_limit") {
+		t.Errorf("KEYS over keys_limit: %v", err)
 	}
 }

@@ -13,7 +13,47 @@ const (
 	splitMGet            // values in request order
 	splitMSet            // OK only when every part is OK
 	splitCount           // integers summed (DEL, UNLINK, EXISTS, TOUCH)
+	// Fan-out: the same command to every master.
+	fanSum      // DBSIZE: integers summed
+	fanConcat   // KEYS: arrays concatenated (capped)
+	fanAllOK    // FLUSHALL, FLUSHDB, SCRIPT FLUSH: OK when every master says OK
+	fanFirst    // SCRIPT LOAD: every master answers the same; return one
+	fanAnyBulk  // RANDOMKEY: the first non-nil answer
+	fanAndArray // SCRIPT EXISTS: per element, 1 only when every master has it
 )
+
+// fanoutCommands go to every master.
+var fanoutCommands = map[string]splitKind{
+	"dbsize": fanSum, "keys": fanConcat, "flushall": fanAllOK, "flushdb": fanAllOK, "randomkey": fanAnyBulk,
+	"script|load": fanFirst, "script|exists": fanAndArray, "script|flush": fanAllOK,
+}
+
+// prepareFanout sends raw to every master of the current slot map, one
+// part each, pinned to that master.
+func (c *client) prepareFanout(req *request, ci *cmdInfo, raw []byte) {
+	t := c.s.topo.load()
+	if len(t.masters) == 0 {
+		req.reply = appendError(req.reply, "CLUSTERDOWN Hash slot not served")
+		return
+	}
+	req.subFrom = len(c.subs)
+	for _, b := range t.masters {
+		if len(c.subs) == cap(c.subs) {
+			c.subs = append(c.subs, request{batch: &c.batch})
+		} else {
+			c.subs = c.subs[:len(c.subs)+1]
+		}
+		sub := &c.subs[len(c.subs)-1]
+		sub.batch = &c.batch
+		sub.own = append(sub.own[:0], raw...)
+		sub.raw, sub.err, sub.asking, sub.redirects = sub.own, nil, false, 0
+		sub.target, sub.pinned = b, true
+		sub.reply = sub.reply[:0]
+		sub.info, sub.slot, sub.state = ci, -1, stSend
+	}
+	req.subTo = len(c.subs)
+	req.info = ci
+}
 
 // Splittable commands. Atomic multi-key commands (MSETNX, RENAME, SMOVE,
 // SINTERSTORE ...) are never split: a silent non-atomic split would break
@@ -39,7 +79,7 @@ func (c *client) resetSubs() {
 		if cap(r.own) > 64<<10 {
 			r.own = nil
 		}
-		r.info, r.target, r.raw = nil, nil, nil
+		r.info, r.target, r.raw, r.pinned = nil, nil, nil, false
 	}
 	c.subs = c.subs[:0]
 }
@@ -143,18 +183,26 @@ func (c *client) mergeSplits(reqs []request) {
 			continue
 		}
 		switch r.info.split {
-		case splitMSet:
-			r.reply = append(r.reply[:0], "+OK\r\n"...)
-		case splitCount:
-			var sum int64
+		case fanSum:
+			r.reply = sumReplies(r.reply, parts)
+		case fanConcat:
+			r.reply = c.concatReplies(r, parts)
+		case fanFirst:
+			r.reply = append(r.reply[:0], parts[0].reply...)
+		case fanAnyBulk:
+			r.reply = append(r.reply[:0], "$-1\r\n"...)
 			for j := range parts {
-				rep := parts[j].reply
-				if len(rep) > 3 && rep[0] == ':' {
-					n, _ := parseSigned(rep[1 : len(rep)-2])
-					sum += n
+				if rep := parts[j].reply; len(rep) > 0 && rep[0] == '$' && string(rep[:3]) != "$-1" {
+					r.reply = append(r.reply[:0], rep...)
+					break
 				}
 			}
-			r.reply = appendHeader(r.reply[:0], ':', sum)
+		case fanAndArray:
+			r.reply = andArrays(r.reply, parts)
+		case splitMSet, fanAllOK:
+			r.reply = append(r.reply[:0], "+OK\r\n"...)
+		case splitCount:
+			r.reply = sumReplies(r.reply, parts)
 		case splitMGet:
 			r.reply = c.mergeMGet(r, parts)
 		}
@@ -195,6 +243,94 @@ func (c *client) mergeMGet(r *request, parts []request) []byte {
 		}
 		out = append(out, rep[cursor[p]:cursor[p]+n]...)
 		cursor[p] += n
+	}
+	return out
+}
+
+func sumReplies(dst []byte, parts []request) []byte {
+	var sum int64
+	for j := range parts {
+		rep := parts[j].reply
+		if len(rep) > 3 && rep[0] == ':' {
+			n, _ := parseSigned(rep[1 : len(rep)-2])
+			sum += n
+		}
+	}
+	return appendHeader(dst[:0], ':', sum)
+}
+
+// arrayElems returns the elements of a RESP array reply.
+func arrayElems(rep []byte) ([][]byte, bool) {
+	line, next, ok := readLine(rep, 1)
+	if !ok || rep[0] != '*' {
+		return nil, false
+	}
+	n, ok := parseSigned(line)
+	if !ok {
+		return nil, false
+	}
+	elems := make([][]byte, 0, max(n, 0))
+	for range n {
+		l, _, err := scanReply(rep[next:])
+		if err != nil || l == 0 {
+			return nil, false
+		}
+		elems = append(elems, rep[next:next+l])
+		next += l
+	}
+	return elems, true
+}
+
+// concatReplies merges KEYS answers, refusing past proxy.keys_limit.
+func (c *client) concatReplies(r *request, parts []request) []byte {
+	total := 0
+	all := make([][][]byte, len(parts))
+	for j := range parts {
+		e, ok := arrayElems(parts[j].reply)
+		if !ok {
+			return appendError(r.reply[:0], "ERR slotway: malformed reply from a master")
+		}
+		all[j] = e
+		total += len(e)
+	}
+	if limit := c.s.cfg.KeysLimit; limit > 0 && total > limit {
+		return appendError(r.reply[:0], "ERR KEYS would return "+strconv.Itoa(total)+" keys, over proxy.keys_limit "+strconv.Itoa(limit)+"; use SCAN")
+	}
+	out := appendHeader(r.reply[:0], '*', int64(total))
+	for _, e := range all {
+		for _, x := range e {
+			out = append(out, x...)
+		}
+	}
+	return out
+}
+
+// andArrays merges SCRIPT EXISTS: a script exists only if every master
+// has it, since EVALSHA may land on any of them.
+func andArrays(dst []byte, parts []request) []byte {
+	var res []bool
+	for j := range parts {
+		e, ok := arrayElems(parts[j].reply)
+		if !ok {
+			return appendError(dst[:0], "ERR slotway: malformed reply from a master")
+		}
+		if res == nil {
+			res = make([]bool, len(e))
+			for i := range res {
+				res[i] = true
+			}
+		}
+		for i := range min(len(e), len(res)) {
+			res[i] = res[i] && string(e[i]) == ":1\r\n"
+		}
+	}
+	out := appendHeader(dst[:0], '*', int64(len(res)))
+	for _, ok := range res {
+		if ok {
+			out = append(out, ":1\r\n"...)
+		} else {
+			out = append(out, ":0\r\n"...)
+		}
 	}
 	return out
 }
