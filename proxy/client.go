@@ -33,6 +33,7 @@ type request struct {
 	subFrom, subTo int
 	own            []byte // a part's own encoding (raw points here)
 	pinned         bool   // a fan-out part: always to its target master
+	aux, aux2      uint64 // SCAN: master index and master count
 }
 
 type reqState uint8
@@ -225,6 +226,10 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 	}
 	switch ci.kind {
 	case kindFanout:
+		if ci.split == scanOne {
+			c.prepareScan(req, ci, args)
+			return
+		}
 		if ci.split == fanAllOK && ci.name != "script|flush" && c.s.cfg.DisableFlush {
 			req.reply = appendError(req.reply, "ERR "+upper([]byte(ci.name))+" is disabled in this proxy (proxy.disable_flush)")
 			ci.stats.errors.Add(1)

@@ -738,3 +738,82 @@ func TestFanout(t *testing.T) {
 		t.Errorf("KEYS over keys_limit: %v", err)
 	}
 }
+
+// TestScan: a full SCAN through the proxy returns every key at least once,
+// the same set as KEYS *, and a cursor continues on another instance.
+func TestScan(t *testing.T) {
+	shortIf(t)
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	p := startProxy(t, c)
+	p2 := startProxy(t, c)
+	rc, rc2 := p.client(t), p2.client(t)
+	ctx := context.Background()
+	const n = 50000
+	pipe := rc.Pipeline()
+	for i := range n {
+		pipe.Set(ctx, "scan:"+strconv.Itoa(i), "v", 0)
+		if i%5000 == 4999 {
+			if _, err := pipe.Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range 10 {
+		pipe.HSet(ctx, "hscan:"+strconv.Itoa(i), "f", "v")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var cursor uint64
+	calls := 0
+	for {
+		cl := rc
+		if calls%2 == 1 {
+			cl = rc2 // alternate instances: the cursor is valid on both
+		}
+		keys, next, err := cl.Scan(ctx, cursor, "scan:*", 1000).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls++
+		for _, k := range keys {
+			seen[k] = true
+		}
+		if next == 0 {
+			break
+		}
+		cursor = next
+		if calls > 10000 {
+			t.Fatal("SCAN does not end")
+		}
+	}
+	all, err := rc.Keys(ctx, "scan:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != n || len(all) != n {
+		t.Fatalf("SCAN saw %d distinct keys, KEYS %d, want %d", len(seen), len(all), n)
+	}
+	for _, k := range all {
+		if !seen[k] {
+			t.Fatalf("SCAN missed %s", k)
+		}
+	}
+	var typed []string
+	cursor = 0
+	for {
+		keys, next, err := rc.ScanType(ctx, cursor, "*", 100000, "hash").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		typed = append(typed, keys...)
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	if len(typed) != 10 {
+		t.Errorf("SCAN TYPE hash found %d keys, want 10: %v", len(typed), typed)
+	}
+	t.Logf("full SCAN of %d keys over 3 masters in %d calls, alternating two instances", n, calls)
+}

@@ -20,12 +20,85 @@ const (
 	fanFirst    // SCRIPT LOAD: every master answers the same; return one
 	fanAnyBulk  // RANDOMKEY: the first non-nil answer
 	fanAndArray // SCRIPT EXISTS: per element, 1 only when every master has it
+	scanOne     // SCAN: one master at a time, the cursor rewritten
 )
+
+// A SCAN cursor through Slotway is the master's own cursor shifted left by
+// scanNodeBits, plus the master's index in the slot map's masters sorted by
+// address: another instance with the same slot map continues it.
+const scanNodeBits = 10
 
 // fanoutCommands go to every master.
 var fanoutCommands = map[string]splitKind{
 	"dbsize": fanSum, "keys": fanConcat, "flushall": fanAllOK, "flushdb": fanAllOK, "randomkey": fanAnyBulk,
 	"script|load": fanFirst, "script|exists": fanAndArray, "script|flush": fanAllOK,
+	"scan": scanOne,
+}
+
+// prepareScan sends SCAN to the master the cursor names, with that
+// master's own cursor.
+func (c *client) prepareScan(req *request, ci *cmdInfo, args [][]byte) {
+	cur, ok := parseLen(args[1])
+	if !ok {
+		req.reply = appendError(req.reply, "ERR invalid cursor")
+		return
+	}
+	t := c.s.topo.load()
+	idx, nodeCur := int(uint64(cur)&(1<<scanNodeBits-1)), uint64(cur)>>scanNodeBits
+	if idx >= len(t.masters) {
+		req.reply = append(req.reply, "*2\r\n$1\r\n0\r\n*0\r\n"...) // an old cursor past the last master
+		return
+	}
+	if len(c.subs) == cap(c.subs) {
+		c.subs = append(c.subs, request{batch: &c.batch})
+	} else {
+		c.subs = c.subs[:len(c.subs)+1]
+	}
+	req.subFrom = len(c.subs) - 1
+	sub := &c.subs[req.subFrom]
+	sub.batch = &c.batch
+	var num [20]byte
+	rest := append([][]byte{strconv.AppendUint(num[:0], nodeCur, 10)}, args[2:]...)
+	sub.own = appendCommandName(sub.own[:0], args[0], rest)
+	sub.raw, sub.err, sub.asking, sub.redirects = sub.own, nil, false, 0
+	sub.target, sub.pinned = t.masters[idx], true
+	sub.reply = sub.reply[:0]
+	sub.info, sub.slot, sub.state = ci, -1, stSend
+	req.subTo = len(c.subs)
+	req.info = ci
+	req.aux = uint64(idx)
+	req.aux2 = uint64(len(t.masters))
+}
+
+// mergeScan rewrites the master's next cursor into a Slotway cursor.
+func mergeScan(r *request, part *request) []byte {
+	elems, ok := arrayElems(part.reply)
+	if !ok || len(elems) != 2 {
+		return appendError(r.reply[:0], "ERR slotway: malformed SCAN reply from a master")
+	}
+	line, next, ok := readLine(elems[0], 1)
+	if !ok || elems[0][0] != '$' {
+		return appendError(r.reply[:0], "ERR slotway: malformed SCAN reply from a master")
+	}
+	n, _ := parseSigned(line)
+	nodeNext, ok := parseLen(elems[0][next : next+int(n)])
+	if !ok || uint64(nodeNext) >= 1<<(64-scanNodeBits) {
+		return appendError(r.reply[:0], "ERR slotway: SCAN cursor from a master too large to encode")
+	}
+	var cur uint64
+	switch {
+	case nodeNext != 0:
+		cur = uint64(nodeNext)<<scanNodeBits | r.aux
+	case r.aux+1 < r.aux2:
+		cur = r.aux + 1 // this master is done: the next one, from its start
+	}
+	var num [20]byte
+	out := append(r.reply[:0], "*2\r\n"...)
+	s := strconv.AppendUint(num[:0], cur, 10)
+	out = appendHeader(out, '$', int64(len(s)))
+	out = append(out, s...)
+	out = append(out, '\r', '\n')
+	return append(out, elems[1]...)
 }
 
 // prepareFanout sends raw to every master of the current slot map, one
@@ -199,6 +272,8 @@ func (c *client) mergeSplits(reqs []request) {
 			}
 		case fanAndArray:
 			r.reply = andArrays(r.reply, parts)
+		case scanOne:
+			r.reply = mergeScan(r, &parts[0])
 		case splitMSet, fanAllOK:
 			r.reply = append(r.reply[:0], "+OK\r\n"...)
 		case splitCount:
