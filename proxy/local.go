@@ -36,6 +36,9 @@ func init() {
 	add("hello", -1, cmdHello)
 	add("auth", -2, cmdAuth)
 	add("client", -2, cmdClient)
+	add("cluster", -2, cmdCluster)
+	add("readonly", 1, cmdReadMode)
+	add("readwrite", 1, cmdReadMode)
 }
 
 // localCommand returns the proxy's own handler for name; it serves clients

@@ -817,3 +817,44 @@ func TestScan(t *testing.T) {
 	}
 	t.Logf("full SCAN of %d keys over 3 masters in %d calls, alternating two instances", n, calls)
 }
+
+// TestClusterClientThroughSlotway: go-redis's ClusterClient pointed at
+// Slotway discovers one node (the proxy) owning every slot and works.
+func TestClusterClientThroughSlotway(t *testing.T) {
+	shortIf(t)
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	p := startProxy(t, c)
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{p.Addr().String()}, MaxRedirects: 0})
+	defer cc.Close()
+	ctx := context.Background()
+	slots, err := cc.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(slots) != 1 || slots[0].Start != 0 || slots[0].End != 16383 || slots[0].Nodes[0].Addr != p.Addr().String() {
+		t.Fatalf("CLUSTER SLOTS = %+v, want one node at %s owning 0-16383", slots, p.Addr())
+	}
+	for i := range 200 {
+		k := "cc:" + strconv.Itoa(i)
+		if err := cc.Set(ctx, k, i, 0).Err(); err != nil {
+			t.Fatalf("SET %s: %v", k, err)
+		}
+		if v, err := cc.Get(ctx, k).Int(); err != nil || v != i {
+			t.Fatalf("GET %s = %d, %v", k, v, err)
+		}
+	}
+	if s := cc.ClusterKeySlot(ctx, "foo").Val(); s != 12182 {
+		t.Errorf("CLUSTER KEYSLOT foo = %d", s)
+	}
+	info := cc.ClusterInfo(ctx).Val()
+	if !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_known_nodes:1") {
+		t.Errorf("CLUSTER INFO:\n%s", info)
+	}
+	// A real node address never leaks.
+	nodes := cc.ClusterNodes(ctx).Val()
+	for _, n := range c.Nodes() {
+		if strings.Contains(nodes, n.Addr) {
+			t.Errorf("CLUSTER NODES leaks backend %s", n.Addr)
+		}
+	}
+}
