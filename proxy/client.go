@@ -77,6 +77,7 @@ type client struct {
 	subs  []request  // per-slot parts of split multi-key commands
 	split splitState // scratch for splitting
 
+	user     *user  // nil until AUTH when proxy.users is set
 	name     []byte // CLIENT SETNAME
 	libName  []byte
 	libVer   []byte
@@ -118,6 +119,12 @@ func (c *client) serve() {
 			if errors.Is(err, errIncomplete) {
 				if n > 0 {
 					break
+				}
+				if d := c.s.cfg.ClientIdleTimeout; d > 0 {
+					if c.s.closing.Load() {
+						return // do not undo the drain's deadline
+					}
+					c.conn.SetReadDeadline(time.Now().Add(d))
 				}
 				if err := c.rd.fill(); err != nil {
 					return
@@ -195,6 +202,10 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 	req.state = stDone
 	t := c.s.table.Load()
 	if t == nil {
+		if len(c.s.users) > 0 && c.user == nil && !equalFold(args[0], "AUTH") && !equalFold(args[0], "HELLO") && !equalFold(args[0], "QUIT") {
+			req.reply = appendError(req.reply, "NOAUTH Authentication required.")
+			return
+		}
 		if h := localCommand(args[0]); h != nil {
 			req.reply = h(c, args, req.reply)
 			return
@@ -203,8 +214,17 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 		return
 	}
 	ci, unknownSub := t.lookup(args)
+	if len(c.s.users) > 0 && c.user == nil && !preAuth(ci) {
+		req.reply = appendError(req.reply, "NOAUTH Authentication required.")
+		return
+	}
 	if ci != nil && ci.kind == kindLocal {
 		req.reply = ci.local.run(c, args, req.reply)
+		return
+	}
+	if c.user != nil && ci != nil && !c.user.permits(ci) {
+		req.reply = appendError(req.reply, "NOPERM User "+c.user.name+" has no permissions to run the '"+ci.displayName()+"' command")
+		ci.stats.errors.Add(1)
 		return
 	}
 	switch {
@@ -416,6 +436,18 @@ func (c *client) send(r *request) {
 	if !slices.Contains(c.dirty, p) {
 		c.dirty = append(c.dirty, p)
 	}
+}
+
+// preAuth: what a client may send before AUTH, as in Redis.
+func preAuth(ci *cmdInfo) bool {
+	if ci == nil {
+		return false
+	}
+	switch ci.name {
+	case "auth", "hello", "quit":
+		return true
+	}
+	return false
 }
 
 func backendErrorMsg(r *request) string {

@@ -61,6 +61,7 @@ type cmdInfo struct {
 	local    *localCmd // for kindLocal
 	family   uint8     // index into familyNames
 	split    splitKind // how a cross-slot call is split, if at all
+	cats     uint64    // ACL categories as a bitmask (see categoryBit)
 	stats    *cmdStats
 }
 
@@ -262,6 +263,9 @@ func parseCommandEntry(e any) (*cmdInfo, error) {
 				}
 			}
 			ci.family = familyOf(names)
+			for _, n := range names {
+				ci.cats |= categoryBit(n)
+			}
 		}
 	}
 	if len(f) >= 9 {

@@ -45,6 +45,16 @@ type Config struct {
 	KeysLimit int `yaml:"keys_limit"`
 	// DisableFlush refuses FLUSHALL and FLUSHDB (they run on every master).
 	DisableFlush bool `yaml:"disable_flush"`
+	// Users, when set, require clients to AUTH (or HELLO ... AUTH) before
+	// anything but AUTH, HELLO and QUIT. The name "default" serves
+	// password-only AUTH.
+	Users []UserConfig `yaml:"users"`
+	// MaxClients refuses connections past this many ("-ERR max number of
+	// clients reached"). 0: no limit. Default 10000, as Redis.
+	MaxClients int `yaml:"max_clients"`
+	// ClientIdleTimeout closes a client idle this long. 0 (default): never,
+	// as Redis's timeout 0.
+	ClientIdleTimeout time.Duration `yaml:"client_idle_timeout"`
 }
 
 // ClusterConfig says how to reach the Redis Cluster.
@@ -90,6 +100,7 @@ func DefaultConfig() Config {
 		HealthTimeout:   500 * time.Millisecond,
 		ShutdownTimeout: 10 * time.Second,
 		KeysLimit:       1000000,
+		MaxClients:      10000,
 		Limits: LimitsConfig{
 			MaxBulkLen:   512 << 20,
 			MaxArgs:      1 << 20,
@@ -131,6 +142,29 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxArgs < 1 {
 		errs = append(errs, config.Errorf("limits.max_args", "must be at least 1, got %d", c.Limits.MaxArgs))
+	}
+	seen := map[string]bool{}
+	for i, u := range c.Users {
+		f := "users[" + strconv.Itoa(i) + "]"
+		switch {
+		case u.Name == "":
+			errs = append(errs, config.Errorf(f+".name", "required"))
+		case seen[u.Name]:
+			errs = append(errs, config.Errorf(f+".name", "duplicate user %q", u.Name))
+		}
+		seen[u.Name] = true
+		if (u.Password == "") == (u.PasswordSHA256 == "") {
+			errs = append(errs, config.Errorf(f, "set exactly one of password and password_sha256"))
+		}
+	}
+	if _, err := compileUsers(c.Users); err != nil {
+		errs = append(errs, config.Errorf("users", "%v", err))
+	}
+	if c.MaxClients < 0 {
+		errs = append(errs, config.Errorf("max_clients", "must be 0 (no limit) or more, got %d", c.MaxClients))
+	}
+	if c.ClientIdleTimeout < 0 {
+		errs = append(errs, config.Errorf("client_idle_timeout", "must not be negative, got %v", c.ClientIdleTimeout))
 	}
 	if c.KeysLimit < 0 {
 		errs = append(errs, config.Errorf("keys_limit", "must be 0 (no cap) or more, got %d", c.KeysLimit))

@@ -110,12 +110,13 @@ func cmdSelect(c *client, args [][]byte, dst []byte) []byte {
 }
 
 func cmdAuth(c *client, args [][]byte, dst []byte) []byte {
-	if len(args) > 3 {
-		return appendError(dst, "ERR syntax error")
+	switch len(args) {
+	case 2:
+		return c.authenticate([]byte("default"), args[1], dst)
+	case 3:
+		return c.authenticate(args[1], args[2], dst)
 	}
-	// Proxy users come with the security work; until then Slotway has no
-	// client password, and Redis answers exactly this in that case.
-	return appendError(dst, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+	return appendError(dst, "ERR syntax error")
 }
 
 // HELLO: RESP2 is served; RESP3 is refused the way a server without it
@@ -135,13 +136,22 @@ func cmdHello(c *client, args [][]byte, dst []byte) []byte {
 	for ; i < len(args); i++ {
 		switch {
 		case equalFold(args[i], "AUTH") && i+2 < len(args):
-			return cmdAuth(c, [][]byte{[]byte("auth"), args[i+1], args[i+2]}, dst)
+			n := len(dst)
+			dst = c.authenticate(args[i+1], args[i+2], dst)
+			if dst[n] == '-' {
+				return dst
+			}
+			dst = dst[:n]
+			i += 2
 		case equalFold(args[i], "SETNAME") && i+1 < len(args):
 			c.name = append(c.name[:0], args[i+1]...)
 			i++
 		default:
 			return appendError(dst, "ERR Syntax error in HELLO option '"+printable(args[i])+"'")
 		}
+	}
+	if len(c.s.users) > 0 && c.user == nil {
+		return appendError(dst, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 	}
 	dst = redcon.AppendArray(dst, 14)
 	dst = redcon.AppendBulkString(dst, "server")

@@ -21,6 +21,8 @@ type metrics struct {
 	unknownCommands   prometheus.Counter
 	crossSlot         prometheus.Counter
 	splits            prometheus.Counter
+	authFailures      prometheus.Counter
+	rejectedClients   prometheus.Counter
 	backendFailures   prometheus.Counter
 	backendDialErrors prometheus.Counter
 	backendConnErrors prometheus.Counter
@@ -52,6 +54,14 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		crossSlot: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "slotway_proxy_crossslot_total",
 			Help: "Multi-key commands refused because their keys hash to different slots.",
+		}),
+		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotway_proxy_auth_failures_total",
+			Help: "AUTH attempts with a wrong user or password.",
+		}),
+		rejectedClients: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotway_proxy_rejected_clients_total",
+			Help: "Connections refused because max_clients was reached.",
 		}),
 		splits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "slotway_proxy_split_commands_total",
@@ -111,7 +121,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		m.redirects[k] = redirects.WithLabelValues(k.String())
 	}
 	cs := []prometheus.Collector{
-		m.accepted, m.protocolErrors, m.unknownCommands, m.crossSlot, m.splits, m.backendFailures,
+		m.accepted, m.protocolErrors, m.unknownCommands, m.crossSlot, m.splits, m.authFailures, m.rejectedClients, m.backendFailures,
 		m.backendDialErrors, m.backendConnErrors, m.backendWrites, m.backendReads, redirects, m.topologyRefreshes, m.nodeUp,
 		m.nodeMemory, m.nodeKeys, m.nodeOps, m.nodeClients,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

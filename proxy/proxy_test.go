@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -856,5 +858,72 @@ func TestClusterClientThroughSlotway(t *testing.T) {
 		if strings.Contains(nodes, n.Addr) {
 			t.Errorf("CLUSTER NODES leaks backend %s", n.Addr)
 		}
+	}
+}
+
+// TestAuthAndLimits: proxy users, NOAUTH before AUTH, read-only and
+// category-limited users, max_clients and the idle timeout.
+func TestAuthAndLimits(t *testing.T) {
+	shortIf(t)
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	readerHash := sha256.Sum256([]byte("r-pass"))
+	p := startProxy(t, c, func(cfg *proxy.Config) {
+		cfg.Users = []proxy.UserConfig{
+			{Name: "default", Password: "s3cret"},
+			{Name: "reader", PasswordSHA256: hex.EncodeToString(readerHash[:]), ReadOnly: true},
+			{Name: "strings", Password: "x", Categories: []string{"@string", "@connection", "-@dangerous"}},
+		}
+		cfg.MaxClients = 20
+		cfg.ClientIdleTimeout = 2 * time.Second
+	})
+	r := dialRaw(t, p.Addr().String())
+	steps := []struct{ send, want string }{
+		{"GET a\r\n", "-NOAUTH Authentication required."},
+		{"PING\r\n", "-NOAUTH Authentication required."},
+		{"HELLO 2\r\n", "-NOAUTH HELLO must be called with the client already authenticated"},
+		{"AUTH wrong\r\n", "-WRONGPASS invalid username-password pair"},
+		{"AUTH nobody s3cret\r\n", "-WRONGPASS"},
+		{"AUTH s3cret\r\n", "+OK"},
+		{"SET a 1\r\n", "+OK"},
+		{"AUTH reader r-pass\r\n", "+OK"},
+		{"GET a\r\n", "1"},
+		{"SET a 2\r\n", "-NOPERM User reader has no permissions to run the 'set' command"},
+		{"AUTH strings x\r\n", "+OK"},
+		{"GET a\r\n", "1"},
+		{"HSET h f v\r\n", "-NOPERM User strings has no permissions to run the 'hset' command"},
+		{"FLUSHALL\r\n", "-NOPERM"},
+	}
+	for _, s := range steps {
+		r.send(s.send)
+		if got := r.reply(); !strings.HasPrefix(got, s.want) {
+			t.Errorf("%q: got %q, want %q", strings.TrimSpace(s.send), got, s.want)
+		}
+	}
+	// go-redis with a username and password (HELLO 3 AUTH is refused with
+	// NOPROTO, then it falls back to AUTH).
+	gc := p.client(t, func(o *redis.Options) { o.Username, o.Password = "default", "s3cret" })
+	if err := gc.Set(context.Background(), "b", "1", 0).Err(); err != nil {
+		t.Fatalf("go-redis with credentials: %v", err)
+	}
+	// The idle timeout closes a silent client.
+	idle := dialRaw(t, p.Addr().String())
+	idle.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := idle.rd.ReadByte(); err == nil {
+		t.Error("an idle client was not closed")
+	}
+	// max_clients: past the limit a connection is refused with an error.
+	var conns []*rawConn
+	for range 25 {
+		conns = append(conns, dialRaw(t, p.Addr().String()))
+	}
+	refused := 0
+	for _, rc := range conns {
+		rc.c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		if line, err := rc.rd.ReadString('\n'); err == nil && strings.HasPrefix(line, "-ERR max number of clients reached") {
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Error("no connection refused past max_clients 20")
 	}
 }

@@ -30,6 +30,7 @@ type Server struct {
 	m       *metrics
 	started time.Time
 
+	users    map[string]*user // proxy.users; empty: no AUTH required
 	table    atomic.Pointer[commandTable]
 	redisVer atomic.Pointer[string]
 	slotOps  [SlotCount]atomic.Uint64
@@ -38,6 +39,7 @@ type Server struct {
 	// counters cannot be read back cheaply).
 	redirCount [5]atomic.Uint64
 
+	closing       atomic.Bool // set when draining: clients stop reading
 	mu            sync.Mutex
 	clients       map[*client]struct{}
 	clientWG      sync.WaitGroup
@@ -66,6 +68,11 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, erro
 			MaxBatchLen: 1024,
 		},
 	}
+	users, err := compileUsers(cfg.Users)
+	if err != nil {
+		return nil, fmt.Errorf("proxy config: %w", err)
+	}
+	s.users = users
 	m, err := newMetrics(reg, s)
 	if err != nil {
 		return nil, fmt.Errorf("register proxy metrics: %w", err)
@@ -139,6 +146,13 @@ func (s *Server) acceptLoop() error {
 		delay = 0
 		s.acceptedCount.Add(1)
 		s.m.accepted.Inc()
+		if s.cfg.MaxClients > 0 && s.clientCount() >= s.cfg.MaxClients {
+			s.m.rejectedClients.Inc()
+			conn.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = conn.Write([]byte("-ERR max number of clients reached\r\n"))
+			conn.Close()
+			continue
+		}
 		c := s.newClient(s.nextID.Add(1), conn)
 		s.mu.Lock()
 		s.clients[c] = struct{}{}
@@ -159,6 +173,7 @@ func (s *Server) acceptLoop() error {
 // drainClients makes every client stop after its current batch: reads end
 // at once, in-flight commands are still answered.
 func (s *Server) drainClients() {
+	s.closing.Store(true)
 	s.mu.Lock()
 	for c := range s.clients {
 		c.conn.SetReadDeadline(time.Now())
