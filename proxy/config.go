@@ -1,8 +1,12 @@
 package proxy
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +56,9 @@ type Config struct {
 	// MaxClients refuses connections past this many ("-ERR max number of
 	// clients reached"). 0: no limit. Default 10000, as Redis.
 	MaxClients int `yaml:"max_clients"`
+	// TLS, when cert_file and key_file are set, makes the client listener
+	// speak TLS only (minimum TLS 1.2).
+	TLS TLSConfig `yaml:"tls"`
 	// ClientIdleTimeout closes a client idle this long. 0 (default): never,
 	// as Redis's timeout 0.
 	ClientIdleTimeout time.Duration `yaml:"client_idle_timeout"`
@@ -83,6 +90,38 @@ type LimitsConfig struct {
 	// MaxInlineLen is the longest inline (telnet-style) command line.
 	// Default 64kb, as Redis.
 	MaxInlineLen config.ByteSize `yaml:"max_inline_len"`
+}
+
+// TLSConfig is the client listener's TLS.
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile, when set, requires client certificates signed by it.
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// serverTLS loads the listener's TLS config; nil when TLS is off.
+func (t TLSConfig) serverTLS() (*tls.Config, error) {
+	if t.CertFile == "" && t.KeyFile == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls.cert_file/key_file: %w", err)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.client_ca_file: no PEM certificate in %s", t.ClientCAFile)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
 }
 
 // DefaultConfig returns the defaults documented on each field.
@@ -159,6 +198,12 @@ func (c Config) Validate() error {
 	}
 	if _, err := compileUsers(c.Users); err != nil {
 		errs = append(errs, config.Errorf("users", "%v", err))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, config.Errorf("tls", "set both cert_file and key_file, or neither"))
+	}
+	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
+		errs = append(errs, config.Errorf("tls.client_ca_file", "needs cert_file and key_file"))
 	}
 	if c.MaxClients < 0 {
 		errs = append(errs, config.Errorf("max_clients", "must be 0 (no limit) or more, got %d", c.MaxClients))

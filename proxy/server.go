@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,9 +81,16 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, erro
 	s.m = m
 	s.topo = newTopologyOwner(cfg, log, m, s.dialBackend)
 	s.health = &healthChecker{o: s.topo, interval: cfg.HealthInterval, timeout: cfg.HealthTimeout, failAfter: 2}
+	tlsCfg, err := cfg.TLS.serverTLS()
+	if err != nil {
+		return nil, fmt.Errorf("proxy config: %w", err)
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
 	}
 	s.ln = ln
 	return s, nil
