@@ -212,6 +212,13 @@ func (p *pipe) kick() {
 	}
 }
 
+// isDown reports whether the last dial failed (requests would be refused).
+func (p *pipe) isDown() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state == pipeDown
+}
+
 func (p *pipe) retire(grace time.Duration) {
 	p.mu.Lock()
 	p.retiring = true

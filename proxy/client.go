@@ -408,6 +408,11 @@ func (c *client) send(r *request) {
 		t := c.s.topo.load()
 		if r.slot >= 0 {
 			b = t.slots[r.slot]
+			if b != nil && t.replicas != nil && r.info != nil && r.info.flags&flagReadonly != 0 {
+				if rb := c.s.pickReplica(t.replicas[b], c.id); rb != nil {
+					b = rb
+				}
+			}
 		} else if len(t.masters) > 0 {
 			b = t.masters[c.id%uint64(len(t.masters))]
 		}

@@ -56,6 +56,11 @@ type Config struct {
 	// MaxClients refuses connections past this many ("-ERR max number of
 	// clients reached"). 0: no limit. Default 10000, as Redis.
 	MaxClients int `yaml:"max_clients"`
+	// ReadFrom: where read-only commands go. master (default), or
+	// prefer-replica / replica: a healthy replica of the slot's master
+	// (READONLY connections), the master when none is healthy. Replica
+	// reads may lag behind the last writes.
+	ReadFrom string `yaml:"read_from"`
 	// TLS, when cert_file and key_file are set, makes the client listener
 	// speak TLS only (minimum TLS 1.2).
 	TLS TLSConfig `yaml:"tls"`
@@ -139,6 +144,7 @@ func DefaultConfig() Config {
 		HealthTimeout:   500 * time.Millisecond,
 		ShutdownTimeout: 10 * time.Second,
 		KeysLimit:       1000000,
+		ReadFrom:        "master",
 		MaxClients:      10000,
 		Limits: LimitsConfig{
 			MaxBulkLen:   512 << 20,
@@ -204,6 +210,11 @@ func (c Config) Validate() error {
 	}
 	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
 		errs = append(errs, config.Errorf("tls.client_ca_file", "needs cert_file and key_file"))
+	}
+	switch c.ReadFrom {
+	case "master", "prefer-replica", "replica":
+	default:
+		errs = append(errs, config.Errorf("read_from", "must be master, prefer-replica or replica, got %q", c.ReadFrom))
 	}
 	if c.MaxClients < 0 {
 		errs = append(errs, config.Errorf("max_clients", "must be 0 (no limit) or more, got %d", c.MaxClients))

@@ -927,3 +927,70 @@ func TestAuthAndLimits(t *testing.T) {
 		t.Error("no connection refused past max_clients 20")
 	}
 }
+
+// TestReadFromReplicas: with read_from replica, reads are served by the
+// replicas; with every replica gone, by the masters.
+func TestReadFromReplicas(t *testing.T) {
+	shortIf(t)
+	c := redistest.New(t, redistest.Options{Masters: 3, Replicas: 1})
+	p := startProxy(t, c, func(cfg *proxy.Config) { cfg.ReadFrom = "replica" })
+	rc := p.client(t)
+	ctx := context.Background()
+	for i := range 300 {
+		if err := rc.Set(ctx, "rr:"+strconv.Itoa(i), "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	masters, _ := c.Masters(ctx)
+	var replicas []*redistest.Node
+	for _, m := range masters {
+		if err := m.Client().Do(ctx, "WAIT", 1, 5000).Err(); err != nil {
+			t.Fatal(err)
+		}
+		r, _ := c.Replicas(ctx, m)
+		replicas = append(replicas, r...)
+	}
+	getCalls := func(n *redistest.Node) int64 {
+		info := n.Client().Info(ctx, "commandstats").Val()
+		for line := range strings.SplitSeq(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_get:calls="); ok {
+				calls, _ := strconv.ParseInt(v[:strings.IndexByte(v, ',')], 10, 64)
+				return calls
+			}
+		}
+		return 0
+	}
+	var masterBefore int64
+	for _, m := range masters {
+		masterBefore += getCalls(m)
+	}
+	for i := range 300 {
+		if v, err := rc.Get(ctx, "rr:"+strconv.Itoa(i)).Result(); err != nil || v != "v" {
+			t.Fatalf("GET rr:%d = %q, %v", i, v, err)
+		}
+	}
+	var replicaGets, masterAfter int64
+	for _, r := range replicas {
+		replicaGets += getCalls(r)
+	}
+	for _, m := range masters {
+		masterAfter += getCalls(m)
+	}
+	if replicaGets < 300 || masterAfter != masterBefore {
+		t.Errorf("GETs: %d on replicas, %d more on masters; want all 300 on replicas", replicaGets, masterAfter-masterBefore)
+	}
+	// Every replica gone: reads fall back to the masters.
+	for _, r := range replicas {
+		if err := c.Kill(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	redistest.WaitFor(t, 30*time.Second, "reads to fall back to the masters", func() bool {
+		return rc.Get(ctx, "rr:7").Val() == "v"
+	})
+	for i := range 50 {
+		if v, err := rc.Get(ctx, "rr:"+strconv.Itoa(i)).Result(); err != nil || v != "v" {
+			t.Fatalf("GET rr:%d after the replicas died = %q, %v", i, v, err)
+		}
+	}
+}

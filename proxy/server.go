@@ -229,6 +229,22 @@ func (s *Server) totalCommands() uint64 {
 	return n
 }
 
+// pickReplica returns a healthy replica for this client, or nil (then
+// the master serves the read).
+func (s *Server) pickReplica(replicas []*backend, clientID uint64) *backend {
+	if len(replicas) == 0 {
+		return nil
+	}
+	h := s.health.snapshot()
+	for i := range replicas {
+		b := replicas[(int(clientID)+i)%len(replicas)]
+		if nh, ok := h[b.addr]; (!ok || nh.Up) && !b.retired.Load() && !b.pipes[clientID%uint64(len(b.pipes))].isDown() {
+			return b
+		}
+	}
+	return nil
+}
+
 // splitAllowed applies proxy.cross_slot: split unless set to reject.
 func (s *Server) splitAllowed(ci *cmdInfo) bool { return s.cfg.CrossSlot[ci.name] != "reject" }
 

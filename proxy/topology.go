@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"slices"
@@ -22,10 +23,12 @@ import (
 type topology struct {
 	slots   [SlotCount]*backend
 	masters []*backend // sorted by address
-	nodes   []Node
-	version uint64
-	at      time.Time // when it was read from the cluster
-	source  string    // which node answered
+	// replicas of each master, for read_from (READONLY connections).
+	replicas map[*backend][]*backend
+	nodes    []Node
+	version  uint64
+	at       time.Time // when it was read from the cluster
+	source   string    // which node answered
 }
 
 // Node is one cluster node as the proxy last saw it.
@@ -48,6 +51,7 @@ type topologyOwner struct {
 
 	mu       sync.Mutex // guards publishing, backends and ctl
 	backends map[string]*backend
+	replicas map[string]*backend // READONLY data-path backends of replicas
 	ctl      map[string]*redis.Client
 	ctx      context.Context
 	wg       *sync.WaitGroup
@@ -60,6 +64,7 @@ func newTopologyOwner(cfg Config, log *slog.Logger, m *metrics, dial dialer) *to
 		cfg: cfg, log: log, m: m, dial: dial,
 		kick:     make(chan struct{}, 1),
 		backends: make(map[string]*backend),
+		replicas: make(map[string]*backend),
 		ctl:      make(map[string]*redis.Client),
 	}
 	o.cur.Store(&topology{})
@@ -85,6 +90,38 @@ func (o *topologyOwner) backendLocked(addr string) *backend {
 	o.backends[addr] = b
 	b.run(o.ctx, o.wg)
 	return b
+}
+
+// replicaLocked returns the READONLY backend of a replica, starting it.
+func (o *topologyOwner) replicaLocked(addr string) *backend {
+	if b := o.replicas[addr]; b != nil && !b.retired.Load() {
+		return b
+	}
+	b := newBackend(addr, o.cfg.BackendConns, o.dialReadOnly, o.log, o.m)
+	o.replicas[addr] = b
+	b.run(o.ctx, o.wg)
+	return b
+}
+
+// dialReadOnly connects to a replica and sends READONLY, so it serves
+// reads of its master's slots instead of redirecting them.
+func (o *topologyOwner) dialReadOnly(ctx context.Context, addr string) (net.Conn, error) {
+	conn, err := o.dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(o.cfg.Cluster.DialTimeout))
+	if _, err := conn.Write([]byte("*1\r\n$8\r\nREADONLY\r\n")); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("READONLY on %s: %w", addr, err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "+OK\r\n" {
+		conn.Close()
+		return nil, fmt.Errorf("READONLY on %s: %q %v", addr, buf, err)
+	}
+	conn.SetDeadline(time.Time{})
+	return conn, nil
 }
 
 // backendForRedirect resolves the address of a MOVED/ASK reply. An empty
@@ -341,6 +378,25 @@ func (o *topologyOwner) publish(nodes []Node, source string) {
 		}
 	}
 	slices.SortFunc(next.masters, func(x, y *backend) int { return strings.Compare(x.addr, y.addr) })
+	keepReplicas := map[string]bool{}
+	if o.cfg.ReadFrom != "" && o.cfg.ReadFrom != "master" {
+		next.replicas = map[*backend][]*backend{}
+		byID := map[string]string{}
+		for _, n := range nodes {
+			byID[n.ID] = n.Addr
+		}
+		for _, n := range nodes {
+			if n.Role != "replica" || n.Health == "fail" || n.Health == "failed" {
+				continue
+			}
+			m := o.backends[byID[n.MasterID]]
+			if m == nil || !slices.Contains(next.masters, m) {
+				continue
+			}
+			next.replicas[m] = append(next.replicas[m], o.replicaLocked(n.Addr))
+			keepReplicas[n.Addr] = true
+		}
+	}
 	cur := o.load()
 	changed := cur.slots != next.slots || !slices.Equal(cur.masters, next.masters)
 	if changed {
@@ -355,6 +411,12 @@ func (o *topologyOwner) publish(nodes []Node, source string) {
 			// Let in-flight replies (MOVED included) arrive before closing.
 			b.retire(5 * time.Second)
 			delete(o.backends, addr)
+		}
+	}
+	for addr, b := range o.replicas {
+		if !keepReplicas[addr] {
+			b.retire(5 * time.Second)
+			delete(o.replicas, addr)
 		}
 	}
 	for addr, c := range o.ctl {
