@@ -76,6 +76,7 @@ type client struct {
 	dirty []*pipe    // pipes this round appended to; flushed once each
 	subs  []request  // per-slot parts of split multi-key commands
 	split splitState // scratch for splitting
+	tx    txState    // MULTI/EXEC/WATCH
 
 	user     *user  // nil until AUTH when proxy.users is set
 	name     []byte // CLIENT SETNAME
@@ -105,6 +106,7 @@ func (c *client) serve() {
 			c.s.log.Error("client handler panicked; closing that client",
 				"client_id", c.id, "panic", v, "stack", string(debug.Stack()))
 		}
+		c.endTx()
 		c.conn.Close()
 	}()
 	maxBatch := c.s.limits.MaxBatchLen
@@ -143,6 +145,20 @@ func (c *client) serve() {
 			}
 			if n == len(c.reqs) {
 				c.reqs = append(c.reqs, request{batch: &c.batch})
+			}
+			if c.isTxCommand(args) && (len(c.s.users) == 0 || c.user != nil) {
+				// A barrier: what the batch holds so far runs first, so a
+				// transaction sees the writes pipelined before it.
+				if n > 0 {
+					c.execute(c.reqs[:n], c.subs)
+					c.mergeSplits(c.reqs[:n])
+				}
+				r := &c.reqs[n]
+				r.raw, r.err, r.target, r.info, r.subFrom, r.subTo = raw, nil, nil, nil, 0, 0
+				r.reply = c.handleTx(args, raw, r.reply[:0])
+				r.state = stDone
+				n++
+				continue
 			}
 			c.prepare(&c.reqs[n], args, raw)
 			n++

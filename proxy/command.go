@@ -359,7 +359,6 @@ func parseKeySpecs(v any) ([]keySpec, error) {
 // Commands that need a connection of their own (state or blocking) are
 // refused until they get dedicated backend connections.
 var statefulCommands = []string{
-	"multi", "exec", "discard", "watch", "unwatch",
 	"subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ssubscribe", "sunsubscribe",
 	"monitor", "sync", "psync", "wait", "reset",
 }

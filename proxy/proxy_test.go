@@ -347,6 +347,9 @@ func (r *rawConn) reply() string {
 		return string(b[:n])
 	case '*':
 		n, _ := strconv.Atoi(line[1:])
+		if n < 0 {
+			return line // a null array
+		}
 		parts := make([]string, 0, n)
 		for range n {
 			parts = append(parts, r.reply())
@@ -472,7 +475,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown subcommand", "*2\r\n$6\r\nOBJECT\r\n$4\r\nnope\r\n", "-ERR unknown subcommand 'nope'. Try OBJECT HELP.", false},
 		{"wrong arity", "*1\r\n$3\r\nGET\r\n", "-ERR wrong number of arguments for 'get' command", false},
 		{"crossslot", "*5\r\n$6\r\nMSETNX\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n", "-CROSSSLOT Keys in request don't hash to the same slot", false},
-		{"stateful", "*1\r\n$5\r\nMULTI\r\n", "-ERR command 'multi' is not supported by slotway yet: it needs connection state", false},
+		{"stateful", "*2\r\n$9\r\nSUBSCRIBE\r\n$2\r\nch\r\n", "-ERR command 'subscribe' is not supported by slotway yet: it needs connection state", false},
 		{"blocking", "*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n", "-ERR command 'blpop' is not supported by slotway yet: blocking commands need a dedicated connection", false},
 		{"select", "*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n", "-ERR SELECT is not allowed in cluster mode", false},
 		{"4GB bulk", "*2\r\n$3\r\nSET\r\n$4294967296\r\n", "-ERR Protocol error: invalid bulk length", true},
@@ -829,6 +832,7 @@ func TestClusterClientThroughSlotway(t *testing.T) {
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{p.Addr().String()}, MaxRedirects: 0})
 	defer cc.Close()
 	ctx := context.Background()
+	//lint:ignore SA1019 CLUSTER SLOTS is what cluster clients still send; it is the command under test.
 	slots, err := cc.ClusterSlots(ctx).Result()
 	if err != nil {
 		t.Fatal(err)
@@ -992,5 +996,60 @@ func TestReadFromReplicas(t *testing.T) {
 		if v, err := rc.Get(ctx, "rr:"+strconv.Itoa(i)).Result(); err != nil || v != "v" {
 			t.Fatalf("GET rr:%d after the replicas died = %q, %v", i, v, err)
 		}
+	}
+}
+
+// TestTransactions: MULTI/EXEC on the master of the transaction's slot,
+// WATCH, DISCARD, CROSSSLOT inside a transaction aborting EXEC, and order
+// kept around a transaction in one pipeline.
+func TestTransactions(t *testing.T) {
+	shortIf(t)
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	p := startProxy(t, c)
+	r := dialRaw(t, p.Addr().String())
+	r.send("SET {u}n 1\r\nMULTI\r\nINCR {u}n\r\nGET {u}n\r\nEXEC\r\nGET {u}n\r\n")
+	for _, want := range []string{"+OK", "+OK", "+QUEUED", "+QUEUED", "[:2 2]", "2"} {
+		if got := r.reply(); got != want {
+			t.Fatalf("pipelined transaction: got %q, want %q", got, want)
+		}
+	}
+	// A key of another slot inside the transaction aborts it.
+	r.send("MULTI\r\nSET {u}a 1\r\nSET {v}b 2\r\nEXEC\r\n")
+	for _, want := range []string{"+OK", "+QUEUED", "-CROSSSLOT Keys in request don't hash to the same slot", "-EXECABORT Transaction discarded because of previous errors."} {
+		if got := r.reply(); got != want {
+			t.Fatalf("cross-slot transaction: got %q, want %q", got, want)
+		}
+	}
+	r.send("MULTI\r\nSET {u}a 1\r\nDISCARD\r\nGET {u}a\r\nEXEC\r\n")
+	for _, want := range []string{"+OK", "+QUEUED", "+OK", "(nil)", "-ERR EXEC without MULTI"} {
+		if got := r.reply(); got != want {
+			t.Fatalf("discard: got %q, want %q", got, want)
+		}
+	}
+	// WATCH: a write by another client makes EXEC return nil.
+	other := p.client(t)
+	ctx := context.Background()
+	r.send("WATCH {u}w\r\n")
+	if got := r.reply(); got != "+OK" {
+		t.Fatalf("WATCH: %q", got)
+	}
+	if err := other.Set(ctx, "{u}w", "changed", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.send("MULTI\r\nSET {u}w mine\r\nEXEC\r\nGET {u}w\r\n")
+	for _, want := range []string{"+OK", "+QUEUED", "*-1", "changed"} {
+		if got := r.reply(); got != want {
+			t.Fatalf("watch: got %q, want %q", got, want)
+		}
+	}
+	// go-redis transactions.
+	rc := p.client(t)
+	cmds, err := rc.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.Set(ctx, "{t}x", "1", 0)
+		pipe.Incr(ctx, "{t}x")
+		return nil
+	})
+	if err != nil || cmds[1].(*redis.IntCmd).Val() != 2 {
+		t.Fatalf("TxPipelined: %v %v", cmds, err)
 	}
 }

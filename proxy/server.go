@@ -229,6 +229,9 @@ func (s *Server) totalCommands() uint64 {
 	return n
 }
 
+// ctxBackground bounds dedicated dials by the dial timeout alone.
+func (s *Server) ctxBackground() context.Context { return context.Background() }
+
 // pickReplica returns a healthy replica for this client, or nil (then
 // the master serves the read).
 func (s *Server) pickReplica(replicas []*backend, clientID uint64) *backend {
