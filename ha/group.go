@@ -458,12 +458,15 @@ func (g *Group) tick(now time.Time) {
 		Role: self.Role.String(), Quorum: res.Quorum, Reason: res.Reason, Members: view}
 	g.mu.Lock()
 	g.meta.Holder = st.Holder
-	g.meta.Gone = g.meta.Gone[:0]
+	// A fresh slice: copies of g.meta handed out earlier (selfMeta) share
+	// the old one and may be encoding it right now.
+	var gone []string
 	for name, p := range g.nodes {
-		if p.refused.After(p.lastHeard) && len(g.meta.Gone) < 8 {
-			g.meta.Gone = append(g.meta.Gone, name)
+		if p.refused.After(p.lastHeard) && len(gone) < 8 {
+			gone = append(gone, name)
 		}
 	}
+	g.meta.Gone = gone
 	g.mu.Unlock()
 	prev := g.state.Swap(st)
 	g.m.observe(st)
