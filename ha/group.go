@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -158,44 +157,6 @@ func (g *Group) State() State { return *g.state.Load() }
 
 // ErrNotHolder: only the VIP holder can hand it over.
 var ErrNotHolder = errors.New("this member does not hold the VIP")
-
-// Handover moves the VIP to the next member without stopping: this member
-// drains (priority 0) until another claims, then becomes a candidate
-// again. It returns the successor's name.
-func (g *Group) Handover(ctx context.Context) (string, error) {
-	self := g.selfMeta()
-	if self.Role != RoleHolder {
-		return "", ErrNotHolder
-	}
-	g.setRole(RoleDraining, "handover", self.Term)
-	g.kickLoop()
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if h := g.State().Holder; h != "" && h != g.cfg.Name {
-			// Back to candidate; updateHealth restores our priority.
-			g.setRole(RoleCandidate, "handover", self.Term)
-			g.kickLoop()
-			g.log.Info("handed the VIP over", "to", h)
-			return h, nil
-		}
-		select {
-		case <-ctx.Done():
-			// Nobody took over: keep serving.
-			g.setRole(RoleHolder, "handover_failed", self.Term)
-			g.kickLoop()
-			return "", fmt.Errorf("no member took the VIP over: %w", ctx.Err())
-		case <-t.C:
-		}
-	}
-}
-
-func (g *Group) kickLoop() {
-	select {
-	case g.kick <- struct{}{}:
-	default:
-	}
-}
 
 // GroupStatus is State for the stats server's JSON.
 func (g *Group) GroupStatus() any { return g.State() }
@@ -531,60 +492,6 @@ func actualHolder(view []MemberState, self Meta) string {
 	return best
 }
 
-// knownGone reports whether name's gossip port refused us after we last
-// heard it.
-func (g *Group) knownGone(name string) bool {
-	if name == "" {
-		return false
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	p := g.nodes[name]
-	return p != nil && p.refused.After(p.lastHeard)
-}
-
-// checkLoop probes the gossip port of holders that went quiet.
-func (g *Group) checkLoop(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case name := <-g.checkC:
-			g.mu.Lock()
-			p := g.nodes[name]
-			addr := ""
-			if p != nil {
-				addr = p.addr
-			}
-			g.mu.Unlock()
-			refused := false
-			if addr != "" {
-				c, err := net.DialTimeout("tcp", addr, 2*heartbeatEvery)
-				if err == nil {
-					c.Close()
-				}
-				refused = errors.Is(err, syscall.ECONNREFUSED)
-				g.log.Debug("probed a quiet holder", "member", name, "addr", addr, "refused", refused, "err", err)
-			}
-			g.mu.Lock()
-			if p := g.nodes[name]; p != nil {
-				p.checking = false
-				if refused {
-					p.refused = time.Now()
-				}
-			}
-			g.mu.Unlock()
-			if refused {
-				g.log.Info("holder's process is gone (connection refused); not waiting for fencing", "member", name)
-				select {
-				case g.kick <- struct{}{}:
-				default:
-				}
-			}
-		}
-	}
-}
-
 // settle is how long a fresh member waits before a first claim: until it
 // has heard every configured peer, or the takeover window has passed.
 func (g *Group) settle(now time.Time) time.Duration {
@@ -687,28 +594,6 @@ func (g *Group) setRole(r Role, reason string, term uint64) {
 	case g.gossipC <- struct{}{}:
 	default:
 	}
-}
-
-// drain hands the VIP over: role draining with priority 0, then wait until
-// another member claims it (or drainWait passes).
-func (g *Group) drain() {
-	if g.selfMeta().Role != RoleHolder {
-		return
-	}
-	g.setRole(RoleDraining, "shutdown", g.selfMeta().Term)
-	deadline := time.Now().Add(drainWait)
-	for time.Now().Before(deadline) {
-		g.heartbeat()
-		view := g.view(time.Now())
-		for _, ms := range view {
-			if ms.Name != g.cfg.Name && ms.Role == RoleHolder && ms.Alive {
-				g.log.Info("handed the VIP over", "to", ms.Name, "term", ms.Term)
-				return
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	g.log.Warn("no member claimed the VIP during drain", "waited", drainWait)
 }
 
 // delegate and events are memberlist callbacks: they copy and hand off,
