@@ -77,8 +77,11 @@ func startPair(t *testing.T, c *redistest.Cluster) []*instance {
 		})
 	}
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	redistest.WaitFor(t, 30*time.Second, "p1 to hold and both proxies to be ready", func() bool {
-		return insts[0].group.IsHolder() && insts[0].proxy.Ready() && insts[1].proxy.Ready()
+	// Either may win: the first whose proxy is ready is the only healthy
+	// candidate, and the holder is sticky after that.
+	redistest.WaitFor(t, 30*time.Second, "one holder, agreed by both, and both proxies ready", func() bool {
+		h0, h1 := insts[0].group.State().Holder, insts[1].group.State().Holder
+		return h0 != "" && h0 == h1 && insts[0].proxy.Ready() && insts[1].proxy.Ready()
 	})
 	return insts
 }
@@ -177,7 +180,7 @@ func TestStatusJSONSchema(t *testing.T) {
 	if st.Cluster.Masters != 3 || st.Cluster.SlotsServed != 16384 || len(st.Cluster.Nodes) != 6 {
 		t.Errorf("cluster: %d masters, %d slots, %d nodes", st.Cluster.Masters, st.Cluster.SlotsServed, len(st.Cluster.Nodes))
 	}
-	if st.Group == nil || st.Group.Holder != "p1" || len(st.Group.Members) != 2 {
+	if st.Group == nil || (st.Group.Holder != "p1" && st.Group.Holder != "p2") || len(st.Group.Members) != 2 {
 		t.Errorf("group: %+v", st.Group)
 	}
 	covered := 0
