@@ -49,21 +49,13 @@ func (c *client) prepareScan(req *request, ci *cmdInfo, args [][]byte) {
 		req.reply = append(req.reply, "*2\r\n$1\r\n0\r\n*0\r\n"...) // an old cursor past the last master
 		return
 	}
-	if len(c.subs) == cap(c.subs) {
-		c.subs = append(c.subs, request{batch: &c.batch})
-	} else {
-		c.subs = c.subs[:len(c.subs)+1]
-	}
-	req.subFrom = len(c.subs) - 1
-	sub := &c.subs[req.subFrom]
-	sub.batch = &c.batch
+	req.subFrom = len(c.subs)
+	sub := c.newSub(ci)
 	var num [20]byte
 	rest := append([][]byte{strconv.AppendUint(num[:0], nodeCur, 10)}, args[2:]...)
 	sub.own = appendCommandName(sub.own[:0], args[0], rest)
-	sub.raw, sub.err, sub.asking, sub.redirects = sub.own, nil, false, 0
+	sub.raw = sub.own
 	sub.target, sub.pinned = t.masters[idx], true
-	sub.reply = sub.reply[:0]
-	sub.info, sub.slot, sub.state = ci, -1, stSend
 	req.subTo = len(c.subs)
 	req.info = ci
 	req.aux = uint64(idx)
@@ -111,18 +103,10 @@ func (c *client) prepareFanout(req *request, ci *cmdInfo, raw []byte) {
 	}
 	req.subFrom = len(c.subs)
 	for _, b := range t.masters {
-		if len(c.subs) == cap(c.subs) {
-			c.subs = append(c.subs, request{batch: &c.batch})
-		} else {
-			c.subs = c.subs[:len(c.subs)+1]
-		}
-		sub := &c.subs[len(c.subs)-1]
-		sub.batch = &c.batch
+		sub := c.newSub(ci)
 		sub.own = append(sub.own[:0], raw...)
-		sub.raw, sub.err, sub.asking, sub.redirects = sub.own, nil, false, 0
+		sub.raw = sub.own
 		sub.target, sub.pinned = b, true
-		sub.reply = sub.reply[:0]
-		sub.info, sub.slot, sub.state = ci, -1, stSend
 	}
 	req.subTo = len(c.subs)
 	req.info = ci
@@ -191,19 +175,10 @@ func (c *client) prepareSplit(req *request, ci *cmdInfo, args [][]byte) {
 	}
 	req.subFrom = len(c.subs)
 	for p := range nparts {
-		if len(c.subs) == cap(c.subs) {
-			c.subs = append(c.subs, request{batch: &c.batch})
-		} else {
-			c.subs = c.subs[:len(c.subs)+1]
-		}
-		sub := &c.subs[len(c.subs)-1]
-		sub.batch = &c.batch
+		sub := c.newSub(ci)
 		sub.own = appendCommandName(sub.own[:0], args[0], sp.parts[p])
-		sub.raw, sub.err, sub.target, sub.asking, sub.redirects = sub.own, nil, nil, false, 0
-		sub.reply = sub.reply[:0]
-		sub.info = ci
+		sub.raw = sub.own
 		sub.slot = Slot(sp.parts[p][0])
-		sub.state = stSend
 		c.s.slotOps[sub.slot].Add(1)
 	}
 	req.subTo = len(c.subs)
@@ -217,6 +192,22 @@ func (c *client) prepareSplit(req *request, ci *cmdInfo, args [][]byte) {
 		}
 	}
 	c.s.m.splits.Inc()
+}
+
+// newSub appends a part to c.subs, reusing an old slot's buffers, and
+// resets it to be sent.
+func (c *client) newSub(ci *cmdInfo) *request {
+	if len(c.subs) == cap(c.subs) {
+		c.subs = append(c.subs, request{})
+	} else {
+		c.subs = c.subs[:len(c.subs)+1]
+	}
+	sub := &c.subs[len(c.subs)-1]
+	sub.batch = &c.batch
+	sub.err, sub.target, sub.asking, sub.redirects, sub.pinned = nil, nil, false, 0, false
+	sub.reply = sub.reply[:0]
+	sub.info, sub.slot, sub.state = ci, -1, stSend
+	return sub
 }
 
 // appendCommandName encodes name followed by args as a RESP array.

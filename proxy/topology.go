@@ -83,24 +83,24 @@ func (o *topologyOwner) requestRefresh() {
 
 // backendLocked returns the backend of addr, starting it if needed.
 func (o *topologyOwner) backendLocked(addr string) *backend {
-	if b := o.backends[addr]; b != nil && !b.retired.Load() {
+	return o.startLocked(o.backends, addr, o.dial)
+}
+
+// startLocked returns m[addr], starting a backend with dial if there is
+// none (or it was retired).
+func (o *topologyOwner) startLocked(m map[string]*backend, addr string, dial dialer) *backend {
+	if b := m[addr]; b != nil && !b.retired.Load() {
 		return b
 	}
-	b := newBackend(addr, o.cfg.BackendConns, o.dial, o.log, o.m)
-	o.backends[addr] = b
+	b := newBackend(addr, o.cfg.BackendConns, dial, o.log, o.m)
+	m[addr] = b
 	b.run(o.ctx, o.wg)
 	return b
 }
 
 // replicaLocked returns the READONLY backend of a replica, starting it.
 func (o *topologyOwner) replicaLocked(addr string) *backend {
-	if b := o.replicas[addr]; b != nil && !b.retired.Load() {
-		return b
-	}
-	b := newBackend(addr, o.cfg.BackendConns, o.dialReadOnly, o.log, o.m)
-	o.replicas[addr] = b
-	b.run(o.ctx, o.wg)
-	return b
+	return o.startLocked(o.replicas, addr, o.dialReadOnly)
 }
 
 // dialReadOnly connects to a replica and sends READONLY, so it serves
