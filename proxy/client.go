@@ -176,7 +176,7 @@ func (c *client) serve() {
 				if r.info != nil {
 					perFamily[r.info.family]++
 				} else {
-					perFamily[familyIndex["@connection"]]++
+					perFamily[familyOther]++ // refused before routing
 				}
 				c.out = append(c.out, r.reply...)
 				if cap(r.reply) > 64<<10 {
@@ -217,49 +217,38 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 	req.reply = req.reply[:0]
 	req.state = stDone
 	t := c.s.table.Load()
-	if t == nil {
-		if len(c.s.users) > 0 && c.user == nil && !equalFold(args[0], "AUTH") && !equalFold(args[0], "HELLO") && !equalFold(args[0], "QUIT") {
-			req.reply = appendError(req.reply, "NOAUTH Authentication required.")
-			return
-		}
-		if h := localCommand(args[0]); h != nil {
-			req.reply = h(c, args, req.reply)
-			return
-		}
-		req.reply = appendError(req.reply, "CLUSTERDOWN slotway has not reached the cluster yet")
-		return
+	var ci *cmdInfo
+	var unknownSub bool
+	if t != nil {
+		ci, unknownSub = t.lookup(args)
+	} else {
+		ci = localInfo(args[0]) // PING and friends work before the table is known
 	}
-	ci, unknownSub := t.lookup(args)
 	if len(c.s.users) > 0 && c.user == nil && !preAuth(ci) {
 		req.reply = appendError(req.reply, "NOAUTH Authentication required.")
 		return
 	}
 	if ci != nil && ci.kind == kindLocal {
+		req.info = ci
 		req.reply = ci.local.run(c, args, req.reply)
 		return
 	}
-	if c.user != nil && ci != nil && !c.user.permits(ci) {
-		req.reply = appendError(req.reply, "NOPERM User "+c.user.name+" has no permissions to run the '"+ci.displayName()+"' command")
-		ci.stats.errors.Add(1)
+	if t == nil {
+		req.reply = appendError(req.reply, "CLUSTERDOWN slotway has not reached the cluster yet")
 		return
 	}
-	switch {
-	case ci == nil && unknownSub:
-		req.reply = appendError(req.reply, "ERR unknown subcommand '"+printable(args[1])+"'. Try "+upper(args[0])+" HELP.")
-		c.s.m.unknownCommands.Inc()
-		return
-	case ci == nil:
-		req.reply = appendError(req.reply, unknownCommandMsg(args))
-		c.s.m.unknownCommands.Inc()
+	if msg := c.refusal(ci, unknownSub, args); msg != "" {
+		req.reply = appendError(req.reply, msg)
+		if ci == nil {
+			c.s.m.unknownCommands.Inc()
+		} else {
+			ci.stats.calls.Add(1)
+			ci.stats.errors.Add(1)
+		}
 		return
 	}
 	req.info = ci
 	ci.stats.calls.Add(1)
-	if !ci.arityOK(len(args)) {
-		req.reply = appendError(req.reply, "ERR wrong number of arguments for '"+ci.displayName()+"' command")
-		ci.stats.errors.Add(1)
-		return
-	}
 	switch ci.kind {
 	case kindFanout:
 		if ci.split == scanOne {
@@ -457,6 +446,23 @@ func (c *client) send(r *request) {
 	if !slices.Contains(c.dirty, p) {
 		c.dirty = append(c.dirty, p)
 	}
+}
+
+// refusal is the error a command gets before it is routed (unknown,
+// wrong arity, not permitted to this user), or "" when it may run. The
+// data path and MULTI's queueing both use it.
+func (c *client) refusal(ci *cmdInfo, unknownSub bool, args [][]byte) string {
+	switch {
+	case ci == nil && unknownSub:
+		return "ERR unknown subcommand '" + printable(args[1]) + "'. Try " + upper(args[0]) + " HELP."
+	case ci == nil:
+		return unknownCommandMsg(args)
+	case !ci.arityOK(len(args)):
+		return "ERR wrong number of arguments for '" + ci.displayName() + "' command"
+	case c.user != nil && !c.user.permits(ci):
+		return "NOPERM User " + c.user.name + " has no permissions to run the '" + ci.displayName() + "' command"
+	}
+	return ""
 }
 
 // preAuth: what a client may send before AUTH, as in Redis.

@@ -423,25 +423,10 @@ func TestTransactions(t *testing.T) {
 	c := redistest.New(t, redistest.Options{Masters: 3})
 	p := startProxy(t, c)
 	r := dialRaw(t, p.Addr().String())
-	r.send("SET {u}n 1\r\nMULTI\r\nINCR {u}n\r\nGET {u}n\r\nEXEC\r\nGET {u}n\r\n")
-	for _, want := range []string{"+OK", "+OK", "+QUEUED", "+QUEUED", "[:2 2]", "2"} {
-		if got := r.reply(); got != want {
-			t.Fatalf("pipelined transaction: got %q, want %q", got, want)
-		}
-	}
+	r.expect("pipelined transaction", "SET {u}n 1\r\nMULTI\r\nINCR {u}n\r\nGET {u}n\r\nEXEC\r\nGET {u}n\r\n", "+OK", "+OK", "+QUEUED", "+QUEUED", "[:2 2]", "2")
 	// A key of another slot inside the transaction aborts it.
-	r.send("MULTI\r\nSET {u}a 1\r\nSET {v}b 2\r\nEXEC\r\n")
-	for _, want := range []string{"+OK", "+QUEUED", "-CROSSSLOT Keys in request don't hash to the same slot", "-EXECABORT Transaction discarded because of previous errors."} {
-		if got := r.reply(); got != want {
-			t.Fatalf("cross-slot transaction: got %q, want %q", got, want)
-		}
-	}
-	r.send("MULTI\r\nSET {u}a 1\r\nDISCARD\r\nGET {u}a\r\nEXEC\r\n")
-	for _, want := range []string{"+OK", "+QUEUED", "+OK", "(nil)", "-ERR EXEC without MULTI"} {
-		if got := r.reply(); got != want {
-			t.Fatalf("discard: got %q, want %q", got, want)
-		}
-	}
+	r.expect("cross-slot transaction", "MULTI\r\nSET {u}a 1\r\nSET {v}b 2\r\nEXEC\r\n", "+OK", "+QUEUED", "-CROSSSLOT Keys in request don't hash to the same slot", "-EXECABORT Transaction discarded because of previous errors.")
+	r.expect("discard", "MULTI\r\nSET {u}a 1\r\nDISCARD\r\nGET {u}a\r\nEXEC\r\n", "+OK", "+QUEUED", "+OK", "(nil)", "-ERR EXEC without MULTI")
 	// WATCH: a write by another client makes EXEC return nil.
 	other := p.client(t)
 	ctx := context.Background()
@@ -452,12 +437,7 @@ func TestTransactions(t *testing.T) {
 	if err := other.Set(ctx, "{u}w", "changed", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	r.send("MULTI\r\nSET {u}w mine\r\nEXEC\r\nGET {u}w\r\n")
-	for _, want := range []string{"+OK", "+QUEUED", "*-1", "changed"} {
-		if got := r.reply(); got != want {
-			t.Fatalf("watch: got %q, want %q", got, want)
-		}
-	}
+	r.expect("watch", "MULTI\r\nSET {u}w mine\r\nEXEC\r\nGET {u}w\r\n", "+OK", "+QUEUED", "*-1", "changed")
 	// go-redis transactions.
 	rc := p.client(t)
 	cmds, err := rc.TxPipelined(ctx, func(pipe redis.Pipeliner) error {

@@ -12,7 +12,10 @@ import (
 var familyNames = []string{"string", "hash", "list", "set", "sortedset", "stream", "bitmap",
 	"hyperloglog", "geo", "pubsub", "scripting", "keyspace", "connection", "transaction", "server", "other"}
 
-const familyOther = 15
+const (
+	familyConnection = 12
+	familyOther      = 15
+)
 
 var familyIndex = func() map[string]uint8 {
 	m := map[string]uint8{}

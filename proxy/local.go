@@ -24,7 +24,7 @@ var localCmds map[string]*localCmd
 func init() {
 	localCmds = map[string]*localCmd{}
 	add := func(name string, arity int, fn localFunc) {
-		lc := &localCmd{info: &cmdInfo{name: name, arity: arity, kind: kindLocal, family: familyIndex["@connection"], stats: &cmdStats{}}, fn: fn}
+		lc := &localCmd{info: &cmdInfo{name: name, arity: arity, kind: kindLocal, family: familyConnection, stats: &cmdStats{}}, fn: fn}
 		lc.info.local = lc
 		localCmds[name] = lc
 	}
@@ -41,19 +41,18 @@ func init() {
 	add("readwrite", 1, cmdReadMode)
 }
 
-// localCommand returns the proxy's own handler for name; it serves clients
+// localInfo finds a command Slotway answers itself; it serves clients
 // before the command table is known.
-func localCommand(name []byte) localFunc {
+func localInfo(name []byte) *cmdInfo {
 	var buf [16]byte
 	n, ok := lower(buf[:0], name)
 	if !ok {
 		return nil
 	}
-	lc := localCmds[string(n)]
-	if lc == nil {
-		return nil
+	if lc := localCmds[string(n)]; lc != nil {
+		return lc.info
 	}
-	return lc.run
+	return nil
 }
 
 func (lc *localCmd) run(c *client, args [][]byte, dst []byte) []byte {

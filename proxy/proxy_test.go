@@ -316,6 +316,17 @@ func dialRaw(t *testing.T, addr string) *rawConn {
 	return &rawConn{t: t, c: c, rd: bufio.NewReaderSize(c, 1<<20)}
 }
 
+// expect sends a script and checks that the replies are exactly wants.
+func (r *rawConn) expect(what, script string, wants ...string) {
+	r.t.Helper()
+	r.send(script)
+	for i, want := range wants {
+		if got := r.reply(); got != want {
+			r.t.Fatalf("%s: reply %d = %q, want %q", what, i, got, want)
+		}
+	}
+}
+
 func (r *rawConn) send(s string) {
 	r.t.Helper()
 	if _, err := r.c.Write([]byte(s)); err != nil {
@@ -510,12 +521,8 @@ func TestPipelinedInlineCommands(t *testing.T) {
 	c := redistest.New(t, redistest.Options{Masters: 3})
 	p := startProxy(t, c)
 	r := dialRaw(t, p.Addr().String())
-	r.send("SET in:1 a\r\nSET in:2 bb\r\nGET in:1\r\nMGET in:2 in:1\r\nECHO \"x y\"\r\n")
-	for _, want := range []string{"+OK", "+OK", "a", "[bb a]", "x y"} {
-		if got := r.reply(); got != want {
-			t.Fatalf("got %q, want %q", got, want)
-		}
-	}
+	r.expect("pipelined inline commands", "SET in:1 a\r\nSET in:2 bb\r\nGET in:1\r\nMGET in:2 in:1\r\nECHO \"x y\"\r\n",
+		"+OK", "+OK", "a", "[bb a]", "x y")
 }
 
 func TestLocalCommands(t *testing.T) {

@@ -28,10 +28,15 @@ func (c *client) isTxCommand(args [][]byte) bool {
 	if c.tx.active {
 		return true
 	}
-	for _, n := range []string{"MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH"} {
-		if equalFold(args[0], n) {
-			return true
-		}
+	// Cheap first: only names of 4, 5 or 7 bytes can match (this runs for
+	// every command).
+	switch len(args[0]) {
+	case 4:
+		return equalFold(args[0], "EXEC")
+	case 5:
+		return equalFold(args[0], "MULTI") || equalFold(args[0], "WATCH")
+	case 7:
+		return equalFold(args[0], "DISCARD") || equalFold(args[0], "UNWATCH")
 	}
 	return false
 }
@@ -85,17 +90,12 @@ func (c *client) handleTx(args [][]byte, raw []byte, dst []byte) []byte {
 		tx.dirty = true
 		return appendError(dst, "CLUSTERDOWN slotway has not reached the cluster yet")
 	}
-	ci, _ := t.lookup(args)
+	ci, unknownSub := t.lookup(args)
+	if msg := c.refusal(ci, unknownSub, args); msg != "" {
+		tx.dirty = true
+		return appendError(dst, msg)
+	}
 	switch {
-	case ci == nil:
-		tx.dirty = true
-		return appendError(dst, unknownCommandMsg(args))
-	case !ci.arityOK(len(args)):
-		tx.dirty = true
-		return appendError(dst, "ERR wrong number of arguments for '"+ci.displayName()+"' command")
-	case c.user != nil && !c.user.permits(ci):
-		tx.dirty = true
-		return appendError(dst, "NOPERM User "+c.user.name+" has no permissions to run the '"+ci.displayName()+"' command")
 	case ci.kind != kindForward && ci.kind != kindAnyMaster && ci.name != "ping" && ci.name != "echo":
 		tx.dirty = true
 		return appendError(dst, "ERR command '"+ci.displayName()+"' cannot run inside a transaction through slotway")
@@ -136,7 +136,14 @@ func (c *client) masterAddr(slot int) (string, error) {
 }
 
 func (c *client) watch(args [][]byte, raw []byte, dst []byte) []byte {
-	ci := &cmdInfo{specs: []keySpec{{beginIndex: 1, findRange: true, lastKey: -1, keyStep: 1}}}
+	t := c.s.table.Load()
+	if t == nil {
+		return appendError(dst, "CLUSTERDOWN slotway has not reached the cluster yet")
+	}
+	ci, _ := t.lookup(args)
+	if ci == nil || !ci.arityOK(len(args)) {
+		return appendError(dst, "ERR wrong number of arguments for 'watch' command")
+	}
 	slot, cross := ci.slotOf(args)
 	if cross || (c.tx.watch != nil && slot != c.tx.wslot) {
 		return appendError(dst, "CROSSSLOT Keys in request don't hash to the same slot")
