@@ -168,7 +168,9 @@ func (c *client) serve() {
 			c.mergeSplits(c.reqs[:n])
 			// One clock read per batch: every command of a batch waited for
 			// the batch (pipelines are answered together).
-			took := time.Since(start)
+			end := time.Now()
+			took := end.Sub(start)
+			c.lastCmd.Store(end.UnixNano())
 			c.out = c.out[:0]
 			var perFamily [16]uint64
 			for i := range c.reqs[:n] {
@@ -204,7 +206,6 @@ func (c *client) serve() {
 			}
 		}
 		c.rd.shrink()
-		c.lastCmd.Store(time.Now().UnixNano())
 		c.commands.Add(uint64(n))
 	}
 }
