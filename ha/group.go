@@ -315,10 +315,19 @@ func (g *Group) heartbeat() {
 		return
 	}
 	msg := append([]byte(hbPrefix), b...)
+	// Configured peers always get a heartbeat, whatever memberlist thinks
+	// of them: under packet loss it may declare a peer dead (NotifyLeave
+	// drops it from g.nodes), and two members that dropped each other
+	// would otherwise stop heartbeating and lose quorum.
+	targets := make([]memberlist.Address, 0, len(g.cfg.Peers)+len(g.nodes))
+	sent := make(map[string]bool, len(g.cfg.Peers))
+	for _, addr := range g.cfg.Peers {
+		targets = append(targets, memberlist.Address{Addr: addr})
+		sent[addr] = true
+	}
 	g.mu.Lock()
-	targets := make([]memberlist.Address, 0, len(g.nodes))
 	for name, p := range g.nodes {
-		if p.addr != "" {
+		if p.addr != "" && !sent[p.addr] {
 			targets = append(targets, memberlist.Address{Addr: p.addr, Name: name})
 		}
 	}
