@@ -30,6 +30,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "On a claim that replaces another holder: time since that holder was last heard.",
 			Buckets: []float64{0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10}}),
 	}
+	// Every transition the group can make exists at zero from the start, so
+	// increase() and alerts see the first one instead of a series appearing.
+	for _, t := range knownTransitions {
+		m.transitions.WithLabelValues(t.from.String(), t.to.String(), t.reason)
+	}
 	for _, c := range []prometheus.Collector{m.role, m.holder, m.term, m.quorum, m.members, m.transitions, m.garpSent, m.failover} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -66,4 +71,20 @@ func (m *metrics) observe(s *State) {
 	}
 	m.members.WithLabelValues("alive").Set(float64(alive))
 	m.members.WithLabelValues("unreachable").Set(float64(gone))
+}
+
+// knownTransitions lists the role changes setRole is called with.
+var knownTransitions = []struct {
+	from, to Role
+	reason   string
+}{
+	{RoleCandidate, RoleHolder, "elected"},
+	{RoleHolder, RoleCandidate, "superseded"},
+	{RoleHolder, RoleCandidate, "no_quorum"},
+	{RoleHolder, RoleDraining, "handover"},
+	{RoleDraining, RoleCandidate, "handover"},
+	{RoleDraining, RoleHolder, "handover_failed"},
+	{RoleHolder, RoleDraining, "shutdown"},
+	{RoleDraining, RoleCandidate, "shutdown"},
+	{RoleHolder, RoleCandidate, "shutdown"},
 }
