@@ -33,6 +33,7 @@ type request struct {
 	subFrom, subTo int
 	own            []byte // a part's own encoding (raw points here)
 	pinned         bool   // a fan-out part: always to its target master
+	blocked        bool   // ran as a blocking command: its wait is not latency
 	aux, aux2      uint64 // SCAN: master index and master count
 }
 
@@ -42,6 +43,7 @@ const (
 	stDone reqState = iota // reply is final
 	stSend                 // to be sent in the next round
 	stSent                 // waiting for its reply
+	stBlock                // a blocking command: runs alone on its own connection
 )
 
 func (r *request) complete() {
@@ -77,6 +79,8 @@ type client struct {
 	subs  []request  // per-slot parts of split multi-key commands
 	split splitState // scratch for splitting
 	tx    txState    // MULTI/EXEC/WATCH
+	blk   blockState // dedicated connection of blocking commands
+	wrote []string   // masters written since the last WAIT
 
 	user     *user  // nil until AUTH when proxy.users is set
 	name     []byte // CLIENT SETNAME
@@ -107,6 +111,7 @@ func (c *client) serve() {
 				"client_id", c.id, "panic", v, "stack", string(debug.Stack()))
 		}
 		c.endTx()
+		c.endBlocking()
 		c.conn.Close()
 	}()
 	maxBatch := c.s.limits.MaxBatchLen
@@ -162,52 +167,84 @@ func (c *client) serve() {
 			}
 			c.prepare(&c.reqs[n], args, raw)
 			n++
+			if c.reqs[n-1].state == stBlock {
+				// What was pipelined before it is answered first, as Redis
+				// would; then the blocking command runs alone and leads
+				// the rest of the batch.
+				if n > 1 {
+					c.finishBatch(n-1, start)
+					if !c.writeOut() {
+						return
+					}
+					c.commands.Add(uint64(n - 1))
+					c.reqs[0], c.reqs[n-1] = c.reqs[n-1], c.reqs[0]
+					n = 1
+				}
+				c.block(&c.reqs[0], args)
+				start = time.Now()
+			}
 		}
 		if n > 0 {
-			c.execute(c.reqs[:n], c.subs)
-			c.mergeSplits(c.reqs[:n])
-			// One clock read per batch: every command of a batch waited for
-			// the batch (pipelines are answered together).
-			end := time.Now()
-			took := end.Sub(start)
-			c.lastCmd.Store(end.UnixNano())
-			c.out = c.out[:0]
-			var perFamily [16]uint64
-			for i := range c.reqs[:n] {
-				r := &c.reqs[i]
-				if r.info != nil {
-					perFamily[r.info.family]++
-				} else {
-					perFamily[familyOther]++ // refused before routing
-				}
-				c.out = append(c.out, r.reply...)
-				if cap(r.reply) > 64<<10 {
-					r.reply = nil
-				}
-				r.info, r.target, r.raw = nil, nil, nil
-			}
-			for f, k := range perFamily {
-				if k > 0 {
-					c.s.latency[f].observe(took, k)
-				}
-			}
+			c.finishBatch(n, start)
 		}
 		if perr != nil {
 			c.s.m.protocolErrors.Inc()
 			c.out = appendError(c.out, "ERR "+perr.Error())
 			c.quit = true
 		}
-		if len(c.out) > 0 {
-			if _, err := c.conn.Write(c.out); err != nil {
-				return
-			}
-			if cap(c.out) > 1<<20 {
-				c.out = make([]byte, 0, 16<<10)
-			}
+		if !c.writeOut() {
+			return
 		}
 		c.rd.shrink()
 		c.commands.Add(uint64(n))
 	}
+}
+
+// finishBatch executes reqs[:n] and appends their replies to c.out.
+func (c *client) finishBatch(n int, start time.Time) {
+	c.execute(c.reqs[:n], c.subs)
+	c.mergeSplits(c.reqs[:n])
+	// One clock read per batch: every command of a batch waited for
+	// the batch (pipelines are answered together).
+	end := time.Now()
+	took := end.Sub(start)
+	c.lastCmd.Store(end.UnixNano())
+	var perFamily [16]uint64
+	for i := range c.reqs[:n] {
+		r := &c.reqs[i]
+		switch {
+		case r.blocked:
+			r.blocked = false // its wait is the application's, not ours
+		case r.info != nil:
+			perFamily[r.info.family]++
+		default:
+			perFamily[familyOther]++ // refused before routing
+		}
+		c.out = append(c.out, r.reply...)
+		if cap(r.reply) > 64<<10 {
+			r.reply = nil
+		}
+		r.info, r.target, r.raw = nil, nil, nil
+	}
+	for f, k := range perFamily {
+		if k > 0 {
+			c.s.latency[f].observe(took, k)
+		}
+	}
+	c.resetSubs()
+}
+
+// writeOut sends c.out to the client; false when the client is gone.
+func (c *client) writeOut() bool {
+	if len(c.out) == 0 {
+		return true
+	}
+	_, err := c.conn.Write(c.out)
+	c.out = c.out[:0]
+	if cap(c.out) > 1<<20 {
+		c.out = make([]byte, 0, 16<<10)
+	}
+	return err == nil
 }
 
 // prepare decides how req is served. Local commands are answered here; the
@@ -270,12 +307,21 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 	case kindAnyMaster:
 		req.slot = -1
 	default:
-		if ci.blockArg && findKeyword(args, "BLOCK", 1) > 0 {
-			req.reply = appendError(req.reply, "ERR command '"+ci.displayName()+"' with BLOCK is not supported by slotway yet: blocking commands need a dedicated connection")
-			ci.stats.errors.Add(1)
+		slot, cross := ci.slotOf(args)
+		if ci.kind == kindBlocking || (ci.blockArg && findKeyword(args, "BLOCK", 1) > 0) {
+			if cross {
+				req.reply = appendError(req.reply, "CROSSSLOT Keys in request don't hash to the same slot")
+				ci.stats.errors.Add(1)
+				c.s.m.crossSlot.Inc()
+				return
+			}
+			req.slot = slot
+			if slot >= 0 {
+				c.s.slotOps[slot].Add(1)
+			}
+			req.state = stBlock
 			return
 		}
-		slot, cross := ci.slotOf(args)
 		if cross && ci.split != splitNone && c.s.splitAllowed(ci) {
 			c.prepareSplit(req, ci, args)
 			return
@@ -436,6 +482,9 @@ func (c *client) send(r *request) {
 	if b.retired.Load() {
 		r.err = errBackendDown
 		return
+	}
+	if r.info.flags&flagWrite != 0 {
+		c.noteWrite(b.addr)
 	}
 	p := b.pipes[c.id%uint64(len(b.pipes))]
 	c.batch.pending.Add(1)

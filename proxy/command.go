@@ -14,6 +14,7 @@ const (
 	kindLocal                      // answered by Slotway itself
 	kindUnsupported                // refused with a clear error
 	kindFanout                     // sent to every master, replies merged
+	kindBlocking                   // run on a dedicated connection (BLPOP, WAIT)
 )
 
 type cmdFlags uint16
@@ -360,7 +361,7 @@ func parseKeySpecs(v any) ([]keySpec, error) {
 // refused until they get dedicated backend connections.
 var statefulCommands = []string{
 	"subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ssubscribe", "sunsubscribe",
-	"monitor", "sync", "psync", "wait", "reset",
+	"monitor", "sync", "psync", "reset",
 }
 
 // Keyless commands whose answer is the same from any master.
@@ -372,7 +373,7 @@ func applyOverrides(t *commandTable) {
 		classify := func(ci *cmdInfo) {
 			switch {
 			case ci.flags&flagBlocking != 0:
-				ci.kind, ci.reason = kindUnsupported, "blocking commands need a dedicated connection"
+				ci.kind, ci.reason = kindBlocking, ""
 			case len(ci.specs) == 0 && ci.subs == nil:
 				ci.kind, ci.reason = kindUnsupported, "keyless commands are not routed yet"
 			}
@@ -425,6 +426,10 @@ func applyOverrides(t *commandTable) {
 		if ci := t.cmds[name]; ci != nil {
 			ci.kind, ci.reason, ci.blockArg = kindForward, "", true
 		}
+	}
+	// WAIT blocks on replication acknowledgements (see block.go).
+	if ci := t.cmds["wait"]; ci != nil {
+		ci.kind, ci.reason = kindBlocking, ""
 	}
 	// MIGRATE moves keys between servers; it is an operator's tool, not an
 	// application command, and its target is a backend address.

@@ -484,7 +484,7 @@ func TestBadInput(t *testing.T) {
 		{"wrong arity", "*1\r\n$3\r\nGET\r\n", "-ERR wrong number of arguments for 'get' command", false},
 		{"crossslot", "*5\r\n$6\r\nMSETNX\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n", "-CROSSSLOT Keys in request don't hash to the same slot", false},
 		{"stateful", "*2\r\n$9\r\nSUBSCRIBE\r\n$2\r\nch\r\n", "-ERR command 'subscribe' is not supported by slotway yet: it needs connection state", false},
-		{"blocking", "*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n", "-ERR command 'blpop' is not supported by slotway yet: blocking commands need a dedicated connection", false},
+		{"blocking crossslot", "*4\r\n$5\r\nBLPOP\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\n0\r\n", "-CROSSSLOT Keys in request don't hash to the same slot", false},
 		{"select", "*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n", "-ERR SELECT is not allowed in cluster mode", false},
 		{"4GB bulk", "*2\r\n$3\r\nSET\r\n$4294967296\r\n", "-ERR Protocol error: invalid bulk length", true},
 		{"malformed", "*1\r\n:12\r\n", "-ERR Protocol error: expected '$', got ':'", true},

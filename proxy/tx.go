@@ -96,7 +96,10 @@ func (c *client) handleTx(args [][]byte, raw []byte, dst []byte) []byte {
 		return appendError(dst, msg)
 	}
 	switch {
-	case ci.kind != kindForward && ci.kind != kindAnyMaster && ci.name != "ping" && ci.name != "echo":
+	case ci.name == "wait":
+		tx.dirty = true
+		return appendError(dst, "ERR WAIT cannot be used inside a transaction through slotway")
+	case ci.kind != kindForward && ci.kind != kindAnyMaster && ci.kind != kindBlocking && ci.name != "ping" && ci.name != "echo":
 		tx.dirty = true
 		return appendError(dst, "ERR command '"+ci.displayName()+"' cannot run inside a transaction through slotway")
 	}
@@ -182,6 +185,9 @@ func (c *client) execTx(dst []byte) []byte {
 		}
 	}
 	defer conn.Close()
+	if addr, err := c.masterAddr(c.tx.slot); err == nil {
+		c.noteWrite(addr)
+	}
 	var out []byte
 	out = append(out, "*1\r\n$5\r\nMULTI\r\n"...)
 	for _, q := range c.tx.queued {
@@ -197,7 +203,12 @@ func (c *client) execTx(dst []byte) []byte {
 
 // roundTrip writes out and reads n replies from a dedicated connection.
 func roundTrip(conn net.Conn, out []byte, n int) ([][]byte, error) {
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	return exchange(conn, out, n, time.Now().Add(30*time.Second))
+}
+
+// exchange writes out and reads n replies, with an optional deadline.
+func exchange(conn net.Conn, out []byte, n int, deadline time.Time) ([][]byte, error) {
+	conn.SetDeadline(deadline)
 	defer conn.SetDeadline(time.Time{})
 	if _, err := conn.Write(out); err != nil {
 		return nil, err
