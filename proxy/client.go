@@ -40,10 +40,10 @@ type request struct {
 type reqState uint8
 
 const (
-	stDone reqState = iota // reply is final
-	stSend                 // to be sent in the next round
-	stSent                 // waiting for its reply
-	stBlock                // a blocking command: runs alone on its own connection
+	stDone  reqState = iota // reply is final
+	stSend                  // to be sent in the next round
+	stSent                  // waiting for its reply
+	stBlock                 // a blocking command: runs alone on its own connection
 )
 
 func (r *request) complete() {
