@@ -287,13 +287,16 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 	}
 	req.info = ci
 	ci.stats.calls.Add(1)
+	if ci.family == familyScripting {
+		c.noteScript(ci, args)
+	}
 	switch ci.kind {
 	case kindFanout:
 		if ci.split == scanOne {
 			c.prepareScan(req, ci, args)
 			return
 		}
-		if ci.split == fanAllOK && ci.name != "script|flush" && c.s.cfg.DisableFlush {
+		if (ci.name == "flushall" || ci.name == "flushdb") && c.s.cfg.DisableFlush {
 			req.reply = appendError(req.reply, "ERR "+upper([]byte(ci.name))+" is disabled in this proxy (proxy.disable_flush)")
 			ci.stats.errors.Add(1)
 			return
@@ -403,6 +406,10 @@ func (c *client) execute(top, subs []request) {
 				kind, slot, addr := classify(r.reply)
 				switch kind {
 				case redirNone:
+					if r.subTo == r.subFrom && c.reloadScript(r) {
+						resend = true
+						continue
+					}
 					r.info.stats.errors.Add(1)
 					continue
 				case redirMoved, redirAsk:
@@ -508,7 +515,7 @@ func (c *client) refusal(ci *cmdInfo, unknownSub bool, args [][]byte) string {
 	case ci == nil:
 		return unknownCommandMsg(args)
 	case !ci.arityOK(len(args)):
-		return "ERR wrong number of arguments for '" + ci.displayName() + "' command"
+		return "ERR wrong number of arguments for '" + ci.name + "' command"
 	case c.user != nil && !c.user.permits(ci):
 		return "NOPERM User " + c.user.name + " has no permissions to run the '" + ci.displayName() + "' command"
 	}

@@ -364,8 +364,10 @@ var statefulCommands = []string{
 	"monitor", "sync", "psync", "reset",
 }
 
-// Keyless commands whose answer is the same from any master.
-var anyMasterCommands = []string{"publish", "command", "time", "lolwut"}
+// Keyless commands whose answer is the same from any master (functions are
+// loaded on every master, see fanoutCommands).
+var anyMasterCommands = []string{"publish", "command", "time", "lolwut",
+	"function|list", "function|dump", "function|stats"}
 
 // applyOverrides fixes what key specs cannot say and sets each command's kind.
 func applyOverrides(t *commandTable) {
@@ -374,8 +376,10 @@ func applyOverrides(t *commandTable) {
 			switch {
 			case ci.flags&flagBlocking != 0:
 				ci.kind, ci.reason = kindBlocking, ""
+			case strings.HasSuffix(ci.name, "|help"):
+				ci.kind, ci.reason = kindAnyMaster, "" // the same text from any master
 			case len(ci.specs) == 0 && ci.subs == nil:
-				ci.kind, ci.reason = kindUnsupported, "keyless commands are not routed yet"
+				ci.kind, ci.reason = kindUnsupported, "it administers one node; run it against the cluster nodes directly"
 			}
 		}
 		classify(ci)
@@ -389,7 +393,12 @@ func applyOverrides(t *commandTable) {
 		}
 	}
 	for _, name := range anyMasterCommands {
-		if ci := t.cmds[name]; ci != nil {
+		top, sub, isSub := strings.Cut(name, "|")
+		ci := t.cmds[top]
+		if ci != nil && isSub {
+			ci = ci.subs[sub]
+		}
+		if ci != nil {
 			ci.kind, ci.reason = kindAnyMaster, ""
 			for _, s := range ci.subs {
 				s.kind, s.reason = kindAnyMaster, ""

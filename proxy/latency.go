@@ -13,6 +13,7 @@ var familyNames = []string{"string", "hash", "list", "set", "sortedset", "stream
 	"hyperloglog", "geo", "pubsub", "scripting", "keyspace", "connection", "transaction", "server", "other"}
 
 const (
+	familyScripting  = 10
 	familyConnection = 12
 	familyOther      = 15
 )

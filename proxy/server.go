@@ -39,6 +39,7 @@ type Server struct {
 	// redirCount mirrors the redirect counters for Stats (Prometheus
 	// counters cannot be read back cheaply).
 	redirCount [5]atomic.Uint64
+	scripts    scriptCache // bodies of EVAL'd and loaded scripts, for NOSCRIPT
 
 	closing       atomic.Bool // set when draining: clients stop reading
 	mu            sync.Mutex

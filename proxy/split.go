@@ -20,6 +20,9 @@ const (
 	fanFirst    // SCRIPT LOAD: every master answers the same; return one
 	fanAnyBulk  // RANDOMKEY: the first non-nil answer
 	fanAndArray // SCRIPT EXISTS: per element, 1 only when every master has it
+	fanAnyOK    // SCRIPT KILL, FUNCTION KILL: OK when one master had something to kill
+	fanUnion    // PUBSUB CHANNELS: arrays merged without duplicates
+	fanPairSum  // PUBSUB NUMSUB: [name count ...] with counts summed
 	scanOne     // SCAN: one master at a time, the cursor rewritten
 )
 
@@ -31,7 +34,11 @@ const scanNodeBits = 10
 // fanoutCommands go to every master.
 var fanoutCommands = map[string]splitKind{
 	"dbsize": fanSum, "keys": fanConcat, "flushall": fanAllOK, "flushdb": fanAllOK, "randomkey": fanAnyBulk,
-	"script|load": fanFirst, "script|exists": fanAndArray, "script|flush": fanAllOK,
+	"script|load": fanFirst, "script|exists": fanAndArray, "script|flush": fanAllOK, "script|kill": fanAnyOK,
+	"function|load": fanFirst, "function|delete": fanAllOK, "function|flush": fanAllOK,
+	"function|restore": fanAllOK, "function|kill": fanAnyOK,
+	"pubsub|channels": fanUnion, "pubsub|shardchannels": fanUnion, "pubsub|numpat": fanSum,
+	"pubsub|numsub": fanPairSum, "pubsub|shardnumsub": fanPairSum,
 	"scan": scanOne,
 }
 
@@ -156,6 +163,13 @@ func (c *client) prepareSplit(req *request, ci *cmdInfo, args [][]byte) {
 	step := 1
 	if ci.split == splitMSet {
 		step = 2
+		if len(args)%2 == 0 {
+			// Checked before any part runs: a half pair must not leave
+			// the other parts written.
+			req.reply = appendError(req.reply, "ERR wrong number of arguments for '"+ci.name+"' command")
+			ci.stats.errors.Add(1)
+			return
+		}
 	}
 	nparts := 0
 	for i := 1; i+step-1 < len(args); i += step {
@@ -232,6 +246,10 @@ func (c *client) mergeSplits(reqs []request) {
 			continue
 		}
 		parts := c.subs[r.subFrom:r.subTo]
+		if r.info.split == fanAnyOK {
+			r.reply = anyOK(r.reply, parts)
+			continue
+		}
 		// Any part that failed makes the whole command fail, as one
 		// server would have answered it.
 		failed := false
@@ -263,6 +281,11 @@ func (c *client) mergeSplits(reqs []request) {
 			}
 		case fanAndArray:
 			r.reply = andArrays(r.reply, parts)
+			r.reply = c.s.scripts.orKnown(r.reply, r.raw)
+		case fanUnion:
+			r.reply = unionArrays(r.reply, parts)
+		case fanPairSum:
+			r.reply = sumPairs(r.reply, parts)
 		case scanOne:
 			r.reply = mergeScan(r, &parts[0])
 		case splitMSet, fanAllOK:
@@ -399,4 +422,65 @@ func andArrays(dst []byte, parts []request) []byte {
 		}
 	}
 	return out
+}
+
+// anyOK: +OK when any part said OK, else the first part's error.
+func anyOK(dst []byte, parts []request) []byte {
+	for j := range parts {
+		if string(parts[j].reply) == "+OK\r\n" {
+			return append(dst[:0], "+OK\r\n"...)
+		}
+	}
+	return append(dst[:0], parts[0].reply...)
+}
+
+// unionArrays merges arrays of bulk strings, dropping duplicates.
+func unionArrays(dst []byte, parts []request) []byte {
+	seen := map[string]bool{}
+	var elems [][]byte
+	for j := range parts {
+		es, ok := arrayElems(parts[j].reply)
+		if !ok {
+			return appendError(dst[:0], "ERR slotway: malformed reply from a master")
+		}
+		for _, e := range es {
+			if !seen[string(e)] {
+				seen[string(e)] = true
+				elems = append(elems, e)
+			}
+		}
+	}
+	dst = appendHeader(dst[:0], '*', int64(len(elems)))
+	for _, e := range elems {
+		dst = append(dst, e...)
+	}
+	return dst
+}
+
+// sumPairs adds up [name count name count ...] arrays that list the same
+// names in the same order (PUBSUB NUMSUB answers for every name asked).
+func sumPairs(dst []byte, parts []request) []byte {
+	first, ok := arrayElems(parts[0].reply)
+	if !ok || len(first)%2 != 0 {
+		return appendError(dst[:0], "ERR slotway: malformed reply from a master")
+	}
+	sums := make([]int64, len(first)/2)
+	for j := range parts {
+		es, ok := arrayElems(parts[j].reply)
+		if !ok || len(es) != len(first) {
+			return appendError(dst[:0], "ERR slotway: malformed reply from a master")
+		}
+		for i := 1; i < len(es); i += 2 {
+			if len(es[i]) > 3 && es[i][0] == ':' {
+				n, _ := parseSigned(es[i][1 : len(es[i])-2])
+				sums[i/2] += n
+			}
+		}
+	}
+	dst = appendHeader(dst[:0], '*', int64(len(first)))
+	for i := 0; i < len(first); i += 2 {
+		dst = append(dst, first[i]...)
+		dst = appendHeader(dst, ':', sums[i/2])
+	}
+	return dst
 }
