@@ -81,8 +81,33 @@ type ClusterConfig struct {
 	// RefreshInterval is the period of slot-map refreshes; MOVED replies
 	// and connection errors trigger one at once too. Default 1s.
 	RefreshInterval time.Duration `yaml:"refresh_interval"`
-	// DialTimeout bounds connecting to a node. Default 1s.
+	// DialTimeout bounds connecting to a node, TLS handshake included.
+	// Default 1s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// TLS, when enabled, makes every connection to the nodes (data path,
+	// transactions, health checks, topology reads) speak TLS.
+	TLS BackendTLSConfig `yaml:"tls"`
+}
+
+// BackendTLSConfig is TLS from Slotway to the cluster nodes (the nodes'
+// tls-port; with tls-cluster yes the cluster reports those ports). Minimum
+// TLS 1.2.
+type BackendTLSConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// CAFile is the PEM CA bundle that signed the nodes' certificates.
+	// Empty: the system roots.
+	CAFile string `yaml:"ca_file"`
+	// ServerName is the name verified in every node's certificate. Empty:
+	// the host of each node's address, as the cluster reports it (an IP
+	// address then needs an IP SAN in the certificate).
+	ServerName string `yaml:"server_name"`
+	// CertFile and KeyFile are Slotway's client certificate, for nodes
+	// that require one (tls-auth-clients yes). Both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// InsecureSkipVerify accepts any node certificate. For testing only;
+	// logged as a warning at start.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
 // LimitsConfig bounds what clients may send. Defaults follow Redis.
@@ -95,6 +120,18 @@ type LimitsConfig struct {
 	// MaxInlineLen is the longest inline (telnet-style) command line.
 	// Default 64kb, as Redis.
 	MaxInlineLen config.ByteSize `yaml:"max_inline_len"`
+	// PubsubOutput bounds what the proxy queues for a subscriber that
+	// reads slower than messages arrive, as Redis's
+	// client-output-buffer-limit pubsub (default 32mb 8mb 60s).
+	PubsubOutput OutputLimit `yaml:"pubsub_output"`
+}
+
+// OutputLimit disconnects a client whose queued output passes Hard, or
+// stays above Soft for longer than SoftFor. Zero disables a limit.
+type OutputLimit struct {
+	Hard    config.ByteSize `yaml:"hard"`
+	Soft    config.ByteSize `yaml:"soft"`
+	SoftFor time.Duration   `yaml:"soft_for"`
 }
 
 // TLSConfig is the client listener's TLS.
@@ -150,6 +187,7 @@ func DefaultConfig() Config {
 			MaxBulkLen:   512 << 20,
 			MaxArgs:      1 << 20,
 			MaxInlineLen: 64 << 10,
+			PubsubOutput: OutputLimit{Hard: 32 << 20, Soft: 8 << 20, SoftFor: 60 * time.Second},
 		},
 	}
 }
@@ -211,6 +249,9 @@ func (c Config) Validate() error {
 	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
 		errs = append(errs, config.Errorf("tls.client_ca_file", "needs cert_file and key_file"))
 	}
+	if _, err := c.Cluster.TLS.clientTLS(); err != nil {
+		errs = append(errs, err)
+	}
 	switch c.ReadFrom {
 	case "master", "prefer-replica", "replica":
 	default:
@@ -232,6 +273,9 @@ func (c Config) Validate() error {
 		if pol != "split" && pol != "reject" {
 			errs = append(errs, config.Errorf("cross_slot."+cmd, "must be split or reject, got %q", pol))
 		}
+	}
+	if po := c.Limits.PubsubOutput; po.Hard < 0 || po.Soft < 0 || po.SoftFor < 0 || (po.Hard > 0 && po.Soft > po.Hard) {
+		errs = append(errs, config.Errorf("limits.pubsub_output", "hard, soft and soft_for must be >= 0 and soft <= hard, got %v %v %v", po.Hard, po.Soft, po.SoftFor))
 	}
 	if c.Limits.MaxInlineLen < 16 {
 		errs = append(errs, config.Errorf("limits.max_inline_len", "must be at least 16b, got %v", c.Limits.MaxInlineLen))

@@ -81,6 +81,9 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, erro
 	}
 	s.m = m
 	s.topo = newTopologyOwner(cfg, log, m, s.dialBackend)
+	if s.topo.tlsErr != nil {
+		return nil, fmt.Errorf("proxy config: cluster.tls: %w", s.topo.tlsErr)
+	}
 	s.health = &healthChecker{o: s.topo, interval: cfg.HealthInterval, timeout: cfg.HealthTimeout, failAfter: 2}
 	tlsCfg, err := cfg.TLS.serverTLS()
 	if err != nil {
@@ -321,13 +324,28 @@ func infoField(info, name string) string {
 	return ""
 }
 
-// dialBackend connects to a node for the data path and authenticates when
-// credentials are configured.
+// dialBackend connects to a node for the data path, over TLS when
+// proxy.cluster.tls is enabled (connect and handshake share the dial
+// timeout), and authenticates when credentials are configured.
 func (s *Server) dialBackend(ctx context.Context, addr string) (net.Conn, error) {
-	d := net.Dialer{Timeout: s.cfg.Cluster.DialTimeout, KeepAlive: 15 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	tlsCfg, err := s.topo.tlsFor(addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.Cluster.DialTimeout)
+	defer cancel()
+	d := net.Dialer{Timeout: s.cfg.Cluster.DialTimeout, KeepAlive: 15 * time.Second}
+	conn, err := d.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	if tlsCfg != nil {
+		tc := tls.Client(conn, tlsCfg)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+		}
+		conn = tc
 	}
 	if s.cfg.Cluster.Password == "" {
 		return conn, nil

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +58,11 @@ type topologyOwner struct {
 	wg       *sync.WaitGroup
 	dial     dialer
 	version  uint64
+	// tls is proxy.cluster.tls, built once; nil when off. tlsErr is set
+	// instead if the files went bad between Validate and New: every dial
+	// then fails with it (and the refresh log says why).
+	tls    *tls.Config
+	tlsErr error
 }
 
 func newTopologyOwner(cfg Config, log *slog.Logger, m *metrics, dial dialer) *topologyOwner {
@@ -68,7 +74,19 @@ func newTopologyOwner(cfg Config, log *slog.Logger, m *metrics, dial dialer) *to
 		ctl:      make(map[string]*redis.Client),
 	}
 	o.cur.Store(&topology{})
+	o.tls, o.tlsErr = cfg.Cluster.TLS.clientTLS()
+	if o.tls != nil && o.tls.InsecureSkipVerify {
+		log.Warn("proxy.cluster.tls.insecure_skip_verify is on: the nodes' certificates are not verified (testing only)")
+	}
 	return o
+}
+
+// tlsFor returns the TLS config to dial the node at addr; nil without TLS.
+func (o *topologyOwner) tlsFor(addr string) (*tls.Config, error) {
+	if o.tlsErr != nil {
+		return nil, fmt.Errorf("proxy.cluster.tls: %w", o.tlsErr)
+	}
+	return nodeTLS(o.tls, addr), nil
 }
 
 func (o *topologyOwner) load() *topology { return o.cur.Load() }
@@ -181,18 +199,24 @@ func (o *topologyOwner) controlLocked(addr string) *redis.Client {
 	if c := o.ctl[addr]; c != nil {
 		return c
 	}
-	c := redis.NewClient(&redis.Options{
+	tlsCfg, tlsErr := o.tlsFor(addr)
+	opts := &redis.Options{
 		Addr:            addr,
 		Username:        o.cfg.Cluster.Username,
 		Password:        o.cfg.Cluster.Password,
 		Protocol:        2,
-		DialTimeout:     o.cfg.Cluster.DialTimeout,
+		DialTimeout:     o.cfg.Cluster.DialTimeout, // go-redis bounds the TLS handshake with it too
 		ReadTimeout:     o.cfg.HealthTimeout * 4,
 		WriteTimeout:    o.cfg.HealthTimeout * 4,
 		PoolSize:        2,
 		MaxRetries:      -1,
 		DisableIdentity: true,
-	})
+		TLSConfig:       tlsCfg,
+	}
+	if tlsErr != nil {
+		opts.Dialer = func(context.Context, string, string) (net.Conn, error) { return nil, tlsErr }
+	}
+	c := redis.NewClient(opts)
 	o.ctl[addr] = c
 	return c
 }
@@ -258,7 +282,7 @@ func (o *topologyOwner) fetch(ctx context.Context, addr string) ([]Node, error) 
 	c := o.control(addr)
 	shards, err := c.ClusterShards(ctx).Result()
 	if err == nil {
-		return nodesFromShards(shards, addr), nil
+		return nodesFromShards(shards, addr, o.tls != nil), nil
 	}
 	if !isUnknownCommand(err) {
 		return nil, fmt.Errorf("CLUSTER SHARDS: %w", err)
@@ -289,7 +313,10 @@ func nodeAddr(endpoint, ip string, port int64, asked string) string {
 	return net.JoinHostPort(host, strconv.FormatInt(port, 10))
 }
 
-func nodesFromShards(shards []redis.ClusterShard, asked string) []Node {
+// nodesFromShards reads CLUSTER SHARDS. With tls-cluster yes a node lists
+// its TLS port as tls-port, and port only if it also has a plaintext one
+// (port 0 omits it), so useTLS picks tls-port.
+func nodesFromShards(shards []redis.ClusterShard, asked string, useTLS bool) []Node {
 	var nodes []Node
 	for _, sh := range shards {
 		var ranges [][2]int
@@ -303,9 +330,13 @@ func nodesFromShards(shards []redis.ClusterShard, asked string) []Node {
 			}
 		}
 		for _, n := range sh.Nodes {
+			port := n.Port
+			if useTLS && n.TLSPort != 0 {
+				port = n.TLSPort
+			}
 			node := Node{
 				ID:     n.ID,
-				Addr:   nodeAddr(n.Endpoint, n.IP, n.Port, asked),
+				Addr:   nodeAddr(n.Endpoint, n.IP, port, asked),
 				Role:   n.Role,
 				Health: n.Health,
 			}

@@ -30,6 +30,8 @@ func TestConfigErrors(t *testing.T) {
 		{"bad stats listen", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\nstats:\n  listen: x\n", "line 5: stats.listen"},
 		{"bad duration", "proxy:\n  retry_timeout: soon\n  cluster:\n    seeds: [\"a:1\"]\n", "line 2"},
 		{"bad limit", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\n  limits:\n    max_bulk_len: 0\n", "line 5: proxy.limits.max_bulk_len: must be 1b..4gb"},
+		{"backend tls ca_file", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\n    tls:\n      enabled: true\n      ca_file: /nonexistent/ca.pem\n", "line 6: proxy.cluster.tls.ca_file: open /nonexistent/ca.pem"},
+		{"backend tls cert without key", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\n    tls:\n      enabled: true\n      cert_file: x.crt\n", "line 4: proxy.cluster.tls.key_file: required when cert_file is set"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,7 @@ type Node struct {
 	confPath string
 	wrap     []string                                                          // command prefix (e.g. ip netns exec)
 	dial     func(ctx context.Context, network, addr string) (net.Conn, error) // nil: plain dial
+	tls      *tls.Config                                                       // nil: plaintext nodes
 	logPath  string                                                            // redis logfile
 	outPath  string                                                            // stdout/stderr of the process (config errors land here)
 	log      *slog.Logger
@@ -72,6 +74,7 @@ func newNode(opts Options, port int) (*Node, error) {
 		confPath: filepath.Join(dir, "redis.conf"),
 		wrap:     opts.Wrap,
 		dial:     opts.Dial,
+		tls:      opts.tlsClient,
 		logPath:  filepath.Join(dir, "redis.log"),
 		outPath:  filepath.Join(dir, "stdout.log"),
 		log:      opts.Logger,
@@ -91,7 +94,19 @@ func (n *Node) config(opts Options) string {
 	var b strings.Builder
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	line("# Written by slotway internal/redistest.")
-	line("port %d", n.Port)
+	if opts.TLS == nil {
+		line("port %d", n.Port)
+	} else {
+		line("# TLS only: the node's port is its TLS port; the bus port is still +10000.")
+		line("port 0")
+		line("tls-port %d", n.Port)
+		line("tls-cluster yes")
+		line("tls-replication yes")
+		line("tls-cert-file %s", confQuote(opts.TLS.CertFile))
+		line("tls-key-file %s", confQuote(opts.TLS.KeyFile))
+		line("tls-ca-cert-file %s", confQuote(opts.TLS.CAFile))
+		line("tls-auth-clients optional")
+	}
 	line("bind %s", opts.Host)
 	line("protected-mode no")
 	line("daemonize no")
@@ -166,6 +181,13 @@ func (n *Node) Client() *redis.Client {
 	if n.client == nil {
 		o := clientOptions(n.Addr)
 		o.Dialer = n.dial
+		if n.tls != nil {
+			o.TLSConfig = n.tls
+			if n.dial != nil {
+				// go-redis ignores TLSConfig when Dialer is set.
+				o.Dialer = tlsDialer(n.dial, n.tls)
+			}
+		}
 		n.client = redis.NewClient(o)
 		if n.closed {
 			_ = n.client.Close()
@@ -193,6 +215,22 @@ func clientOptions(addr string) *redis.Options {
 		MaxRetries:   1,
 		PoolSize:     4,
 		MaxIdleConns: 2,
+	}
+}
+
+// tlsDialer wraps dial with a TLS handshake bounded by ctx.
+func tlsDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error), cfg *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+		}
+		return tc, nil
 	}
 }
 

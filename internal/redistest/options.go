@@ -2,9 +2,13 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
@@ -43,6 +47,59 @@ type Options struct {
 	// Logger receives state changes (node started, cluster ready, ...).
 	// Default: discard.
 	Logger *slog.Logger
+	// TLS, when set, makes every node serve TLS only (tls-port on the
+	// node's port, port 0) and use TLS on the cluster bus and for
+	// replication. The harness's own clients then speak TLS too.
+	TLS *TLSFiles
+
+	tlsClient *tls.Config // built from TLS by withDefaults
+}
+
+// TLSFiles are the PEM files of a TLS-only cluster (see
+// internal/testcert to make them).
+type TLSFiles struct {
+	// CAFile signed CertFile. Nodes verify their peers with it, and the
+	// harness verifies the nodes with it.
+	CAFile string
+	// CertFile and KeyFile are every node's certificate. Nodes also present
+	// it when they connect to each other (cluster bus, replication, MIGRATE),
+	// so it needs both the serverAuth and clientAuth extended key usages,
+	// and a SAN for Options.Host (an IP SAN for 127.0.0.1). The harness
+	// presents it as its client certificate too.
+	CertFile string
+	KeyFile  string
+}
+
+// clientConfig loads the files into the harness's client-side TLS config.
+// Nodes run with tls-auth-clients optional, so clients that present no
+// certificate (e.g. a proxy under test) are accepted; ones that do present
+// one must have it signed by CAFile.
+func (f *TLSFiles) clientConfig(host string) (*tls.Config, error) {
+	switch {
+	case f.CAFile == "":
+		return nil, errors.New("redistest.TLS.CAFile: required")
+	case f.CertFile == "" || f.KeyFile == "":
+		return nil, errors.New("redistest.TLS.CertFile, KeyFile: both required")
+	}
+	pemCA, err := os.ReadFile(f.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("redistest.TLS.CAFile: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pemCA) {
+		return nil, fmt.Errorf("redistest.TLS.CAFile: no PEM certificate in %s", f.CAFile)
+	}
+	pair, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("redistest.TLS.CertFile, KeyFile: %w", err)
+	}
+	// Every node binds and announces Host, so one ServerName fits all.
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		RootCAs:      roots,
+		Certificates: []tls.Certificate{pair},
+		ServerName:   host,
+	}, nil
 }
 
 const (
@@ -93,6 +150,21 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.TLS != nil {
+		files := *o.TLS // the caller's copy stays as it was
+		o.TLS = &files
+		cfg, err := o.TLS.clientConfig(o.Host)
+		if err != nil {
+			return o, err
+		}
+		o.tlsClient = cfg
+		// Absolute paths, since redis-server runs in the node directory.
+		for _, p := range []*string{&o.TLS.CAFile, &o.TLS.CertFile, &o.TLS.KeyFile} {
+			if *p, err = filepath.Abs(*p); err != nil {
+				return o, fmt.Errorf("redistest.TLS: %w", err)
+			}
+		}
 	}
 	return o, nil
 }
