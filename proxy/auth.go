@@ -116,6 +116,6 @@ func (c *client) authenticate(name, password []byte, dst []byte) []byte {
 		c.s.m.authFailures.Inc()
 		return appendError(dst, "WRONGPASS invalid username-password pair or user is disabled.")
 	}
-	c.user = u
+	c.setUser(u)
 	return append(dst, "+OK\r\n"...)
 }

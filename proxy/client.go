@@ -80,6 +80,7 @@ type client struct {
 	split splitState // scratch for splitting
 	tx    txState    // MULTI/EXEC/WATCH
 	blk   blockState // dedicated connection of blocking commands
+	ps    *pubsub    // subscriptions and the output queue, once subscribed
 	wrote []string   // masters written since the last WAIT
 
 	user     *user  // nil until AUTH when proxy.users is set
@@ -87,8 +88,17 @@ type client struct {
 	libName  []byte
 	libVer   []byte
 	created  time.Time
-	lastCmd  atomic.Int64 // unix nanos, read by CLIENT LIST later
+	lastCmd  atomic.Int64 // unix nanos, read by CLIENT LIST
 	commands atomic.Uint64
+
+	// Read by CLIENT LIST from other goroutines.
+	view       clientView
+	lastInfo   atomic.Pointer[cmdInfo]
+	inMulti    atomic.Bool
+	multiCount atomic.Int32
+	subCount   atomic.Int32    // channels + patterns + shard channels
+	subCounts  [3]atomic.Int32 // sub, psub, ssub
+	proto      atomic.Int32    // RESP version: 2 or 3
 }
 
 func (s *Server) newClient(id uint64, conn net.Conn) *client {
@@ -98,6 +108,7 @@ func (s *Server) newClient(id uint64, conn net.Conn) *client {
 		out:     make([]byte, 0, 16<<10),
 		created: time.Now(),
 	}
+	c.proto.Store(2)
 	c.batch.done = make(chan struct{}, 1)
 	return c
 }
@@ -112,6 +123,7 @@ func (c *client) serve() {
 		}
 		c.endTx()
 		c.endBlocking()
+		c.resetPubsub()
 		c.conn.Close()
 	}()
 	maxBatch := c.s.limits.MaxBatchLen
@@ -150,6 +162,22 @@ func (c *client) serve() {
 			}
 			if n == len(c.reqs) {
 				c.reqs = append(c.reqs, request{batch: &c.batch})
+			}
+			if (c.subscribed() || isPubsubCommand(args)) && !c.tx.active && (len(c.s.users) == 0 || c.user != nil) {
+				// Subscriptions change the connection's state: what the
+				// batch holds so far is answered first.
+				if n > 0 {
+					c.finishBatch(n, start)
+					c.commands.Add(uint64(n))
+					n = 0
+				}
+				c.out = c.handlePubsub(args, c.out)
+				c.commands.Add(1)
+				c.lastCmd.Store(time.Now().UnixNano())
+				if !c.writeOut() {
+					return
+				}
+				continue
 			}
 			if c.isTxCommand(args) && (len(c.s.users) == 0 || c.user != nil) {
 				// A barrier: what the batch holds so far runs first, so a
@@ -210,6 +238,9 @@ func (c *client) finishBatch(n int, start time.Time) {
 	took := end.Sub(start)
 	c.lastCmd.Store(end.UnixNano())
 	var perFamily [16]uint64
+	if ci := c.reqs[n-1].info; ci != nil {
+		c.lastInfo.Store(ci)
+	}
 	for i := range c.reqs[:n] {
 		r := &c.reqs[i]
 		switch {
@@ -239,6 +270,11 @@ func (c *client) writeOut() bool {
 	if len(c.out) == 0 {
 		return true
 	}
+	if c.ps != nil {
+		c.ps.enqueue(c.out)
+		c.out = c.out[:0]
+		return true // a failed write closes the connection, which ends reading
+	}
 	_, err := c.conn.Write(c.out)
 	c.out = c.out[:0]
 	if cap(c.out) > 1<<20 {
@@ -264,6 +300,18 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 	}
 	if len(c.s.users) > 0 && c.user == nil && !preAuth(ci) {
 		req.reply = appendError(req.reply, "NOAUTH Authentication required.")
+		return
+	}
+	if ci != nil && ci.kind == kindLocal && t != nil && len(args) >= 3 && equalFold(args[0], "CLUSTER") &&
+		(equalFold(args[1], "COUNTKEYSINSLOT") || equalFold(args[1], "GETKEYSINSLOT")) {
+		// Questions about one slot go to the master that serves it.
+		slot, ok := parseLen(args[2])
+		if !ok || slot >= SlotCount {
+			req.reply = appendError(req.reply, "ERR Invalid or out of range slot")
+			return
+		}
+		req.info, req.slot, req.state = ci, int(slot), stSend
+		ci.stats.calls.Add(1)
 		return
 	}
 	if ci != nil && ci.kind == kindLocal {
@@ -304,11 +352,14 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 		c.prepareFanout(req, ci, raw)
 		return
 	case kindUnsupported:
-		req.reply = appendError(req.reply, "ERR command '"+ci.displayName()+"' is not supported by slotway yet: "+ci.reason)
+		req.reply = appendError(req.reply, "ERR command '"+ci.displayName()+"' is not supported by slotway: "+ci.reason)
 		ci.stats.errors.Add(1)
 		return
 	case kindAnyMaster:
 		req.slot = -1
+		if ci.name == "publish" {
+			req.slot = pubsubHomeSlot // where the subscribers are
+		}
 	default:
 		slot, cross := ci.slotOf(args)
 		if ci.kind == kindBlocking || (ci.blockArg && findKeyword(args, "BLOCK", 1) > 0) {

@@ -357,12 +357,15 @@ func parseKeySpecs(v any) ([]keySpec, error) {
 	return specs, nil
 }
 
-// Commands that need a connection of their own (state or blocking) are
-// refused until they get dedicated backend connections.
-var statefulCommands = []string{
+// Pub/Sub commands are served by the client's subscription session
+// (pubsub.go); the table marks them so nothing else routes them (inside
+// MULTI they are refused).
+var pubsubCommands = []string{
 	"subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ssubscribe", "sunsubscribe",
-	"monitor", "sync", "psync", "reset",
 }
+
+// Commands that watch or replicate one node make no sense for a proxy.
+var nodeStreamCommands = []string{"monitor", "sync", "psync"}
 
 // Keyless commands whose answer is the same from any master (functions are
 // loaded on every master, see fanoutCommands).
@@ -387,9 +390,14 @@ func applyOverrides(t *commandTable) {
 			classify(s)
 		}
 	}
-	for _, name := range statefulCommands {
+	for _, name := range pubsubCommands {
 		if ci := t.cmds[name]; ci != nil {
 			ci.kind, ci.reason = kindUnsupported, "it needs connection state"
+		}
+	}
+	for _, name := range nodeStreamCommands {
+		if ci := t.cmds[name]; ci != nil {
+			ci.kind, ci.reason = kindUnsupported, "it streams one node's traffic; run it against the cluster nodes directly"
 		}
 	}
 	for _, name := range anyMasterCommands {

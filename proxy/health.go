@@ -33,6 +33,8 @@ type NodeInfo struct {
 	Hits       int64  `json:"keyspace_hits"`
 	Misses     int64  `json:"keyspace_misses"`
 	Keys       int64  `json:"keys"`
+	Expires    int64  `json:"expires"`
+	AvgTTL     int64  `json:"avg_ttl_ms"`
 	Role       string `json:"role"`
 	LinkStatus string `json:"master_link_status,omitempty"`
 	ReplLag    int64  `json:"repl_lag_bytes,omitempty"`
@@ -104,10 +106,16 @@ func parseInfo(info string) NodeInfo {
 		default:
 			if strings.HasPrefix(k, "db") {
 				// db0:keys=12,expires=0,avg_ttl=0
-				if kv, _, ok := strings.Cut(v, ","); ok {
-					if c, ok := strings.CutPrefix(kv, "keys="); ok {
-						keys, _ := strconv.ParseInt(c, 10, 64)
-						ni.Keys += keys
+				for kv := range strings.SplitSeq(v, ",") {
+					name, val, _ := strings.Cut(kv, "=")
+					x, _ := strconv.ParseInt(val, 10, 64)
+					switch name {
+					case "keys":
+						ni.Keys += x
+					case "expires":
+						ni.Expires += x
+					case "avg_ttl":
+						ni.AvgTTL = x
 					}
 				}
 			}

@@ -39,6 +39,8 @@ func init() {
 	add("cluster", -2, cmdCluster)
 	add("readonly", 1, cmdReadMode)
 	add("readwrite", 1, cmdReadMode)
+	add("config", -2, cmdConfig)
+	add("reset", 1, cmdReset)
 }
 
 // localInfo finds a command Slotway answers itself; it serves clients
@@ -144,6 +146,7 @@ func cmdHello(c *client, args [][]byte, dst []byte) []byte {
 			i += 2
 		case equalFold(args[i], "SETNAME") && i+1 < len(args):
 			c.name = append(c.name[:0], args[i+1]...)
+			c.updateView()
 			i++
 		default:
 			return appendError(dst, "ERR Syntax error in HELLO option '"+printable(args[i])+"'")
@@ -182,6 +185,7 @@ func cmdClient(c *client, args [][]byte, dst []byte) []byte {
 			}
 		}
 		c.name = append(c.name[:0], args[2]...)
+		c.updateView()
 		return redcon.AppendOK(dst)
 	case "getname":
 		if len(c.name) == 0 {
@@ -202,9 +206,38 @@ func cmdClient(c *client, args [][]byte, dst []byte) []byte {
 		default:
 			return appendError(dst, "ERR Unrecognized option '"+printable(args[2])+"'")
 		}
+		c.updateView()
+		return redcon.AppendOK(dst)
+	case "list":
+		return cmdClientList(c, args, dst)
+	case "info":
+		if len(args) != 2 {
+			return appendError(dst, "ERR wrong number of arguments for 'client|info' command")
+		}
+		return redcon.AppendBulkString(dst, c.clientLine(time.Now()))
+	case "kill":
+		if len(args) < 3 {
+			return appendError(dst, "ERR wrong number of arguments for 'client|kill' command")
+		}
+		return cmdClientKill(c, args, dst)
+	case "no-evict":
+		// The proxy never evicts clients, so either setting holds.
+		if len(args) != 3 || (!equalFold(args[2], "ON") && !equalFold(args[2], "OFF")) {
+			return appendError(dst, "ERR syntax error")
+		}
+		return redcon.AppendOK(dst)
+	case "no-touch":
+		if len(args) != 3 || (!equalFold(args[2], "ON") && !equalFold(args[2], "OFF")) {
+			return appendError(dst, "ERR syntax error")
+		}
+		if equalFold(args[2], "ON") {
+			// Backend connections are shared by many clients, so the
+			// flag cannot apply to one client's reads.
+			return appendError(dst, "ERR CLIENT NO-TOUCH ON is not supported by slotway: backend connections are shared")
+		}
 		return redcon.AppendOK(dst)
 	}
-	return appendError(dst, "ERR command 'client "+printable(args[1])+"' is not supported by slotway yet")
+	return appendError(dst, "ERR command 'client|"+strings.ToLower(printable(args[1]))+"' is not supported by slotway: it acts on backend connections, which the proxy shares between clients")
 }
 
 // cmdInfo_ answers INFO with Slotway's own view: it is one endpoint, so
@@ -238,6 +271,28 @@ func cmdInfo_(c *client, args [][]byte, dst []byte) []byte {
 		t := s.topo.load()
 		fmt.Fprintf(&b, "# Cluster\r\ncluster_enabled:0\r\nslotway_masters:%d\r\nslotway_slots_served:%d\r\nslotway_topology_version:%d\r\n\r\n",
 			len(t.masters), servedSlots(t), t.version)
+	}
+	if want("keyspace") {
+		// From the masters' last health check (every health_interval):
+		// INFO stays local and cheap, DBSIZE is the exact count.
+		h := s.health.snapshot()
+		var keys, expires, ttlWeighted int64
+		for _, m := range s.topo.load().masters {
+			if nh, ok := h[m.addr]; ok {
+				keys += nh.Info.Keys
+				expires += nh.Info.Expires
+				ttlWeighted += nh.Info.AvgTTL * nh.Info.Expires
+			}
+		}
+		b.WriteString("# Keyspace\r\n")
+		if keys > 0 {
+			avg := int64(0)
+			if expires > 0 {
+				avg = ttlWeighted / expires
+			}
+			fmt.Fprintf(&b, "db0:keys=%d,expires=%d,avg_ttl=%d\r\n", keys, expires, avg)
+		}
+		b.WriteString("\r\n")
 	}
 	out := strings.TrimSuffix(b.String(), "\r\n")
 	return redcon.AppendBulkString(dst, out)

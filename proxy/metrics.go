@@ -24,6 +24,7 @@ type metrics struct {
 	authFailures      prometheus.Counter
 	rejectedClients   prometheus.Counter
 	backendFailures   prometheus.Counter
+	outputLimitKills  prometheus.Counter
 	backendDialErrors prometheus.Counter
 	backendConnErrors prometheus.Counter
 	backendWrites     prometheus.Counter
@@ -54,6 +55,10 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		crossSlot: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "slotway_proxy_crossslot_total",
 			Help: "Multi-key commands refused because their keys hash to different slots.",
+		}),
+		outputLimitKills: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotway_proxy_output_limit_disconnects_total",
+			Help: "Clients disconnected because their output queue (pub/sub) passed proxy.limits.pubsub_output.",
 		}),
 		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "slotway_proxy_auth_failures_total",
@@ -121,7 +126,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		m.redirects[k] = redirects.WithLabelValues(k.String())
 	}
 	cs := []prometheus.Collector{
-		m.accepted, m.protocolErrors, m.unknownCommands, m.crossSlot, m.splits, m.authFailures, m.rejectedClients, m.backendFailures,
+		m.accepted, m.protocolErrors, m.unknownCommands, m.crossSlot, m.splits, m.authFailures, m.rejectedClients, m.backendFailures, m.outputLimitKills,
 		m.backendDialErrors, m.backendConnErrors, m.backendWrites, m.backendReads, redirects, m.topologyRefreshes, m.nodeUp,
 		m.nodeMemory, m.nodeKeys, m.nodeOps, m.nodeClients,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

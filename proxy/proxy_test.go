@@ -483,7 +483,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown subcommand", "*2\r\n$6\r\nOBJECT\r\n$4\r\nnope\r\n", "-ERR unknown subcommand 'nope'. Try OBJECT HELP.", false},
 		{"wrong arity", "*1\r\n$3\r\nGET\r\n", "-ERR wrong number of arguments for 'get' command", false},
 		{"crossslot", "*5\r\n$6\r\nMSETNX\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n", "-CROSSSLOT Keys in request don't hash to the same slot", false},
-		{"stateful", "*2\r\n$9\r\nSUBSCRIBE\r\n$2\r\nch\r\n", "-ERR command 'subscribe' is not supported by slotway yet: it needs connection state", false},
+		{"monitor", "*1\r\n$7\r\nMONITOR\r\n", "-ERR command 'monitor' is not supported by slotway: it streams one node's traffic; run it against the cluster nodes directly", false},
 		{"blocking crossslot", "*4\r\n$5\r\nBLPOP\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\n0\r\n", "-CROSSSLOT Keys in request don't hash to the same slot", false},
 		{"select", "*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n", "-ERR SELECT is not allowed in cluster mode", false},
 		{"4GB bulk", "*2\r\n$3\r\nSET\r\n$4294967296\r\n", "-ERR Protocol error: invalid bulk length", true},
@@ -544,7 +544,25 @@ func TestLocalCommands(t *testing.T) {
 		{"TIME\r\n", "["},
 		{"EVAL \"return 1\" 0\r\n", ":1"},
 		{"DBSIZE\r\n", ":0"},
-		{"CONFIG GET maxmemory\r\n", "-ERR command 'config get' is not supported by slotway yet"},
+		{"CONFIG GET maxmemory\r\n", "[]"},
+		{"CONFIG GET databases\r\n", "[databases 1]"},
+		{"CONFIG GET max*\r\n", "[maxclients "},
+		{"CONFIG SET maxmemory 1\r\n", "-ERR command 'config|set' is not supported by slotway"},
+		{"OBJECT HELP\r\n", "[+OBJECT <subcommand>"},
+		{"CLUSTER COUNTKEYSINSLOT 5000\r\n", ":0"},
+		{"SET {06S}k v\r\n", "+OK"}, // {06S} hashes to slot 0
+		{"CLUSTER COUNTKEYSINSLOT 0\r\n", ":1"},
+		{"CLUSTER GETKEYSINSLOT 0 10\r\n", "[{06S}k]"},
+		{"CLUSTER COUNTKEYSINSLOT 16384\r\n", "-ERR Invalid or out of range slot"},
+		{"CLIENT NO-EVICT on\r\n", "+OK"},
+		{"CLIENT NO-TOUCH on\r\n", "-ERR CLIENT NO-TOUCH ON is not supported by slotway"},
+		{"CLIENT INFO\r\n", "id="},
+		{"MULTI\r\n", "+OK"},
+		{"SET {06S}k w\r\n", "+QUEUED"},
+		{"RESET\r\n", "+RESET"},
+		{"CLIENT GETNAME\r\n", "(nil)"},
+		{"GET {06S}k\r\n", "v"}, // RESET discarded the transaction
+		{"MONITOR\r\n", "-ERR command 'monitor' is not supported by slotway"},
 	}
 	for _, s := range steps {
 		r.send(s.send)
@@ -554,11 +572,33 @@ func TestLocalCommands(t *testing.T) {
 	}
 	r.send("INFO\r\n")
 	info := r.reply()
-	for _, want := range []string{"redis_version:7.", "slotway_version:", "connected_clients:", "slotway_masters:3", "slotway_slots_served:16384"} {
+	for _, want := range []string{"redis_version:7.", "slotway_version:", "connected_clients:", "slotway_masters:3", "slotway_slots_served:16384", "# Keyspace"} {
 		if !strings.Contains(info, want) {
 			t.Errorf("INFO lacks %q:\n%s", want, info)
 		}
 	}
+	// INFO keyspace sums the masters (from their health checks).
+	r.send("MSET ks:1 a ks:2 b ks:3 c ks:4 d\r\n")
+	r.reply()
+	redistest.WaitFor(t, 10*time.Second, "INFO keyspace to count the keys", func() bool {
+		r.send("INFO keyspace\r\n")
+		return strings.Contains(r.reply(), "db0:keys=5,")
+	})
+
+	// CLIENT LIST shows the proxy's own clients; CLIENT KILL closes them.
+	other := dialRaw(t, p.Addr().String())
+	other.expect("name", "CLIENT SETNAME victim\r\n", "+OK")
+	r.send("CLIENT LIST\r\n")
+	list := r.reply()
+	if !strings.Contains(list, "name=victim") || strings.Count(list, "\n") < 2 {
+		t.Errorf("CLIENT LIST:\n%s", list)
+	}
+	r.expect("kill by address", "CLIENT KILL ADDR "+other.c.LocalAddr().String()+"\r\n", ":1")
+	other.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := other.rd.ReadByte(); err == nil {
+		t.Error("killed client still connected")
+	}
+	r.expect("kill unknown", "CLIENT KILL 127.0.0.1:1\r\n", "-ERR No such client")
 	r.send("QUIT\r\n")
 	if got := r.reply(); got != "+OK" {
 		t.Errorf("QUIT: %q", got)

@@ -49,6 +49,8 @@ func (c *client) handleTx(args [][]byte, raw []byte, dst []byte) []byte {
 			return appendError(dst, "ERR MULTI calls can not be nested")
 		}
 		tx.active, tx.dirty, tx.queued = true, false, tx.queued[:0]
+		c.inMulti.Store(true)
+		c.multiCount.Store(0)
 		tx.slot = -1
 		if tx.watch != nil {
 			tx.slot = tx.wslot
@@ -84,7 +86,14 @@ func (c *client) handleTx(args [][]byte, raw []byte, dst []byte) []byte {
 		}
 		return append(dst, "+OK\r\n"...)
 	}
-	// Inside MULTI: check and queue.
+	// Inside MULTI: RESET and QUIT act at once, as in Redis; the rest is
+	// checked and queued.
+	switch {
+	case equalFold(args[0], "RESET"):
+		return cmdReset(c, args, dst)
+	case equalFold(args[0], "QUIT"):
+		return cmdQuit(c, args, dst)
+	}
 	t := c.s.table.Load()
 	if t == nil {
 		tx.dirty = true
@@ -112,11 +121,13 @@ func (c *client) handleTx(args [][]byte, raw []byte, dst []byte) []byte {
 		tx.slot = slot
 	}
 	tx.queued = append(tx.queued, append([]byte(nil), raw...))
+	c.multiCount.Add(1)
 	return append(dst, "+QUEUED\r\n"...)
 }
 
 func (c *client) endTx() {
 	c.tx.active, c.tx.dirty, c.tx.queued = false, false, c.tx.queued[:0]
+	c.inMulti.Store(false)
 	if c.tx.watch != nil {
 		c.tx.watch.Close()
 		c.tx.watch = nil

@@ -1,0 +1,313 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tidwall/redcon"
+)
+
+// Connection and admin commands answered for the proxy itself: CLIENT
+// LIST/INFO/KILL show and act on Slotway's own clients (backend
+// connections are shared and not the application's), CONFIG GET reads the
+// proxy's settings, RESET returns a connection to its initial state.
+
+// clientLine formats one client the way CLIENT LIST does. Fields that
+// describe Redis internals (query buffer, memory) the proxy does not track
+// are left out rather than made up.
+func (c *client) clientLine(now time.Time) string {
+	c.view.mu.Lock()
+	name, user, libName, libVer := c.view.name, c.view.user, c.view.libName, c.view.libVer
+	c.view.mu.Unlock()
+	if user == "" {
+		user = "default"
+	}
+	flags := "N"
+	switch {
+	case c.inMulti.Load():
+		flags = "x"
+	case c.subCount.Load() > 0:
+		flags = "P"
+	}
+	cmd := "NULL"
+	if ci := c.lastInfo.Load(); ci != nil {
+		cmd = ci.name
+	}
+	idle := int64(0)
+	if t := c.lastCmd.Load(); t > 0 {
+		idle = int64(now.Sub(time.Unix(0, t)).Seconds())
+	} else {
+		idle = int64(now.Sub(c.created).Seconds())
+	}
+	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d ssub=%d multi=%d cmd=%s user=%s resp=%d lib-name=%s lib-ver=%s\n",
+		c.id, c.conn.RemoteAddr(), c.conn.LocalAddr(), name, int64(now.Sub(c.created).Seconds()), idle, flags,
+		c.subCounts[0].Load(), c.subCounts[1].Load(), c.subCounts[2].Load(), c.multiLen(), cmd, user, c.proto.Load(),
+		libName, libVer)
+}
+
+func (c *client) multiLen() int {
+	if !c.inMulti.Load() {
+		return -1
+	}
+	return int(c.multiCount.Load())
+}
+
+// clientsSnapshot lists the connected clients by id.
+func (s *Server) clientsSnapshot() []*client {
+	s.mu.Lock()
+	out := make([]*client, 0, len(s.clients))
+	for cl := range s.clients {
+		out = append(out, cl)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b *client) int { return int(a.id - b.id) })
+	return out
+}
+
+var adminInfo = &cmdInfo{name: "admin", cats: categoryBit("admin") | categoryBit("dangerous")}
+
+// adminDenied is the NOPERM error for a proxy user without the admin
+// category, or "" when the command may run.
+func (c *client) adminDenied(name string) string {
+	if c.user == nil || c.user.permits(adminInfo) {
+		return ""
+	}
+	return "NOPERM User " + c.user.name + " has no permissions to run the '" + name + "' command"
+}
+
+func cmdClientList(c *client, args [][]byte, dst []byte) []byte {
+	if msg := c.adminDenied("client|list"); msg != "" {
+		return appendError(dst, msg)
+	}
+	var ids map[uint64]bool
+	typ := ""
+	for i := 2; i < len(args); i++ {
+		switch {
+		case equalFold(args[i], "TYPE") && i+1 < len(args):
+			typ = strings.ToLower(string(args[i+1]))
+			if typ != "normal" && typ != "pubsub" && typ != "master" && typ != "replica" {
+				return appendError(dst, "ERR Unknown client type '"+printable(args[i+1])+"'")
+			}
+			i++
+		case equalFold(args[i], "ID") && i+1 < len(args):
+			ids = map[uint64]bool{}
+			for _, a := range args[i+1:] {
+				id, err := strconv.ParseUint(string(a), 10, 64)
+				if err != nil || id == 0 {
+					return appendError(dst, "ERR Invalid client ID")
+				}
+				ids[id] = true
+			}
+			i = len(args)
+		default:
+			return appendError(dst, "ERR syntax error")
+		}
+	}
+	now := time.Now()
+	var b strings.Builder
+	for _, cl := range c.s.clientsSnapshot() {
+		if ids != nil && !ids[cl.id] {
+			continue
+		}
+		if typ != "" && typ != cl.clientType() {
+			continue
+		}
+		b.WriteString(cl.clientLine(now))
+	}
+	return redcon.AppendBulkString(dst, b.String())
+}
+
+func (c *client) clientType() string {
+	if c.subCount.Load() > 0 {
+		return "pubsub"
+	}
+	return "normal"
+}
+
+// cmdClientKill: CLIENT KILL addr, or the filter form (ID, ADDR, LADDR,
+// USER, TYPE, SKIPME) answering the number of clients killed.
+func cmdClientKill(c *client, args [][]byte, dst []byte) []byte {
+	if msg := c.adminDenied("client|kill"); msg != "" {
+		return appendError(dst, msg)
+	}
+	type filter struct {
+		id                    uint64
+		addr, laddr, user, ty string
+		skipMe                bool
+	}
+	f := filter{skipMe: true}
+	old := len(args) == 3
+	if old {
+		f.addr, f.skipMe = string(args[2]), false
+	} else {
+		if len(args)%2 != 0 {
+			return appendError(dst, "ERR syntax error")
+		}
+		for i := 2; i < len(args); i += 2 {
+			v := string(args[i+1])
+			switch {
+			case equalFold(args[i], "ID"):
+				id, err := strconv.ParseUint(v, 10, 64)
+				if err != nil || id == 0 {
+					return appendError(dst, "ERR client-id should be greater than 0")
+				}
+				f.id = id
+			case equalFold(args[i], "ADDR"):
+				f.addr = v
+			case equalFold(args[i], "LADDR"):
+				f.laddr = v
+			case equalFold(args[i], "USER"):
+				f.user = v
+			case equalFold(args[i], "TYPE"):
+				f.ty = strings.ToLower(v)
+				if f.ty != "normal" && f.ty != "pubsub" && f.ty != "master" && f.ty != "replica" && f.ty != "slave" {
+					return appendError(dst, "ERR Unknown client type '"+printable(args[i+1])+"'")
+				}
+			case equalFold(args[i], "SKIPME"):
+				switch strings.ToLower(v) {
+				case "yes":
+					f.skipMe = true
+				case "no":
+					f.skipMe = false
+				default:
+					return appendError(dst, "ERR syntax error")
+				}
+			default:
+				return appendError(dst, "ERR syntax error")
+			}
+		}
+	}
+	killed := 0
+	for _, cl := range c.s.clientsSnapshot() {
+		switch {
+		case f.id != 0 && cl.id != f.id,
+			f.addr != "" && cl.conn.RemoteAddr().String() != f.addr,
+			f.laddr != "" && cl.conn.LocalAddr().String() != f.laddr,
+			f.ty != "" && f.ty != cl.clientType(),
+			f.skipMe && cl == c:
+			continue
+		case f.user != "" && cl.userNameOrDefault() != f.user:
+			continue
+		}
+		if cl == c {
+			c.quit = true // after this reply, as Redis does
+		} else {
+			cl.conn.Close() // its handler sees the error and cleans up
+		}
+		killed++
+	}
+	if old {
+		if killed == 0 {
+			return appendError(dst, "ERR No such client")
+		}
+		return redcon.AppendOK(dst)
+	}
+	return redcon.AppendInt(dst, int64(killed))
+}
+
+// proxyConfig lists what CONFIG GET answers, by Redis's parameter names
+// where one applies.
+func (s *Server) proxyConfig() [][2]string {
+	host, port, _ := net.SplitHostPort(s.cfg.Listen)
+	if s.ln != nil {
+		host, port, _ = net.SplitHostPort(s.ln.Addr().String())
+	}
+	idle := int64(s.cfg.ClientIdleTimeout / time.Second)
+	return [][2]string{
+		{"bind", host},
+		{"port", port},
+		{"maxclients", strconv.Itoa(s.cfg.MaxClients)},
+		{"timeout", strconv.FormatInt(idle, 10)},
+		{"proto-max-bulk-len", strconv.FormatInt(s.limits.MaxBulkLen, 10)},
+		{"databases", "1"},
+		{"cluster-enabled", "no"},
+		{"slotway-read-from", s.cfg.ReadFrom},
+		{"slotway-max-redirects", strconv.Itoa(int(s.cfg.MaxRedirects))},
+		{"slotway-keys-limit", strconv.Itoa(s.cfg.KeysLimit)},
+	}
+}
+
+func cmdConfig(c *client, args [][]byte, dst []byte) []byte {
+	switch {
+	case equalFold(args[1], "GET"):
+		if len(args) < 3 {
+			return appendError(dst, "ERR wrong number of arguments for 'config|get' command")
+		}
+		if msg := c.adminDenied("config|get"); msg != "" {
+			return appendError(dst, msg)
+		}
+		var out [][2]string
+		for _, kv := range c.s.proxyConfig() {
+			for _, a := range args[2:] {
+				if ok, _ := path.Match(strings.ToLower(string(a)), kv[0]); ok {
+					out = append(out, kv)
+					break
+				}
+			}
+		}
+		dst = redcon.AppendArray(dst, 2*len(out))
+		for _, kv := range out {
+			dst = redcon.AppendBulkString(dst, kv[0])
+			dst = redcon.AppendBulkString(dst, kv[1])
+		}
+		return dst
+	case equalFold(args[1], "HELP"):
+		dst = redcon.AppendArray(dst, 2)
+		dst = redcon.AppendBulkString(dst, "CONFIG GET <pattern> [<pattern> ...]")
+		return redcon.AppendBulkString(dst, "    Return the proxy's parameters matching the glob-like patterns. Slotway is configured by its YAML file; Redis nodes with redis-cli against each node.")
+	case equalFold(args[1], "SET"), equalFold(args[1], "REWRITE"), equalFold(args[1], "RESETSTAT"):
+		return appendError(dst, "ERR command 'config|"+strings.ToLower(printable(args[1]))+"' is not supported by slotway: configure the proxy in its YAML file and the Redis nodes directly")
+	}
+	return appendError(dst, "ERR unknown subcommand '"+printable(args[1])+"'. Try CONFIG HELP.")
+}
+
+// cmdReset: RESET ends a transaction and its WATCH, leaves pub/sub, forgets
+// the name and the authentication, and returns to RESP2.
+func cmdReset(c *client, args [][]byte, dst []byte) []byte {
+	c.endTx()
+	c.endBlocking()
+	c.resetPubsub()
+	c.name = c.name[:0]
+	c.setUser(nil)
+	c.updateView()
+	c.proto.Store(2)
+	return append(dst, "+RESET\r\n"...)
+}
+
+// clientView is what other goroutines (CLIENT LIST, KILL) read of a
+// client; its own goroutine updates it when the values change, which is
+// rare (SETNAME, AUTH, SETINFO).
+type clientView struct {
+	mu                          sync.Mutex
+	name, user, libName, libVer string
+}
+
+func (c *client) updateView() {
+	user := ""
+	if c.user != nil {
+		user = c.user.name
+	}
+	c.view.mu.Lock()
+	c.view.name, c.view.user, c.view.libName, c.view.libVer = string(c.name), user, string(c.libName), string(c.libVer)
+	c.view.mu.Unlock()
+}
+
+func (c *client) setUser(u *user) {
+	c.user = u
+	c.updateView()
+}
+
+func (c *client) userNameOrDefault() string {
+	c.view.mu.Lock()
+	defer c.view.mu.Unlock()
+	if c.view.user == "" {
+		return "default"
+	}
+	return c.view.user
+}

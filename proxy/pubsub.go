@@ -1,0 +1,623 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tidwall/redcon"
+)
+
+// Pub/Sub. A subscribing client gets a session: the channels, patterns and
+// shard channels it wants (changed only by its own goroutine), and the
+// backend connections that carry them (changed only by the session's
+// manager goroutine, which reconciles the two):
+//   - channels and patterns live on one connection to any master, because
+//     a Redis Cluster broadcasts PUBLISH to every node;
+//   - shard channels live on a connection to the master of their slot.
+//     When that slot moves or its master fails over, Redis drops the
+//     subscription (an unsolicited "sunsubscribe") or the connection dies;
+//     the manager then subscribes again where the topology now points.
+//
+// Channels and patterns of every client of every Slotway instance live on
+// one "home" master, the one serving slot 0, and PUBLISH goes there too:
+// Redis Cluster broadcasts messages to all nodes, but PUBLISH answers only
+// the number of receivers on the node it ran on, and with every
+// subscription on that node the answer is the one a single Redis gives.
+//
+// Every byte for the client goes through one output queue drained by a
+// writer goroutine, so replies and messages keep their order and a
+// subscriber that stops reading cannot block anyone. The queue is bounded
+// like Redis's client-output-buffer-limit for pubsub: past the hard limit,
+// or above the soft limit for longer than its period, the client is
+// disconnected.
+
+const pubsubHomeSlot = 0
+
+type pubsub struct {
+	c   *client
+	log *slog.Logger
+
+	mu       sync.Mutex
+	channels map[string]bool // wanted by the client
+	patterns map[string]bool
+	shard    map[string]bool
+	global   *psConn            // carries channels and patterns
+	gotCh    map[string]bool    // subscribed on global
+	gotPat   map[string]bool    // psubscribed on global
+	conns    map[string]*psConn // shard connections by master address
+	gotShard map[string]*psConn // shard channel → connection it is on
+
+	outMu     sync.Mutex
+	out       []byte
+	writing   int
+	softSince time.Time
+	dead      bool
+
+	poke    chan struct{}
+	wake    chan struct{}
+	done    chan struct{}
+	wg      sync.WaitGroup
+	flushed chan struct{} // closed when the writer has exited
+}
+
+// psConn is one backend connection in subscribe mode.
+type psConn struct {
+	addr  string
+	conn  net.Conn
+	shard bool
+	fifo  []psOp // shard: SSUBSCRIBE/SUNSUBSCRIBE awaiting their answer; guarded by pubsub.mu
+}
+
+type psOp struct {
+	sub bool
+	ch  string
+}
+
+func (c *client) pubsubSession() *pubsub {
+	if c.ps != nil {
+		return c.ps
+	}
+	ps := &pubsub{
+		c: c, log: c.s.log,
+		channels: map[string]bool{}, patterns: map[string]bool{}, shard: map[string]bool{},
+		gotCh: map[string]bool{}, gotPat: map[string]bool{},
+		conns: map[string]*psConn{}, gotShard: map[string]*psConn{},
+		poke: make(chan struct{}, 1), wake: make(chan struct{}, 1),
+		done: make(chan struct{}), flushed: make(chan struct{}),
+	}
+	c.ps = ps
+	ps.wg.Add(1)
+	go ps.manage()
+	go ps.writer()
+	return ps
+}
+
+// resetPubsub leaves every subscription and returns the client to direct
+// writes once what is queued has been written.
+func (c *client) resetPubsub() {
+	ps := c.ps
+	if ps == nil {
+		return
+	}
+	c.ps = nil
+	close(ps.done)
+	ps.wg.Wait() // the manager closes the backend connections
+	// A client that does not read must not hold us: what is queued gets a
+	// bounded time to go out.
+	c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	<-ps.flushed
+	c.conn.SetWriteDeadline(time.Time{})
+	for i := range c.subCounts {
+		c.subCounts[i].Store(0)
+	}
+	c.subCount.Store(0)
+}
+
+// subscribed reports whether the client is in RESP2 subscribe mode.
+func (c *client) subscribed() bool { return c.subCount.Load() > 0 }
+
+func isPubsubCommand(args [][]byte) bool {
+	switch len(args[0]) {
+	case 9:
+		return equalFold(args[0], "SUBSCRIBE")
+	case 10:
+		return equalFold(args[0], "PSUBSCRIBE") || equalFold(args[0], "SSUBSCRIBE")
+	case 11:
+		return equalFold(args[0], "UNSUBSCRIBE")
+	case 12:
+		return equalFold(args[0], "PUNSUBSCRIBE") || equalFold(args[0], "SUNSUBSCRIBE")
+	}
+	return false
+}
+
+// handlePubsub answers a subscribe-family command, or any command while
+// the client is in RESP2 subscribe mode, appending the reply to dst.
+func (c *client) handlePubsub(args [][]byte, dst []byte) []byte {
+	if !isPubsubCommand(args) {
+		// RESP2 subscribe mode allows only these, as in Redis.
+		switch {
+		case equalFold(args[0], "PING"):
+			if len(args) > 2 {
+				return appendError(dst, "ERR wrong number of arguments for 'ping' command")
+			}
+			dst = redcon.AppendArray(dst, 2)
+			dst = redcon.AppendBulkString(dst, "pong")
+			if len(args) == 2 {
+				return redcon.AppendBulk(dst, args[1])
+			}
+			return redcon.AppendBulkString(dst, "")
+		case equalFold(args[0], "QUIT"):
+			c.quit = true
+			return redcon.AppendOK(dst)
+		case equalFold(args[0], "RESET"):
+			return cmdReset(c, args, dst)
+		}
+		return appendError(dst, "ERR Can't execute '"+lowerString(args[0])+"': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
+	}
+	t := c.s.table.Load()
+	if t == nil {
+		return appendError(dst, "CLUSTERDOWN slotway has not reached the cluster yet")
+	}
+	ci, unknownSub := t.lookup(args)
+	if msg := c.refusal(ci, unknownSub, args); msg != "" {
+		return appendError(dst, msg)
+	}
+	ci.stats.calls.Add(1)
+	ps := c.pubsubSession()
+	name := lowerString(args[0])
+	ps.mu.Lock()
+	var set map[string]bool
+	kind := 0
+	switch name {
+	case "subscribe", "unsubscribe":
+		set = ps.channels
+	case "psubscribe", "punsubscribe":
+		set, kind = ps.patterns, 1
+	default:
+		set, kind = ps.shard, 2
+	}
+	count := func() int {
+		if kind == 2 {
+			return len(ps.shard)
+		}
+		return len(ps.channels) + len(ps.patterns)
+	}
+	targets := args[1:]
+	if !strings.Contains(name, "unsub") {
+		for _, a := range targets {
+			set[string(a)] = true
+			dst = appendPushHeader(dst, name, a, count())
+		}
+	} else {
+		if len(targets) == 0 {
+			for k := range set {
+				targets = append(targets, []byte(k))
+			}
+			slices.SortFunc(targets, bytes.Compare)
+		}
+		if len(targets) == 0 {
+			dst = redcon.AppendArray(dst, 3)
+			dst = redcon.AppendBulkString(dst, name)
+			dst = redcon.AppendNull(dst)
+			dst = redcon.AppendInt(dst, int64(count()))
+		}
+		for _, a := range targets {
+			delete(set, string(a))
+			dst = appendPushHeader(dst, name, a, count())
+		}
+	}
+	c.subCounts[0].Store(int32(len(ps.channels)))
+	c.subCounts[1].Store(int32(len(ps.patterns)))
+	c.subCounts[2].Store(int32(len(ps.shard)))
+	c.subCount.Store(int32(len(ps.channels) + len(ps.patterns) + len(ps.shard)))
+	ps.mu.Unlock()
+	ps.kick()
+	return dst
+}
+
+func appendPushHeader(dst []byte, kind string, name []byte, count int) []byte {
+	dst = redcon.AppendArray(dst, 3)
+	dst = redcon.AppendBulkString(dst, kind)
+	dst = redcon.AppendBulk(dst, name)
+	return redcon.AppendInt(dst, int64(count))
+}
+
+func lowerString(b []byte) string {
+	out := []byte(printable(b))
+	for i, ch := range out {
+		if 'A' <= ch && ch <= 'Z' {
+			out[i] = ch + 32
+		}
+	}
+	return string(out)
+}
+
+func (ps *pubsub) kick() {
+	select {
+	case ps.poke <- struct{}{}:
+	default:
+	}
+}
+
+// manage reconciles the backend subscriptions with what the client wants,
+// on every change and every 200ms while something is not in place.
+func (ps *pubsub) manage() {
+	defer ps.wg.Done()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ps.done:
+			ps.mu.Lock()
+			if ps.global != nil {
+				ps.global.conn.Close()
+			}
+			for _, pc := range ps.conns {
+				pc.conn.Close()
+			}
+			ps.mu.Unlock()
+			return
+		case <-ps.poke:
+		case <-tick.C:
+		}
+		ps.reconcile()
+	}
+}
+
+func (ps *pubsub) reconcile() {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	c := ps.c
+	// Channels and patterns, on the home master.
+	t := c.s.topo.load()
+	want := len(ps.channels)+len(ps.patterns) > 0
+	home := t.slots[pubsubHomeSlot]
+	if g := ps.global; g != nil && (home == nil || g.addr != home.addr) {
+		g.conn.Close()
+		ps.global = nil
+		clear(ps.gotCh)
+		clear(ps.gotPat)
+	}
+	if ps.global == nil && want && home != nil {
+		ps.global = ps.dial(home.addr, false)
+	}
+	if g := ps.global; g != nil {
+		var cmds []byte
+		cmds = diffCommand(cmds, "SUBSCRIBE", ps.channels, ps.gotCh, true)
+		cmds = diffCommand(cmds, "UNSUBSCRIBE", ps.gotCh, ps.channels, false)
+		cmds = diffCommand(cmds, "PSUBSCRIBE", ps.patterns, ps.gotPat, true)
+		cmds = diffCommand(cmds, "PUNSUBSCRIBE", ps.gotPat, ps.patterns, false)
+		if !want {
+			g.conn.Close()
+			ps.global = nil
+			clear(ps.gotCh)
+			clear(ps.gotPat)
+		} else if len(cmds) > 0 {
+			g.conn.Write(cmds) // a failure shows in the reader, which resets the state
+		}
+	}
+	// Shard channels: each on the master of its slot.
+	pending := map[*psConn][]byte{}
+	for ch, pc := range ps.gotShard {
+		b := t.slots[Slot([]byte(ch))]
+		if !ps.shard[ch] || b == nil || b.addr != pc.addr {
+			delete(ps.gotShard, ch)
+			pc.fifo = append(pc.fifo, psOp{sub: false, ch: ch})
+			pending[pc] = appendCommand(pending[pc], [][]byte{[]byte("SUNSUBSCRIBE"), []byte(ch)})
+		}
+	}
+	for ch := range ps.shard {
+		if ps.gotShard[ch] != nil {
+			continue
+		}
+		b := t.slots[Slot([]byte(ch))]
+		if b == nil {
+			continue
+		}
+		pc := ps.conns[b.addr]
+		if pc == nil {
+			if pc = ps.dial(b.addr, true); pc == nil {
+				continue
+			}
+			ps.conns[b.addr] = pc
+		}
+		ps.gotShard[ch] = pc
+		pc.fifo = append(pc.fifo, psOp{sub: true, ch: ch})
+		pending[pc] = appendCommand(pending[pc], [][]byte{[]byte("SSUBSCRIBE"), []byte(ch)})
+	}
+	for pc, cmds := range pending {
+		pc.conn.Write(cmds)
+	}
+	for addr, pc := range ps.conns {
+		if len(pc.fifo) > 0 {
+			continue
+		}
+		used := false
+		for _, on := range ps.gotShard {
+			if on == pc {
+				used = true
+				break
+			}
+		}
+		if !used {
+			pc.conn.Close()
+			delete(ps.conns, addr)
+		}
+	}
+}
+
+// diffCommand appends CMD with the names in want but not in got (and
+// records them in got when add, removes them otherwise).
+func diffCommand(dst []byte, cmd string, want, got map[string]bool, add bool) []byte {
+	var names [][]byte
+	for k := range want {
+		if !got[k] {
+			names = append(names, []byte(k))
+		}
+	}
+	if len(names) == 0 {
+		return dst
+	}
+	for _, n := range names {
+		if add {
+			got[string(n)] = true
+		} else {
+			delete(want, string(n))
+		}
+	}
+	return appendCommand(dst, append([][]byte{[]byte(cmd)}, names...))
+}
+
+// dial opens a subscribe connection and starts its reader; nil on failure
+// (the next reconcile tries again). Called with ps.mu held.
+func (ps *pubsub) dial(addr string, shard bool) *psConn {
+	select {
+	case <-ps.done:
+		return nil
+	default:
+	}
+	conn, err := ps.c.s.dialBackend(ps.c.s.ctxBackground(), addr)
+	if err != nil {
+		ps.c.s.topo.requestRefresh()
+		ps.log.Debug("pubsub: dial failed", "addr", addr, "err", err)
+		return nil
+	}
+	pc := &psConn{addr: addr, conn: conn, shard: shard}
+	ps.wg.Add(1)
+	go ps.read(pc)
+	return pc
+}
+
+// read forwards messages from one backend connection and notices when
+// subscriptions are lost.
+func (ps *pubsub) read(pc *psConn) {
+	defer ps.wg.Done()
+	br := bufio.NewReaderSize(pc.conn, 64<<10)
+	var buf []byte
+	for {
+		frame, err := readFrame(br, buf[:0])
+		if err != nil {
+			ps.lost(pc)
+			return
+		}
+		buf = frame
+		kind, ch := frameHead(frame)
+		ps.mu.Lock()
+		forward := false
+		switch kind {
+		case "message":
+			forward = ps.channels[string(ch)]
+		case "pmessage":
+			forward = ps.patterns[string(ch)]
+		case "smessage":
+			forward = ps.shard[string(ch)] && ps.gotShard[string(ch)] == pc
+		case "ssubscribe":
+			if len(pc.fifo) > 0 {
+				pc.fifo = pc.fifo[1:]
+			}
+		case "sunsubscribe":
+			if len(pc.fifo) > 0 && !pc.fifo[0].sub && pc.fifo[0].ch == string(ch) {
+				pc.fifo = pc.fifo[1:]
+			} else if ps.gotShard[string(ch)] == pc {
+				// Redis dropped it: the slot moved or this node is no
+				// longer its master.
+				delete(ps.gotShard, string(ch))
+				ps.c.s.topo.requestRefresh()
+			}
+		case "-":
+			if len(pc.fifo) > 0 {
+				op := pc.fifo[0]
+				pc.fifo = pc.fifo[1:]
+				if op.sub && ps.gotShard[op.ch] == pc {
+					delete(ps.gotShard, op.ch) // MOVED or CLUSTERDOWN: retried on the next tick
+					ps.c.s.topo.requestRefresh()
+				}
+			}
+			ps.log.Debug("pubsub: backend error", "addr", pc.addr, "reply", string(trimCRLF(frame)))
+		}
+		ps.mu.Unlock()
+		if forward {
+			ps.enqueue(frame)
+		}
+	}
+}
+
+// lost forgets what a dead connection carried; the manager subscribes
+// again elsewhere.
+func (ps *pubsub) lost(pc *psConn) {
+	pc.conn.Close()
+	ps.mu.Lock()
+	if ps.global == pc {
+		ps.global = nil
+		clear(ps.gotCh)
+		clear(ps.gotPat)
+	}
+	if ps.conns[pc.addr] == pc {
+		delete(ps.conns, pc.addr)
+	}
+	for ch, on := range ps.gotShard {
+		if on == pc {
+			delete(ps.gotShard, ch)
+		}
+	}
+	ps.mu.Unlock()
+	select {
+	case <-ps.done:
+	default:
+		ps.c.s.topo.requestRefresh()
+	}
+}
+
+// readFrame reads one RESP reply into dst.
+func readFrame(br *bufio.Reader, dst []byte) ([]byte, error) {
+	for {
+		n, _, err := scanReply(dst)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			return dst, nil
+		}
+		line, err := br.ReadSlice('\n')
+		if err != nil && err != bufio.ErrBufferFull {
+			return nil, err
+		}
+		dst = append(dst, line...)
+	}
+}
+
+// frameHead returns a subscribe-mode frame's kind ("message", "pmessage",
+// "ssubscribe", ..., or "-" for an error) and its channel or pattern.
+func frameHead(f []byte) (kind string, ch []byte) {
+	if len(f) == 0 {
+		return "", nil
+	}
+	if f[0] == '-' {
+		return "-", nil
+	}
+	if f[0] != '*' && f[0] != '>' {
+		return "", nil
+	}
+	_, next, ok := readLine(f, 1)
+	if !ok {
+		return "", nil
+	}
+	k, next, ok := bulkAt(f, next)
+	if !ok {
+		return "", nil
+	}
+	ch, _, _ = bulkAt(f, next)
+	return string(k), ch
+}
+
+func bulkAt(f []byte, pos int) ([]byte, int, bool) {
+	if pos >= len(f) || f[pos] != '$' {
+		return nil, pos, false
+	}
+	line, next, ok := readLine(f, pos+1)
+	if !ok {
+		return nil, pos, false
+	}
+	n, err := strconv.Atoi(string(line))
+	if err != nil || n < 0 || next+n+2 > len(f) {
+		return nil, pos, false
+	}
+	return f[next : next+n], next + n + 2, true
+}
+
+// pubsubLimits: hard, soft and the soft period of the output queue.
+func (s *Server) pubsubLimits() (hard, soft int, softFor time.Duration) {
+	l := s.cfg.Limits.PubsubOutput
+	return int(l.Hard), int(l.Soft), l.SoftFor
+}
+
+// enqueue adds bytes for the client, enforcing the output limits.
+func (ps *pubsub) enqueue(b []byte) {
+	hard, soft, softFor := ps.c.s.pubsubLimits()
+	ps.outMu.Lock()
+	if ps.dead {
+		ps.outMu.Unlock()
+		return
+	}
+	ps.out = append(ps.out, b...)
+	size := len(ps.out) + ps.writing
+	over := false
+	switch {
+	case hard > 0 && size > hard:
+		over = true
+	case soft > 0 && size > soft:
+		if ps.softSince.IsZero() {
+			ps.softSince = time.Now()
+		} else if time.Since(ps.softSince) > softFor {
+			over = true
+		}
+	default:
+		ps.softSince = time.Time{}
+	}
+	if over {
+		ps.dead = true
+		ps.out = nil
+	}
+	ps.outMu.Unlock()
+	if over {
+		ps.c.s.m.outputLimitKills.Inc()
+		ps.log.Warn("client disconnected: pubsub output buffer over its limit (it does not read fast enough)",
+			"client_id", ps.c.id, "addr", ps.c.conn.RemoteAddr().String(), "queued_bytes", size)
+		ps.c.conn.Close()
+		return
+	}
+	select {
+	case ps.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writer drains the output queue to the client until the session ends and
+// everything queued is written.
+func (ps *pubsub) writer() {
+	defer close(ps.flushed)
+	var spare []byte
+	for {
+		select {
+		case <-ps.wake:
+		case <-ps.done:
+		}
+		ps.outMu.Lock()
+		buf := ps.out
+		ps.out = spare[:0]
+		ps.writing = len(buf)
+		dead := ps.dead
+		ps.outMu.Unlock()
+		if len(buf) > 0 && !dead {
+			if _, err := ps.c.conn.Write(buf); err != nil {
+				ps.outMu.Lock()
+				ps.dead = true
+				ps.outMu.Unlock()
+				ps.c.conn.Close()
+			}
+		}
+		ps.outMu.Lock()
+		ps.writing = 0
+		empty := len(ps.out) == 0
+		ps.outMu.Unlock()
+		if cap(buf) <= 1<<20 {
+			spare = buf[:0]
+		} else {
+			spare = nil
+		}
+		select {
+		case <-ps.done:
+			if empty || dead {
+				return
+			}
+		default:
+		}
+	}
+}
