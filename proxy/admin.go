@@ -251,7 +251,7 @@ func cmdConfig(c *client, args [][]byte, dst []byte) []byte {
 				}
 			}
 		}
-		dst = redcon.AppendArray(dst, 2*len(out))
+		dst = c.appendMap(dst, len(out))
 		for _, kv := range out {
 			dst = redcon.AppendBulkString(dst, kv[0])
 			dst = redcon.AppendBulkString(dst, kv[1])
@@ -276,7 +276,7 @@ func cmdReset(c *client, args [][]byte, dst []byte) []byte {
 	c.name = c.name[:0]
 	c.setUser(nil)
 	c.updateView()
-	c.proto.Store(2)
+	c.setProto(2)
 	return append(dst, "+RESET\r\n"...)
 }
 

@@ -31,32 +31,109 @@ const askingCmd = "*1\r\n$6\r\nASKING\r\n"
 type backend struct {
 	addr  string
 	pipes []*pipe
+	// resp3 are the pipes of RESP3 clients (HELLO 3 on connect, so the
+	// replies they forward are RESP3); started on first use.
+	resp3     atomic.Pointer[[]*pipe]
+	resp3Once sync.Once
 	// retired is set when the node leaves the topology: new requests are
 	// refused (and retried elsewhere by the client).
 	retired atomic.Bool
+
+	dial dialer
+	log  *slog.Logger
+	m    *metrics
+	ctx  context.Context
+	wg   *sync.WaitGroup
 }
 
 func newBackend(addr string, n int, d dialer, log *slog.Logger, m *metrics) *backend {
-	b := &backend{addr: addr, pipes: make([]*pipe, n)}
+	b := &backend{addr: addr, pipes: make([]*pipe, n), dial: d, log: log, m: m}
 	for i := range b.pipes {
-		b.pipes[i] = &pipe{
-			addr: addr, dial: d, log: log, m: m,
-			wake:  make(chan struct{}, 1),
-			state: pipeConnecting,
-		}
+		b.pipes[i] = newPipe(addr, d, log, m)
 	}
 	return b
 }
 
+func newPipe(addr string, d dialer, log *slog.Logger, m *metrics) *pipe {
+	return &pipe{
+		addr: addr, dial: d, log: log, m: m,
+		wake:  make(chan struct{}, 1),
+		state: pipeConnecting,
+	}
+}
+
 // run keeps every pipe connected until ctx ends or the backend is retired.
 func (b *backend) run(ctx context.Context, wg *sync.WaitGroup) {
-	for _, p := range b.pipes {
-		wg.Add(1)
+	b.ctx, b.wg = ctx, wg
+	b.start(b.pipes)
+}
+
+func (b *backend) start(pipes []*pipe) {
+	for _, p := range pipes {
+		b.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			p.run(ctx)
+			defer b.wg.Done()
+			p.run(b.ctx)
 		}()
 	}
+}
+
+// pipesFor returns the pipes for a client speaking RESP2 or RESP3.
+func (b *backend) pipesFor(resp3 bool) []*pipe {
+	if !resp3 {
+		return b.pipes
+	}
+	if ps := b.resp3.Load(); ps != nil {
+		return *ps
+	}
+	b.resp3Once.Do(func() {
+		ps := make([]*pipe, len(b.pipes))
+		for i := range ps {
+			ps[i] = newPipe(b.addr, hello3(b.dial), b.log, b.m)
+		}
+		b.resp3.Store(&ps)
+		b.start(ps)
+		if b.retired.Load() {
+			for _, p := range ps {
+				p.retire(0)
+			}
+		}
+	})
+	return *b.resp3.Load()
+}
+
+// allPipes returns the RESP2 pipes and the RESP3 ones if started.
+func (b *backend) allPipes() []*pipe {
+	if ps := b.resp3.Load(); ps != nil {
+		return append(append([]*pipe(nil), b.pipes...), (*ps)...)
+	}
+	return b.pipes
+}
+
+// hello3 wraps a dialer so that the connection speaks RESP3.
+func hello3(d dialer) dialer {
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		conn, err := d(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		if err := switchToRESP3(conn); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("HELLO 3 on %s: %w", addr, err)
+		}
+		return conn, nil
+	}
+}
+
+func switchToRESP3(conn net.Conn) error {
+	replies, err := exchange(conn, []byte("*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n"), 1, time.Now().Add(5*time.Second))
+	if err != nil {
+		return err
+	}
+	if replies[0][0] != '%' {
+		return fmt.Errorf("node does not speak RESP3: %s", trimCRLF(replies[0]))
+	}
+	return nil
 }
 
 // retire stops the backend once its in-flight requests are answered or the
@@ -65,7 +142,7 @@ func (b *backend) retire(grace time.Duration) {
 	if b.retired.Swap(true) {
 		return
 	}
-	for _, p := range b.pipes {
+	for _, p := range b.allPipes() {
 		p.retire(grace)
 	}
 }
@@ -73,7 +150,7 @@ func (b *backend) retire(grace time.Duration) {
 // reset drops the connections (failing what is in flight) so they are
 // dialled again; used when health checks say the node is gone.
 func (b *backend) reset(reason error) {
-	for _, p := range b.pipes {
+	for _, p := range b.allPipes() {
 		p.reset(reason)
 	}
 }

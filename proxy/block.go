@@ -20,9 +20,24 @@ import (
 // popping an element for nobody.
 
 type blockState struct {
-	conn net.Conn // idle dedicated connection, or nil
-	addr string   // its master
-	buf  []byte   // the command's bytes (the reader's buffer moves while blocked)
+	conn  net.Conn // idle dedicated connection, or nil
+	addr  string   // its master
+	resp3 bool     // it speaks RESP3
+	buf   []byte   // the command's bytes (the reader's buffer moves while blocked)
+}
+
+// dialDedicated connects to a node for this client alone, speaking the
+// client's protocol, so replies can be forwarded as they come.
+func (c *client) dialDedicated(addr string) (net.Conn, error) {
+	conn, err := c.s.dialBackend(c.s.ctxBackground(), addr)
+	if err != nil || !c.resp3 {
+		return conn, err
+	}
+	if err := switchToRESP3(conn); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("HELLO 3 on %s: %w", addr, err)
+	}
+	return conn, nil
 }
 
 func (c *client) endBlocking() {
@@ -142,13 +157,13 @@ func (c *client) block(r *request, args [][]byte) {
 // command may have reached the master.
 func (c *client) blockingCall(addr string, cmd []byte, asking bool) (reply []byte, sent bool, err error) {
 	conn := c.blk.conn
-	if conn != nil && c.blk.addr != addr {
+	if conn != nil && (c.blk.addr != addr || c.blk.resp3 != c.resp3) {
 		conn.Close()
 		conn = nil
 	}
 	c.blk.conn = nil
 	if conn == nil {
-		conn, err = c.s.dialBackend(c.s.ctxBackground(), addr)
+		conn, err = c.dialDedicated(addr)
 		if err != nil {
 			return nil, false, err
 		}
@@ -171,7 +186,7 @@ func (c *client) blockingCall(addr string, cmd []byte, asking bool) (reply []byt
 		conn.Close()
 		return nil, true, err
 	}
-	c.blk.conn, c.blk.addr = conn, addr
+	c.blk.conn, c.blk.addr, c.blk.resp3 = conn, addr, c.resp3
 	return replies[n-1], true, nil
 }
 

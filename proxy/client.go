@@ -99,6 +99,7 @@ type client struct {
 	subCount   atomic.Int32    // channels + patterns + shard channels
 	subCounts  [3]atomic.Int32 // sub, psub, ssub
 	proto      atomic.Int32    // RESP version: 2 or 3
+	resp3      bool            // proto == 3, for this goroutine
 }
 
 func (s *Server) newClient(id uint64, conn net.Conn) *client {
@@ -163,7 +164,7 @@ func (c *client) serve() {
 			if n == len(c.reqs) {
 				c.reqs = append(c.reqs, request{batch: &c.batch})
 			}
-			if (c.subscribed() || isPubsubCommand(args)) && !c.tx.active && (len(c.s.users) == 0 || c.user != nil) {
+			if ((c.subscribed() && !c.resp3) || isPubsubCommand(args)) && !c.tx.active && (len(c.s.users) == 0 || c.user != nil) {
 				// Subscriptions change the connection's state: what the
 				// batch holds so far is answered first.
 				if n > 0 {
@@ -544,7 +545,8 @@ func (c *client) send(r *request) {
 	if r.info.flags&flagWrite != 0 {
 		c.noteWrite(b.addr)
 	}
-	p := b.pipes[c.id%uint64(len(b.pipes))]
+	pipes := b.pipesFor(c.resp3)
+	p := pipes[c.id%uint64(len(pipes))]
 	c.batch.pending.Add(1)
 	if err := p.enqueue(r, r.asking); err != nil {
 		c.batch.pending.Add(-1)

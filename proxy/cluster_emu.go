@@ -56,14 +56,14 @@ func cmdCluster(c *client, args [][]byte, dst []byte) []byte {
 		return redcon.AppendBulkString(dst, id)
 	case "shards":
 		dst = redcon.AppendArray(dst, 1)
-		dst = redcon.AppendArray(dst, 4)
+		dst = c.appendMap(dst, 2)
 		dst = redcon.AppendBulkString(dst, "slots")
 		dst = redcon.AppendArray(dst, 2)
 		dst = redcon.AppendInt(dst, 0)
 		dst = redcon.AppendInt(dst, SlotCount-1)
 		dst = redcon.AppendBulkString(dst, "nodes")
 		dst = redcon.AppendArray(dst, 1)
-		dst = redcon.AppendArray(dst, 14)
+		dst = c.appendMap(dst, 7)
 		for _, kv := range [][2]string{{"id", id}, {"ip", host}, {"endpoint", host}, {"role", "master"}, {"health", "online"}} {
 			dst = redcon.AppendBulkString(dst, kv[0])
 			dst = redcon.AppendBulkString(dst, kv[1])

@@ -120,19 +120,20 @@ func cmdAuth(c *client, args [][]byte, dst []byte) []byte {
 	return appendError(dst, "ERR syntax error")
 }
 
-// HELLO: RESP2 is served; RESP3 is refused the way a server without it
-// answers, so clients (go-redis v9 among them) fall back to RESP2.
+// HELLO negotiates RESP2 or RESP3. RESP3 clients get RESP3 from the
+// backends too: their commands use pipes and dedicated connections that
+// said HELLO 3.
 func cmdHello(c *client, args [][]byte, dst []byte) []byte {
-	i := 1
+	i, proto := 1, int(c.proto.Load())
 	if len(args) > 1 {
 		v, err := strconv.Atoi(string(args[1]))
 		if err != nil {
 			return appendError(dst, "ERR Protocol version is not an integer or out of range")
 		}
-		if v != 2 {
-			return appendError(dst, "NOPROTO sorry, this protocol version is not supported.")
+		if v != 2 && v != 3 {
+			return appendError(dst, "NOPROTO unsupported protocol version")
 		}
-		i = 2
+		proto, i = v, 2
 	}
 	for ; i < len(args); i++ {
 		switch {
@@ -155,13 +156,14 @@ func cmdHello(c *client, args [][]byte, dst []byte) []byte {
 	if len(c.s.users) > 0 && c.user == nil {
 		return appendError(dst, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 	}
-	dst = redcon.AppendArray(dst, 14)
+	c.setProto(proto)
+	dst = c.appendMap(dst, 7)
 	dst = redcon.AppendBulkString(dst, "server")
 	dst = redcon.AppendBulkString(dst, "redis")
 	dst = redcon.AppendBulkString(dst, "version")
 	dst = redcon.AppendBulkString(dst, c.s.redisVersion())
 	dst = redcon.AppendBulkString(dst, "proto")
-	dst = redcon.AppendInt(dst, 2)
+	dst = redcon.AppendInt(dst, int64(proto))
 	dst = redcon.AppendBulkString(dst, "id")
 	dst = redcon.AppendInt(dst, int64(c.id))
 	dst = redcon.AppendBulkString(dst, "mode")
@@ -170,6 +172,26 @@ func cmdHello(c *client, args [][]byte, dst []byte) []byte {
 	dst = redcon.AppendBulkString(dst, "master")
 	dst = redcon.AppendBulkString(dst, "modules")
 	return redcon.AppendArray(dst, 0)
+}
+
+func (c *client) setProto(v int) {
+	c.resp3 = v == 3
+	c.proto.Store(int32(v))
+}
+
+// appendMap starts a map of n pairs: a RESP3 map, or a flat RESP2 array.
+func (c *client) appendMap(dst []byte, n int) []byte {
+	if c.resp3 {
+		return appendHeader(dst, '%', int64(n))
+	}
+	return appendHeader(dst, '*', int64(2*n))
+}
+
+func (c *client) appendNull(dst []byte) []byte {
+	if c.resp3 {
+		return append(dst, "_\r\n"...)
+	}
+	return append(dst, "$-1\r\n"...)
 }
 
 func cmdClient(c *client, args [][]byte, dst []byte) []byte {
@@ -189,7 +211,7 @@ func cmdClient(c *client, args [][]byte, dst []byte) []byte {
 		return redcon.AppendOK(dst)
 	case "getname":
 		if len(c.name) == 0 {
-			return redcon.AppendNull(dst)
+			return c.appendNull(dst)
 		}
 		return redcon.AppendBulk(dst, c.name)
 	case "id":

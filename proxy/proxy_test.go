@@ -353,16 +353,23 @@ func (r *rawConn) reply() string {
 			r.t.Fatal(err)
 		}
 		return string(b[:n])
-	case '*':
+	case '*', '~', '>', '%':
 		n, _ := strconv.Atoi(line[1:])
 		if n < 0 {
 			return line // a null array
+		}
+		open, end := "[", "]"
+		if line[0] == '%' { // RESP3 map
+			n *= 2
+			open, end = "{", "}"
 		}
 		parts := make([]string, 0, n)
 		for range n {
 			parts = append(parts, r.reply())
 		}
-		return "[" + strings.Join(parts, " ") + "]"
+		return open + strings.Join(parts, " ") + end
+	case '_':
+		return "(nil)"
 	}
 	return line
 }
@@ -537,7 +544,10 @@ func TestLocalCommands(t *testing.T) {
 		{"SELECT 0\r\n", "+OK"},
 		{"CLIENT SETNAME app1\r\n", "+OK"},
 		{"CLIENT GETNAME\r\n", "app1"},
-		{"HELLO 3\r\n", "-NOPROTO"},
+		{"HELLO 3\r\n", "{server redis version 7."},
+		{"CLIENT GETNAME\r\n", "app1"},
+		{"HELLO 2\r\n", "[server redis version 7."},
+		{"HELLO 4\r\n", "-NOPROTO"},
 		{"COMMAND COUNT\r\n", ":"},
 		{"COMMAND INFO get\r\n", "[[get :2"},
 		{"COMMAND DOCS get\r\n", "[get ["},

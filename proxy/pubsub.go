@@ -193,7 +193,7 @@ func (c *client) handlePubsub(args [][]byte, dst []byte) []byte {
 	if !strings.Contains(name, "unsub") {
 		for _, a := range targets {
 			set[string(a)] = true
-			dst = appendPushHeader(dst, name, a, count())
+			dst = c.appendPush(dst, name, a, count())
 		}
 	} else {
 		if len(targets) == 0 {
@@ -203,14 +203,14 @@ func (c *client) handlePubsub(args [][]byte, dst []byte) []byte {
 			slices.SortFunc(targets, bytes.Compare)
 		}
 		if len(targets) == 0 {
-			dst = redcon.AppendArray(dst, 3)
+			dst = c.appendPushLen(dst, 3)
 			dst = redcon.AppendBulkString(dst, name)
-			dst = redcon.AppendNull(dst)
+			dst = c.appendNull(dst)
 			dst = redcon.AppendInt(dst, int64(count()))
 		}
 		for _, a := range targets {
 			delete(set, string(a))
-			dst = appendPushHeader(dst, name, a, count())
+			dst = c.appendPush(dst, name, a, count())
 		}
 	}
 	c.subCounts[0].Store(int32(len(ps.channels)))
@@ -222,8 +222,16 @@ func (c *client) handlePubsub(args [][]byte, dst []byte) []byte {
 	return dst
 }
 
-func appendPushHeader(dst []byte, kind string, name []byte, count int) []byte {
-	dst = redcon.AppendArray(dst, 3)
+// appendPushLen starts a pub/sub frame: a RESP3 push, or a RESP2 array.
+func (c *client) appendPushLen(dst []byte, n int) []byte {
+	if c.resp3 {
+		return appendHeader(dst, '>', int64(n))
+	}
+	return appendHeader(dst, '*', int64(n))
+}
+
+func (c *client) appendPush(dst []byte, kind string, name []byte, count int) []byte {
+	dst = c.appendPushLen(dst, 3)
 	dst = redcon.AppendBulkString(dst, kind)
 	dst = redcon.AppendBulk(dst, name)
 	return redcon.AppendInt(dst, int64(count))
@@ -444,6 +452,9 @@ func (ps *pubsub) read(pc *psConn) {
 		}
 		ps.mu.Unlock()
 		if forward {
+			if frame[0] == '*' && ps.c.proto.Load() == 3 {
+				frame[0] = '>' // the same frame as a RESP3 push
+			}
 			ps.enqueue(frame)
 		}
 	}

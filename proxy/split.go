@@ -272,7 +272,7 @@ func (c *client) mergeSplits(reqs []request) {
 		case fanFirst:
 			r.reply = append(r.reply[:0], parts[0].reply...)
 		case fanAnyBulk:
-			r.reply = append(r.reply[:0], "$-1\r\n"...)
+			r.reply = c.appendNull(r.reply[:0])
 			for j := range parts {
 				if rep := parts[j].reply; len(rep) > 0 && rep[0] == '$' && string(rep[:3]) != "$-1" {
 					r.reply = append(r.reply[:0], rep...)
@@ -351,12 +351,15 @@ func sumReplies(dst []byte, parts []request) []byte {
 // arrayElems returns the elements of a RESP array reply.
 func arrayElems(rep []byte) ([][]byte, bool) {
 	line, next, ok := readLine(rep, 1)
-	if !ok || rep[0] != '*' {
+	if !ok || (rep[0] != '*' && rep[0] != '%' && rep[0] != '~') {
 		return nil, false
 	}
 	n, ok := parseSigned(line)
 	if !ok {
 		return nil, false
+	}
+	if rep[0] == '%' {
+		n *= 2 // a RESP3 map: keys and values
 	}
 	elems := make([][]byte, 0, max(n, 0))
 	for range n {
@@ -464,6 +467,7 @@ func sumPairs(dst []byte, parts []request) []byte {
 	if !ok || len(first)%2 != 0 {
 		return appendError(dst[:0], "ERR slotway: malformed reply from a master")
 	}
+	isMap := parts[0].reply[0] == '%' // RESP3
 	sums := make([]int64, len(first)/2)
 	for j := range parts {
 		es, ok := arrayElems(parts[j].reply)
@@ -477,7 +481,11 @@ func sumPairs(dst []byte, parts []request) []byte {
 			}
 		}
 	}
-	dst = appendHeader(dst[:0], '*', int64(len(first)))
+	if isMap {
+		dst = appendHeader(dst[:0], '%', int64(len(first)/2))
+	} else {
+		dst = appendHeader(dst[:0], '*', int64(len(first)))
+	}
 	for i := 0; i < len(first); i += 2 {
 		dst = append(dst, first[i]...)
 		dst = appendHeader(dst, ':', sums[i/2])

@@ -464,7 +464,7 @@ func (o *topologyOwner) connectionsUp() int {
 	defer o.mu.Unlock()
 	n := 0
 	for _, b := range o.backends {
-		for _, p := range b.pipes {
+		for _, p := range b.allPipes() {
 			p.mu.Lock()
 			if p.state == pipeUp {
 				n++

@@ -167,7 +167,7 @@ func (c *client) watch(args [][]byte, raw []byte, dst []byte) []byte {
 		if err != nil {
 			return appendError(dst, err.Error())
 		}
-		conn, err := c.s.dialBackend(c.s.ctxBackground(), addr)
+		conn, err := c.dialDedicated(addr)
 		if err != nil {
 			return appendError(dst, "CLUSTERDOWN slotway: master "+addr+" unreachable")
 		}
@@ -190,7 +190,7 @@ func (c *client) execTx(dst []byte) []byte {
 		if err != nil {
 			return appendError(dst, err.Error())
 		}
-		conn, err = c.s.dialBackend(c.s.ctxBackground(), addr)
+		conn, err = c.dialDedicated(addr)
 		if err != nil {
 			return appendError(dst, "CLUSTERDOWN slotway: master "+addr+" unreachable")
 		}
