@@ -34,6 +34,7 @@ type request struct {
 	own            []byte // a part's own encoding (raw points here)
 	pinned         bool   // a fan-out part: always to its target master
 	blocked        bool   // ran as a blocking command: its wait is not latency
+	repaired       bool   // scripts or functions were restored for it once
 	aux, aux2      uint64 // SCAN: master index and master count
 }
 
@@ -287,7 +288,7 @@ func (c *client) writeOut() bool {
 // prepare decides how req is served. Local commands are answered here; the
 // rest get a slot and state stSend.
 func (c *client) prepare(req *request, args [][]byte, raw []byte) {
-	req.raw, req.err, req.target, req.asking, req.redirects = raw, nil, nil, false, 0
+	req.raw, req.err, req.target, req.asking, req.redirects, req.repaired = raw, nil, nil, false, 0, false
 	req.subFrom, req.subTo = 0, 0
 	req.reply = req.reply[:0]
 	req.state = stDone
@@ -458,7 +459,7 @@ func (c *client) execute(top, subs []request) {
 				kind, slot, addr := classify(r.reply)
 				switch kind {
 				case redirNone:
-					if r.subTo == r.subFrom && c.reloadScript(r) {
+					if r.subTo == r.subFrom && (c.reloadScript(r) || c.repairFunctions(r)) {
 						resend = true
 						continue
 					}

@@ -312,6 +312,12 @@ func TestAuthAndLimits(t *testing.T) {
 		{"GET a\r\n", "1"},
 		{"HSET h f v\r\n", "-NOPERM User strings has no permissions to run the 'hset' command"},
 		{"FLUSHALL\r\n", "-NOPERM"},
+		{"CLIENT KILL ID 12345\r\n", "-NOPERM User strings has no permissions to run the 'client|kill' command"},
+		{"CONFIG GET *\r\n", "-NOPERM"},
+		{"HELLO 3 AUTH nobody x\r\n", "-WRONGPASS"},
+		{"HELLO 3 AUTH reader r-pass\r\n", "{server redis"},
+		{"SET a 3\r\n", "-NOPERM User reader"},
+		{"HELLO 2\r\n", "[server redis"},
 	}
 	for _, s := range steps {
 		r.send(s.send)
@@ -319,8 +325,7 @@ func TestAuthAndLimits(t *testing.T) {
 			t.Errorf("%q: got %q, want %q", strings.TrimSpace(s.send), got, s.want)
 		}
 	}
-	// go-redis with a username and password (HELLO 3 AUTH is refused with
-	// NOPROTO, then it falls back to AUTH).
+	// go-redis with a username and password (it sends HELLO 3 AUTH).
 	gc := p.client(t, func(o *redis.Options) { o.Username, o.Password = "default", "s3cret" })
 	if err := gc.Set(context.Background(), "b", "1", 0).Err(); err != nil {
 		t.Fatalf("go-redis with credentials: %v", err)

@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha1"
 	"encoding/hex"
 	"sync"
+	"time"
 )
 
 // scriptCache remembers the scripts clients ran with EVAL or loaded with
@@ -84,7 +86,7 @@ func (c *client) noteScript(ci *cmdInfo, args [][]byte) {
 // sent again.
 func (c *client) reloadScript(r *request) bool {
 	name := r.info.name
-	if (name != "evalsha" && name != "evalsha_ro") || !bytes.HasPrefix(r.reply, []byte("-NOSCRIPT")) {
+	if (name != "evalsha" && name != "evalsha_ro") || r.repaired || !bytes.HasPrefix(r.reply, []byte("-NOSCRIPT")) {
 		return false
 	}
 	args := parseRequest(r.raw)
@@ -102,6 +104,7 @@ func (c *client) reloadScript(r *request) bool {
 	args[0], args[1] = eval, body
 	r.own = appendCommand(r.own[:0], args)
 	r.raw = r.own
+	r.repaired = true
 	r.state = stSend
 	return true
 }
@@ -134,4 +137,42 @@ func (sc *scriptCache) orKnown(reply, raw []byte) []byte {
 		out = append(out, e...)
 	}
 	return append(reply[:0], out...)
+}
+
+// repairFunctions answers FCALL's "Function not found" on a master that
+// lacks libraries the others have (a master added by scaling, or one whose
+// functions were flushed): it copies them there with FUNCTION DUMP and
+// RESTORE from another master, then the call is sent again. It reports
+// whether r is to be sent again.
+func (c *client) repairFunctions(r *request) bool {
+	name := r.info.name
+	if (name != "fcall" && name != "fcall_ro") || r.target == nil || r.repaired ||
+		!bytes.HasPrefix(r.reply, []byte("-ERR Function not found")) {
+		return false
+	}
+	t := c.s.topo.load()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, m := range t.masters {
+		if m.addr == r.target.addr {
+			continue
+		}
+		dump, err := c.s.topo.control(m.addr).FunctionDump(ctx).Result()
+		if err != nil || dump == "" {
+			continue
+		}
+		if mine, err := c.s.topo.control(r.target.addr).FunctionDump(ctx).Result(); err == nil && mine == dump {
+			return false // the same libraries: the function exists nowhere
+		}
+		err = c.s.topo.control(r.target.addr).Do(ctx, "FUNCTION", "RESTORE", dump, "REPLACE").Err()
+		if err != nil {
+			c.s.log.Warn("could not copy functions to a master", "to", r.target.addr, "from", m.addr, "err", err)
+			return false
+		}
+		c.s.log.Info("copied functions to a master that lacked them", "to", r.target.addr, "from", m.addr)
+		r.repaired = true
+		r.state = stSend
+		return true
+	}
+	return false
 }
