@@ -21,6 +21,12 @@ const usage = `Slotway makes a Redis Cluster look like one Redis server.
 Usage:
   slotway run -config FILE     run an instance (also -c FILE)
   slotway demo                 start a local Redis Cluster with Slotway in front
+  slotway cluster -config FILE status | rebalance | scale N | drain HOST:PORT | fix
+                               run a scaling operation on the group's leader
+                               and wait for it
+  slotway check -addr HOST:PORT
+                               write and read back keys, report lost and stale
+                               writes (exit 1 if any; errors alone do not fail)
   slotway version              print the version
 
 Run 'slotway COMMAND -h' for a command's flags.
@@ -43,6 +49,10 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdRun(ctx, args[1:], stderr)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], stdout, stderr)
+	case "cluster":
+		err = cmdCluster(ctx, args[1:], stdout, stderr)
+	case "check":
+		err = cmdCheck(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "slotway %s\n", proxy.Version)
 	case "help", "-h", "-help", "--help":

@@ -1,0 +1,327 @@
+package check
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/slotway/slotway/internal/redistest"
+)
+
+// TestMain silences go-redis's global logger, which reports every failed
+// dial (the restart test makes hundreds; the results count them).
+func TestMain(m *testing.M) {
+	redis.SetLogger(quiet{})
+	os.Exit(m.Run())
+}
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+// server is one standalone redis-server in a temp dir.
+type server struct {
+	t    *testing.T
+	port int
+	dir  string
+	pid  int
+	done chan struct{} // closed when the current process is reaped
+}
+
+func (s *server) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// startServer starts a standalone redis-server (no persistence unless
+// asked with SHUTDOWN SAVE) and kills it by PID when the test ends.
+func startServer(t *testing.T) *server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis-server is required under CI=true: %v", err)
+		}
+		t.Skipf("redis-server not found: %v", err)
+	}
+	port, err := redistest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{t: t, port: port, dir: t.TempDir()}
+	s.launch()
+	t.Cleanup(func() {
+		if t.Failed() {
+			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+			t.Logf("redis log:\n%s", log)
+		}
+		s.kill()
+	})
+	return s
+}
+
+func (s *server) launch() {
+	s.t.Helper()
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--protected-mode", "no", "--daemonize", "no", "--save", "", "--appendonly", "no",
+		"--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.pid, s.done = cmd.Process.Pid, make(chan struct{})
+	done := s.done
+	go func() { _ = cmd.Wait(); close(done) }()
+	c := s.client()
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Ping(context.Background()).Err() != nil {
+		select {
+		case <-done:
+			s.t.Fatalf("redis-server on port %d exited at start", s.port)
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("redis-server on port %d not ready after 10s", s.port)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *server) kill() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(s.pid, syscall.SIGKILL)
+	<-s.done
+}
+
+func (s *server) client() *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: s.addr(), Protocol: 2, DisableIdentity: true, MaxRetries: -1})
+}
+
+// do sends one command to the server from a client of its own.
+func (s *server) do(args ...any) error {
+	c := s.client()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return c.Do(ctx, args...).Err()
+}
+
+func run(t *testing.T, ctx context.Context, cfg Config) Result {
+	t.Helper()
+	start := time.Now()
+	r, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("in %v:\n%s", time.Since(start).Round(time.Millisecond), r)
+	return r
+}
+
+var firstLine = regexp.MustCompile(`^written \d+, acked \d+, lost \d+, stale \d+, errors \d+\n`)
+
+func TestClean(t *testing.T) {
+	s := startServer(t)
+	r := run(t, t.Context(), Config{Addr: s.addr(), Rate: 500, Duration: 2 * time.Second})
+	if r.Lost != 0 || r.Stale != 0 || r.Errors != 0 || !r.OK() {
+		t.Errorf("lost %d, stale %d, errors %d: want all 0", r.Lost, r.Stale, r.Errors)
+	}
+	if r.Written <= 500 || r.Written > 1200 || r.Acked != r.Written {
+		t.Errorf("written %d, acked %d: want 500 < written <= 1200 (rate 500 for 2s) and all acked", r.Written, r.Acked)
+	}
+	if r.Reads != r.Written || r.Verified == 0 || r.Verified > r.Written || r.Unverified != 0 {
+		t.Errorf("reads %d, verified %d, unverified %d", r.Reads, r.Verified, r.Unverified)
+	}
+	if r.P50 <= 0 || r.P99 < r.P50 || r.Max < r.P99 || r.ReadP50 <= 0 || r.ReadMax < r.ReadP99 {
+		t.Errorf("latencies: %v %v %v / %v %v %v", r.P50, r.P99, r.Max, r.ReadP50, r.ReadP99, r.ReadMax)
+	}
+	if r.LongestErrorWindow != 0 || len(r.ErrorKinds) != 0 {
+		t.Errorf("error window %v, kinds %v", r.LongestErrorWindow, r.ErrorKinds)
+	}
+	out := r.String()
+	if !firstLine.MatchString(out) || !strings.Contains(out, "\nerror kinds: none\n") {
+		t.Errorf("String:\n%s", out)
+	}
+	// The keys hold this run's values: a second run (new run id) starts
+	// over them without complaint.
+	r = run(t, t.Context(), Config{Addr: s.addr(), Rate: 1000, Keys: 100, Workers: 3, Duration: 500 * time.Millisecond})
+	if !r.OK() || r.Errors != 0 || r.Verified != 100 {
+		t.Errorf("second run: lost %d, stale %d, errors %d, verified %d", r.Lost, r.Stale, r.Errors, r.Verified)
+	}
+}
+
+// TestFlushAll loses acknowledged writes with FLUSHALL mid-run; the run is
+// ended by cancelling ctx.
+func TestFlushAll(t *testing.T) {
+	s := startServer(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		time.Sleep(time.Second)
+		if err := s.do("FLUSHALL"); err != nil {
+			t.Error(err)
+		}
+		time.Sleep(time.Second)
+		cancel()
+	}()
+	r := run(t, ctx, Config{Addr: s.addr(), Rate: 500})
+	if r.Lost == 0 || r.OK() {
+		t.Errorf("lost %d after FLUSHALL: want > 0", r.Lost)
+	}
+	if r.Errors != 0 {
+		t.Errorf("errors %d", r.Errors)
+	}
+	if r.Elapsed < 1900*time.Millisecond || r.Elapsed > 3*time.Second {
+		t.Errorf("elapsed %v: want about 2s (ctx cancelled)", r.Elapsed)
+	}
+}
+
+// TestPause: CLIENT PAUSE shorter than OpTimeout shows as latency, longer
+// as timeouts and an error window; nothing is lost either way.
+func TestPause(t *testing.T) {
+	s := startServer(t)
+	pauseAt := func(after time.Duration, ms int) {
+		go func() {
+			time.Sleep(after)
+			if err := s.do("CLIENT", "PAUSE", ms); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	pauseAt(500*time.Millisecond, 1000)
+	r := run(t, t.Context(), Config{Addr: s.addr(), Rate: 500, Duration: 2 * time.Second})
+	if !r.OK() || r.Errors != 0 {
+		t.Errorf("lost %d, stale %d, errors %d: want 0", r.Lost, r.Stale, r.Errors)
+	}
+	if r.Max < 700*time.Millisecond {
+		t.Errorf("max write latency %v: want about 1s (CLIENT PAUSE 1000)", r.Max)
+	}
+
+	pauseAt(500*time.Millisecond, 1000)
+	r = run(t, t.Context(), Config{Addr: s.addr(), Rate: 500, Duration: 2 * time.Second, OpTimeout: 300 * time.Millisecond})
+	if !r.OK() {
+		t.Errorf("lost %d, stale %d: want 0", r.Lost, r.Stale)
+	}
+	if r.Errors == 0 || r.ErrorKinds["timeout"] == 0 || r.LongestErrorWindow < 300*time.Millisecond {
+		t.Errorf("errors %d, kinds %v, window %v: want timeouts and a window >= 300ms", r.Errors, r.ErrorKinds, r.LongestErrorWindow)
+	}
+}
+
+// TestRestart stops the server mid-run (saving its data) and starts it
+// again: connection errors and an error window, but no lost write.
+func TestRestart(t *testing.T) {
+	s := startServer(t)
+	restarted := make(chan struct{})
+	go func() {
+		defer close(restarted)
+		time.Sleep(700 * time.Millisecond)
+		_ = s.do("SHUTDOWN", "SAVE") // the connection closes instead of a reply
+		select {
+		case <-s.done:
+		case <-time.After(5 * time.Second):
+			t.Error("redis-server did not exit on SHUTDOWN SAVE")
+			return
+		}
+		time.Sleep(300 * time.Millisecond)
+	}()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() {
+		<-restarted
+		time.Sleep(time.Second)
+		cancel()
+	}()
+	// launch calls t.Fatal, so it runs on the test goroutine: Run goes on
+	// in the background meanwhile.
+	type ret struct {
+		r   Result
+		err error
+	}
+	done := make(chan ret, 1)
+	go func() {
+		r, err := Run(ctx, Config{Addr: s.addr(), Rate: 500, OpTimeout: 500 * time.Millisecond})
+		done <- ret{r, err}
+	}()
+	<-restarted
+	if t.Failed() {
+		cancel()
+		<-done
+		return
+	}
+	s.launch()
+	got := <-done
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	r := got.r
+	t.Logf("\n%s", r)
+	if !r.OK() || r.Unverified != 0 {
+		t.Errorf("lost %d, stale %d, unverified %d: want 0", r.Lost, r.Stale, r.Unverified)
+	}
+	if r.Errors == 0 || r.ErrorKinds["conn"] == 0 || r.LongestErrorWindow < 200*time.Millisecond || r.Acked == r.Written {
+		t.Errorf("errors %d, kinds %v, window %v: want connection errors over >= 200ms", r.Errors, r.ErrorKinds, r.LongestErrorWindow)
+	}
+	if !strings.Contains(r.String(), fmt.Sprintf("conn %d", r.ErrorKinds["conn"])) {
+		t.Errorf("String lacks the conn kind:\n%s", r)
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	port, err := redistest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(t.Context(), Config{Addr: "127.0.0.1:" + strconv.Itoa(port), Duration: time.Second})
+	if err == nil || !strings.Contains(err.Error(), "PING") {
+		t.Errorf("nobody listening: %v", err)
+	}
+	for _, cfg := range []Config{
+		{},
+		{Addr: "nohostport"},
+		{Addr: "127.0.0.1:1", Rate: -1},
+		{Addr: "127.0.0.1:1", Workers: 5, Keys: 4},
+		{Addr: "127.0.0.1:1", Duration: -time.Second},
+	} {
+		if _, err := Run(t.Context(), cfg); err == nil {
+			t.Errorf("%+v: no error", cfg)
+		}
+	}
+}
+
+func TestHistogram(t *testing.T) {
+	prev := 0
+	for _, v := range []uint64{0, 1, 63, 64, 65, 127, 128, 1000, 123456, 1 << 40, 1<<63 - 1} {
+		i := bucketOf(v)
+		if i < prev {
+			t.Errorf("bucketOf(%d) = %d, below %d", v, i, prev)
+		}
+		prev = i
+		if i >= len(histogram{}.counts) {
+			t.Fatalf("bucketOf(%d) = %d out of range", v, i)
+		}
+		if ub := upperBound(i); ub < v || float64(ub-v) > float64(v)/32+1 {
+			t.Errorf("upperBound(bucketOf(%d)) = %d", v, ub)
+		}
+		if i > 0 && upperBound(i-1) >= v {
+			t.Errorf("bucket below bucketOf(%d) ends at %d", v, upperBound(i-1))
+		}
+	}
+	var h histogram
+	for i := 1; i <= 1000; i++ {
+		h.add(time.Duration(i) * time.Microsecond)
+	}
+	for q, want := range map[float64]time.Duration{0.5: 500 * time.Microsecond, 0.99: 990 * time.Microsecond, 1: time.Millisecond} {
+		got := h.quantile(q)
+		if got < want || got > want+want/32 {
+			t.Errorf("quantile(%v) = %v, want about %v", q, got, want)
+		}
+	}
+}
