@@ -402,3 +402,11 @@ func (s *Server) SlotOps(dst []uint64) {
 		dst[i] = s.slotOps[i].Load()
 	}
 }
+
+// RefreshTopology asks for a slot-map refresh now (the scaler calls it
+// before a drained node disappears).
+func (s *Server) RefreshTopology() { s.topo.requestRefresh() }
+
+// BackendTLS returns the TLS configuration for connecting to the node at
+// addr (nil without proxy.cluster.tls), for the scaler's control clients.
+func (s *Server) BackendTLS(addr string) (*tls.Config, error) { return s.topo.tlsFor(addr) }

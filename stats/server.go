@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,8 +68,21 @@ type Holder interface {
 	Handover(ctx context.Context) (string, error)
 }
 
+// Scaler is what the stats server needs from the scaler.
+type Scaler interface {
+	// Start asks for an operation: "scale" (n masters), "drain" (target
+	// host:port), "rebalance" or "fix".
+	Start(kind string, n int, target string) error
+	// Operation is the current or last operation, for JSON.
+	Operation() any
+	// Leader returns the leader's name and stats address when this
+	// instance is not the leader (for a 409 that tools can follow).
+	Leader() (name, statsAddr string)
+}
+
 // Server serves the HTTP endpoints.
 type Server struct {
+	scaler  atomic.Pointer[Scaler]
 	ln      net.Listener
 	srv     *http.Server
 	log     *slog.Logger
@@ -186,11 +201,24 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, hol
 	})
 	mux.Handle("POST /ha/handover", handover)
 	mux.Handle("POST /api/v1/ha/handover", handover)
-	// The autoscaler's admin endpoints exist so tools and the page can be
-	// written against them; they answer 501 until the scaler lands.
-	for _, op := range []string{"pause", "resume", "rebalance", "scale", "dry_run"} {
+	// Scaling operations (the scaler runs them on the leader).
+	for _, op := range []string{"scale", "drain", "rebalance", "fix"} {
 		mux.Handle("POST /api/v1/scaler/"+op, admin(token, func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "the autoscaler is not available in this version", http.StatusNotImplemented)
+			s.startOperation(w, r, op)
+		}))
+	}
+	mux.HandleFunc("GET /api/v1/scaler/operation", func(w http.ResponseWriter, r *http.Request) {
+		sc := s.scaler.Load()
+		if sc == nil {
+			http.Error(w, "no scaler: section: scaling is off on this instance", http.StatusNotFound)
+			return
+		}
+		writeJSON(w, http.StatusOK, (*sc).Operation())
+	})
+	// The autoscaler's policy endpoints come with the autoscaler.
+	for _, op := range []string{"pause", "resume", "dry_run"} {
+		mux.Handle("POST /api/v1/scaler/"+op, admin(token, func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "the autoscaler policy is not available in this version", http.StatusNotImplemented)
 		}))
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -200,6 +228,48 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, hol
 	s.ln = ln
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
+}
+
+// SetScaler enables the scaling endpoints.
+func (s *Server) SetScaler(sc Scaler) { s.scaler.Store(&sc) }
+
+func (s *Server) startOperation(w http.ResponseWriter, r *http.Request, op string) {
+	p := s.scaler.Load()
+	if p == nil {
+		http.Error(w, "no scaler: section: scaling is off on this instance", http.StatusNotFound)
+		return
+	}
+	sc := *p
+	var body struct {
+		Masters int    `json:"masters"`
+		Node    string `json:"node"`
+	}
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad JSON body: " + err.Error()})
+			return
+		}
+	}
+	switch {
+	case op == "scale" && body.Masters < 1:
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want {"masters": N} with N >= 1`})
+		return
+	case op == "drain" && body.Node == "":
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want {"node": "host:port"}`})
+		return
+	}
+	if err := sc.Start(op, body.Masters, body.Node); err != nil {
+		name, addr := sc.Leader()
+		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error(), "leader": name, "leader_stats": addr})
+		return
+	}
+	writeJSON(w, http.StatusAccepted, sc.Operation())
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // admin guards an admin endpoint with the bearer token: 401 without one,

@@ -6,6 +6,7 @@ import (
 	"github.com/slotway/slotway/ha"
 	"github.com/slotway/slotway/internal/config"
 	"github.com/slotway/slotway/proxy"
+	"github.com/slotway/slotway/scaler"
 	"github.com/slotway/slotway/stats"
 )
 
@@ -15,6 +16,8 @@ type fileConfig struct {
 	Stats stats.Config `yaml:"stats"`
 	// HA is optional: without it the instance runs alone.
 	HA *ha.Config `yaml:"ha"`
+	// Scaler is optional: without it this instance moves no slot.
+	Scaler *scaler.Config `yaml:"scaler"`
 }
 
 func defaultConfig() fileConfig {
@@ -28,6 +31,9 @@ func (c *fileConfig) Validate() error {
 	}
 	if c.HA != nil {
 		errs = append(errs, config.Prefix("ha", c.HA.Validate()))
+	}
+	if c.Scaler != nil {
+		errs = append(errs, config.Prefix("scaler", c.Scaler.Validate()))
 	}
 	return errors.Join(errs...)
 }

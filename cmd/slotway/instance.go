@@ -10,14 +10,16 @@ import (
 
 	"github.com/slotway/slotway/ha"
 	"github.com/slotway/slotway/proxy"
+	"github.com/slotway/slotway/scaler"
 	"github.com/slotway/slotway/stats"
 )
 
 // instance is one Slotway process's components, wired together.
 type instance struct {
-	proxy *proxy.Server
-	stats *stats.Server
-	group *ha.Group // nil without an ha: section
+	proxy  *proxy.Server
+	stats  *stats.Server
+	group  *ha.Group      // nil without an ha: section
+	scaler *scaler.Scaler // nil without a scaler: section
 }
 
 func newInstance(cfg fileConfig, log *slog.Logger) (*instance, error) {
@@ -59,7 +61,63 @@ func newInstance(cfg fileConfig, log *slog.Logger) (*instance, error) {
 	if group != nil {
 		group.SetStatsAddr(st.Addr().String())
 	}
-	return &instance{proxy: p, stats: st, group: group}, nil
+	inst := &instance{proxy: p, stats: st, group: group}
+	if cfg.Scaler != nil && p != nil {
+		sc, err := newScaler(cfg, name, p, group, reg, log.With("component", "scaler"))
+		if err != nil {
+			closeProxy(p)
+			return nil, err
+		}
+		inst.scaler = sc
+		src.scaler = sc
+		st.SetScaler(&scalerAPI{s: sc, group: group})
+	}
+	return inst, nil
+}
+
+// newScaler wires the scaler to the proxy (its view of the nodes, its
+// credentials and TLS) and to the group (leadership and term).
+func newScaler(cfg fileConfig, name string, p *proxy.Server, group *ha.Group, reg prometheus.Registerer, log *slog.Logger) (*scaler.Scaler, error) {
+	seeds := func() []string {
+		var out []string
+		for _, n := range p.Nodes() {
+			out = append(out, n.Addr)
+		}
+		return append(out, cfg.Proxy.Cluster.Seeds...)
+	}
+	opts := scaler.Options{
+		Name: name, Seeds: seeds, Log: log, Registerer: reg, RefreshProxies: p.RefreshTopology,
+		Nodes: &scaler.Nodes{Username: cfg.Proxy.Cluster.Username, Password: cfg.Proxy.Cluster.Password,
+			DialTimeout: cfg.Proxy.Cluster.DialTimeout},
+	}
+	if cfg.Proxy.Cluster.TLS.Enabled {
+		opts.Nodes.TLS = p.BackendTLS
+	}
+	if group != nil {
+		opts.Leader = group.IsLeader
+	}
+	return scaler.New(*cfg.Scaler, opts)
+}
+
+// scalerAPI adapts the scaler to the stats server.
+type scalerAPI struct {
+	s     *scaler.Scaler
+	group *ha.Group
+}
+
+func (a *scalerAPI) Start(kind string, n int, target string) error { return a.s.Start(kind, n, target) }
+func (a *scalerAPI) Operation() any                                { return a.s.Operation() }
+func (a *scalerAPI) Leader() (string, string) {
+	if a.group == nil {
+		return "", ""
+	}
+	st := a.group.State()
+	for _, m := range st.Members {
+		if m.Name == st.Leader {
+			return m.Name, m.StatsAddr
+		}
+	}
+	return st.Leader, ""
 }
 
 // closeProxy releases a proxy that never ran: running it with a cancelled
@@ -96,6 +154,9 @@ func (i *instance) run(ctx context.Context) error {
 	runs := []func(context.Context) error{i.stats.Run}
 	if i.proxy != nil {
 		runs = append(runs, i.proxy.Run)
+	}
+	if i.scaler != nil {
+		runs = append(runs, i.scaler.Run)
 	}
 	for _, run := range runs {
 		wg.Go(func() { fail(run(serveCtx)) })

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/slotway/slotway/ha"
 	"github.com/slotway/slotway/proxy"
+	"github.com/slotway/slotway/scaler"
 	"github.com/slotway/slotway/stats"
 )
 
@@ -15,12 +19,33 @@ type statusSource struct {
 	name  string
 	proxy *proxy.Server // nil for a witness
 	group *ha.Group     // nil without an ha: section
+	// scaler is nil without a scaler: section; set before the server runs.
+	scaler *scaler.Scaler
 }
 
 func (s *statusSource) Ready() bool { return s.proxy == nil || s.proxy.Ready() }
 
 func (s *statusSource) Status() stats.Status {
 	st := stats.Status{Instance: stats.InstanceStatus{Name: s.name, Version: proxy.Version, Ready: s.Ready()}}
+	if s.scaler != nil {
+		op := s.scaler.Operation()
+		st.Scaler = stats.ScalerStatus{Enabled: true, State: op.State}
+		if op.Kind != "" {
+			st.Scaler.State = fmt.Sprintf("%s %s: %d/%d slots, %d keys", op.Kind, op.State, op.SlotsDone, op.SlotsAll, op.Keys)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		for _, ev := range s.scaler.Events(ctx, 50) {
+			reason := ev.Reason
+			if ev.Node != "" {
+				reason = ev.Node + " " + reason
+			}
+			if ev.Slot >= 0 {
+				reason = fmt.Sprintf("slot %d: %s", ev.Slot, reason)
+			}
+			st.Scaler.Events = append(st.Scaler.Events, stats.ScalerEvent{T: ev.Time, Kind: ev.Kind, Term: ev.Term, Actor: ev.Actor, Reason: reason})
+		}
+		cancel()
+	}
 	if s.group != nil {
 		st.Group = groupStatus(s.group.State())
 	}

@@ -1,0 +1,239 @@
+package scaler
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/slotway/slotway/internal/clusternodes"
+)
+
+// Nodes gives the scaler control-plane clients for cluster nodes (the
+// proxy's credentials and TLS), cached by address.
+type Nodes struct {
+	Username, Password string
+	TLS                func(addr string) (*tls.Config, error) // nil: plain TCP
+	DialTimeout        time.Duration
+
+	mu      sync.Mutex
+	clients map[string]*redis.Client
+}
+
+// Client returns the control client for addr.
+func (n *Nodes) Client(addr string) *redis.Client {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if c := n.clients[addr]; c != nil {
+		return c
+	}
+	if n.clients == nil {
+		n.clients = map[string]*redis.Client{}
+	}
+	opts := &redis.Options{
+		Addr: addr, Username: n.Username, Password: n.Password,
+		Protocol: 2, DialTimeout: max(n.DialTimeout, time.Second),
+		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,
+		PoolSize: 4, MaxRetries: -1, DisableIdentity: true,
+	}
+	if n.TLS != nil {
+		cfg, err := n.TLS(addr)
+		if err == nil {
+			opts.TLSConfig = cfg
+		}
+	}
+	c := redis.NewClient(opts)
+	n.clients[addr] = c
+	return c
+}
+
+// Close closes every client.
+func (n *Nodes) Close() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for a, c := range n.clients {
+		c.Close()
+		delete(n.clients, a)
+	}
+}
+
+// View is the cluster as its nodes describe it: every reachable node's own
+// CLUSTER NODES line (its flags, slots and migration markers), plus what
+// the others say about the nodes that did not answer.
+type View struct {
+	Nodes       map[string]*clusternodes.NodeInfo // by ID, each node's own line when it answered
+	Reached     map[string]bool                   // IDs that answered
+	Unreachable []string                          // addresses that did not answer
+	Owner       [SlotCount]string                 // by each master's own claim
+	Disputed    []int                             // slots two nodes claim in their own lines
+	known       map[string]map[string]bool        // ID -> IDs it knows
+	views       map[string][]clusternodes.NodeInfo
+}
+
+// ReadView asks every node reachable from seeds (and every node they
+// know) for CLUSTER NODES.
+func ReadView(ctx context.Context, n *Nodes, seeds []string) (*View, error) {
+	v := &View{Nodes: map[string]*clusternodes.NodeInfo{}, Reached: map[string]bool{},
+		known: map[string]map[string]bool{}, views: map[string][]clusternodes.NodeInfo{}}
+	todo := slices.Clone(seeds)
+	seen := map[string]bool{}
+	others := map[string]clusternodes.NodeInfo{}
+	for len(todo) > 0 {
+		addr := todo[0]
+		todo = todo[1:]
+		if seen[addr] || addr == "" {
+			continue
+		}
+		seen[addr] = true
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		out, err := n.Client(addr).ClusterNodes(cctx).Result()
+		cancel()
+		if err != nil {
+			v.Unreachable = append(v.Unreachable, addr)
+			continue
+		}
+		lines, err := clusternodes.Parse(out)
+		if err != nil {
+			return nil, fmt.Errorf("CLUSTER NODES of %s: %w", addr, err)
+		}
+		for i := range lines {
+			l := lines[i]
+			if l.Has("myself") {
+				v.Nodes[l.ID] = &l
+				v.Reached[l.ID] = true
+				v.views[l.ID] = lines
+				v.known[l.ID] = map[string]bool{}
+				for _, o := range lines {
+					if !o.Has("handshake") && !o.Has("noaddr") {
+						v.known[l.ID][o.ID] = true
+					}
+				}
+			} else if _, ok := others[l.ID]; !ok {
+				others[l.ID] = l
+			}
+			if l.Addr != "" && !l.Has("noaddr") && !l.Has("handshake") {
+				todo = append(todo, l.Addr)
+			}
+		}
+	}
+	if len(v.Nodes) == 0 {
+		return nil, fmt.Errorf("no cluster node answered (tried %v)", seeds)
+	}
+	for id, l := range others {
+		if _, ok := v.Nodes[id]; !ok {
+			l := l
+			v.Nodes[id] = &l
+		}
+	}
+	for _, id := range v.sortedIDs() {
+		nd := v.Nodes[id]
+		if !v.Reached[id] {
+			continue
+		}
+		for _, r := range nd.Slots {
+			for s := r.Start; s <= r.End; s++ {
+				if v.Owner[s] != "" && v.Owner[s] != id {
+					v.Disputed = append(v.Disputed, s)
+				}
+				v.Owner[s] = id
+			}
+		}
+	}
+	// Slots of masters that did not answer: take the others' word.
+	for id, nd := range v.Nodes {
+		if v.Reached[id] || !nd.IsMaster() {
+			continue
+		}
+		for _, r := range nd.Slots {
+			for s := r.Start; s <= r.End; s++ {
+				if v.Owner[s] == "" {
+					v.Owner[s] = id
+				}
+			}
+		}
+	}
+	return v, nil
+}
+
+func (v *View) sortedIDs() []string {
+	ids := make([]string, 0, len(v.Nodes))
+	for id := range v.Nodes {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Masters returns the masters (reached or not), sorted by address.
+func (v *View) Masters() []*clusternodes.NodeInfo {
+	var out []*clusternodes.NodeInfo
+	for _, nd := range v.Nodes {
+		if nd.IsMaster() && !nd.Has("handshake") && !nd.Has("noaddr") {
+			out = append(out, nd)
+		}
+	}
+	slices.SortFunc(out, func(a, b *clusternodes.NodeInfo) int { return compareAddr(a.Addr, b.Addr) })
+	return out
+}
+
+// ByAddr finds a node by address.
+func (v *View) ByAddr(addr string) *clusternodes.NodeInfo {
+	for _, nd := range v.Nodes {
+		if nd.Addr == addr {
+			return nd
+		}
+	}
+	return nil
+}
+
+// ReplicasOf returns the replicas of master id.
+func (v *View) ReplicasOf(id string) []*clusternodes.NodeInfo {
+	var out []*clusternodes.NodeInfo
+	for _, nd := range v.Nodes {
+		if nd.MasterID == id && !nd.Has("fail") {
+			out = append(out, nd)
+		}
+	}
+	slices.SortFunc(out, func(a, b *clusternodes.NodeInfo) int { return compareAddr(a.Addr, b.Addr) })
+	return out
+}
+
+// Healthy reports why the cluster is not fit for a slot move, or "".
+func (v *View) Healthy() string {
+	if len(v.Unreachable) > 0 {
+		return fmt.Sprintf("nodes unreachable: %v", v.Unreachable)
+	}
+	for _, nd := range v.Nodes {
+		if nd.IsMaster() && (nd.Has("fail") || nd.Has("fail?")) {
+			return fmt.Sprintf("master %s is flagged %v", nd.Addr, nd.Flags)
+		}
+	}
+	return ""
+}
+
+// KnownByAll reports whether every reached master lists id.
+func (v *View) KnownByAll(id string) bool {
+	for _, nd := range v.Nodes {
+		if v.Reached[nd.ID] && nd.IsMaster() && nd.ID != id && !v.known[nd.ID][id] {
+			return false
+		}
+	}
+	return true
+}
+
+func compareAddr(a, b string) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	if a < b {
+		return -1
+	}
+	if a > b {
+		return 1
+	}
+	return 0
+}

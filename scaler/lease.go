@@ -1,0 +1,87 @@
+package scaler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/slotway/slotway/proxy"
+)
+
+// Slotway's own keys share one slot (the hash tag of EventsKey), which the
+// planner moves last.
+const (
+	EventsKey = "slotway:events"
+	leaseKey  = "{slotway:events}:lease"
+	intentKey = "{slotway:events}:intent"
+)
+
+// ErrFenced: another leader holds the lease with a newer (or equal, live)
+// term; this instance must stop scaling.
+var ErrFenced = errors.New("fenced: another leader holds the scaling lease")
+
+// leaseScript takes or renews the lease when our term is newer than the
+// stored one, or equal and ours, or the stored lease expired and our term
+// is not older. The stored term outlives expiry, so a deposed leader with
+// an old term can never take the lease back.
+var leaseScript = redis.NewScript(`
+local t = tonumber(redis.call('HGET', KEYS[1], 'term') or '0')
+local h = redis.call('HGET', KEYS[1], 'holder') or ''
+local exp = tonumber(redis.call('HGET', KEYS[1], 'expires') or '0')
+local now = redis.call('TIME')
+local nowms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local term = tonumber(ARGV[1])
+local ok = term > t or (term == t and (h == ARGV[2] or exp < nowms))
+if not ok then return {0, tostring(t), h} end
+redis.call('HSET', KEYS[1], 'term', ARGV[1], 'holder', ARGV[2], 'expires', tostring(nowms + tonumber(ARGV[3])))
+return {1, ARGV[1], ARGV[2]}
+`)
+
+// Lease is the term-stamped scaling lease kept in the cluster.
+type Lease struct {
+	rc     redis.UniversalClient
+	holder string
+	ttl    time.Duration
+	term   func() (bool, uint64) // this instance's leadership and term
+}
+
+// Renew takes or renews the lease for the current term; ErrFenced when
+// this instance is not the leader or another holds a newer term.
+func (l *Lease) Renew(ctx context.Context) (uint64, error) {
+	leader, term := l.term()
+	if !leader {
+		return term, fmt.Errorf("%w: this instance is not the leader", ErrFenced)
+	}
+	res, err := leaseScript.Run(ctx, l.rc, []string{leaseKey}, term, l.holder, l.ttl.Milliseconds()).Slice()
+	if err != nil {
+		return term, fmt.Errorf("renew scaling lease: %w", err)
+	}
+	if len(res) == 3 && res[0] == int64(1) {
+		return term, nil
+	}
+	return term, fmt.Errorf("%w (term %v, holder %v; ours %d)", ErrFenced, res[1], res[2], term)
+}
+
+// Intent is the slot move in progress, stored next to the lease so a new
+// leader and the stats page can see it.
+type Intent struct {
+	Slot           int
+	Source, Target string
+	Term           uint64
+	Step           string
+}
+
+func (l *Lease) writeIntent(ctx context.Context, in Intent) error {
+	return l.rc.HSet(ctx, intentKey, "slot", in.Slot, "source", in.Source, "target", in.Target,
+		"term", in.Term, "step", in.Step, "at", time.Now().UTC().Format(time.RFC3339Nano)).Err()
+}
+
+func (l *Lease) clearIntent(ctx context.Context) error {
+	return l.rc.Del(ctx, intentKey).Err()
+}
+
+// Slot is the hash slot of key.
+func Slot(key string) int { return proxy.Slot([]byte(key)) }

@@ -1,0 +1,329 @@
+package scaler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// MigrateConfig bounds one slot migration.
+type MigrateConfig struct {
+	BatchKeys         int           // keys per MIGRATE
+	BatchBytes        int64         // bytes per MIGRATE (by MEMORY USAGE)
+	MaxKeysPerSecond  float64       // 0: unlimited
+	MaxBytesPerSecond float64       // 0: unlimited
+	BigKeyBytes       int64         // keys at least this big move alone
+	MigrateTimeout    time.Duration // MIGRATE's own timeout for a normal batch
+	ReadyWait         time.Duration // how long to wait for a target to become ready
+}
+
+// slotMover runs Redis's slot migration protocol. It is an interface so
+// the atomic slot migration of newer servers (Redis 8.4, Valkey 9) can be
+// added next to the classic one.
+type slotMover interface {
+	moveSlot(ctx context.Context, slot int, srcID, dstID string, force bool) (keys int64, err error)
+}
+
+var _ slotMover = (*classicMover)(nil)
+
+// classicMover moves a slot with SETSLOT IMPORTING/MIGRATING, MIGRATE and
+// SETSLOT NODE, in the order the cluster specification documents.
+type classicMover struct {
+	nodes *Nodes
+	seeds func() []string
+	cfg   MigrateConfig
+	// fence renews the lease and records the intent; an error stops the
+	// move before the step.
+	fence func(ctx context.Context, in Intent) error
+	prog  *progress
+
+	rateMu    sync.Mutex
+	rateStart time.Time
+	rateKeys  float64
+	rateBytes float64
+}
+
+// errNotReady: the target is not ready for a slot yet (it just joined).
+var errNotReady = errors.New("target not ready")
+
+// moveSlot moves slot from srcID to dstID with every key. With force, the
+// source need not be the slot's owner (fixing keys left on a non-owner).
+// Moving a slot the target already owns is a no-op, so a move can be
+// resumed from any step.
+func (m *classicMover) moveSlot(ctx context.Context, slot int, srcID, dstID string, force bool) (int64, error) {
+	v, err := m.waitReady(ctx, dstID)
+	if err != nil {
+		return 0, fmt.Errorf("slot %d: %w", slot, err)
+	}
+	src, dst := v.Nodes[srcID], v.Nodes[dstID]
+	if src == nil || dst == nil || !v.Reached[srcID] {
+		return 0, fmt.Errorf("slot %d: source or target not in the cluster", slot)
+	}
+	_, migrating := src.Migrating[slot]
+	_, importing := dst.Importing[slot]
+	if v.Owner[slot] == dstID && !migrating && !importing && !force {
+		return 0, nil
+	}
+	if v.Owner[slot] != srcID && !force {
+		return 0, fmt.Errorf("slot %d: owned by %s, not by the source %s", slot, v.Owner[slot], src.Addr)
+	}
+	sc, dc := m.nodes.Client(src.Addr), m.nodes.Client(dst.Addr)
+	in := Intent{Slot: slot, Source: src.Addr, Target: dst.Addr, Step: "open"}
+	if err := m.fence(ctx, in); err != nil {
+		return 0, err
+	}
+	// Importing first, so a client that src redirects with ASK finds dst
+	// ready. (When dst already owns the slot, keys left on src just move.)
+	if v.Owner[slot] != dstID {
+		if err := dc.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID).Err(); err != nil {
+			return 0, fmt.Errorf("slot %d: SETSLOT IMPORTING on %s: %w", slot, dst.Addr, err)
+		}
+	}
+	if v.Owner[slot] == srcID {
+		if err := sc.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID).Err(); err != nil {
+			return 0, fmt.Errorf("slot %d: SETSLOT MIGRATING on %s: %w", slot, src.Addr, err)
+		}
+	}
+	moved, err := m.moveKeys(ctx, slot, src.Addr, dst.Addr)
+	if err != nil {
+		return moved, err
+	}
+	// SETSLOT NODE on the target succeeds even when the source still holds
+	// keys, which would orphan them: check first.
+	left, err := sc.ClusterCountKeysInSlot(ctx, slot).Result()
+	if err != nil {
+		return moved, fmt.Errorf("slot %d: COUNTKEYSINSLOT on %s: %w", slot, src.Addr, err)
+	}
+	if left != 0 {
+		return moved, fmt.Errorf("slot %d: %s still holds %d keys after the move; not committing", slot, src.Addr, left)
+	}
+	in.Step = "commit"
+	if err := m.fence(ctx, in); err != nil {
+		return moved, err
+	}
+	if err := dc.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err(); err != nil {
+		return moved, fmt.Errorf("slot %d: SETSLOT NODE on the target %s: %w", slot, dst.Addr, err)
+	}
+	if err := sc.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err(); err != nil &&
+		!strings.Contains(err.Error(), "only with masters") {
+		// (A master that loses its last slot turns into a replica of the
+		// new owner as soon as it hears of it: then there is nothing to
+		// tell it.)
+		return moved, fmt.Errorf("slot %d: SETSLOT NODE on the source %s: %w", slot, src.Addr, err)
+	}
+	var wg sync.WaitGroup
+	for _, nd := range v.Masters() {
+		if nd.ID == srcID || nd.ID == dstID || !v.Reached[nd.ID] {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Gossip tells a master that misses this; the config epoch
+			// of the target wins.
+			m.nodes.Client(nd.Addr).Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID)
+		}()
+	}
+	wg.Wait()
+	return moved, nil
+}
+
+// waitReady re-reads the topology (roles change) and waits until the
+// target is known by every master and says cluster_state:ok, and no
+// master is failing. A node that just joined reports fail for up to
+// cluster-node-timeout; opening a slot towards it then leaves the slot
+// half-open.
+func (m *classicMover) waitReady(ctx context.Context, dstID string) (*View, error) {
+	deadline := time.Now().Add(max(m.cfg.ReadyWait, time.Second))
+	var why string
+	for {
+		v, err := ReadView(ctx, m.nodes, m.seeds())
+		switch {
+		case err != nil:
+			why = err.Error()
+		case v.Healthy() != "":
+			why = v.Healthy()
+		case v.Nodes[dstID] == nil || !v.Nodes[dstID].IsMaster():
+			why = "the target is not a master of the cluster"
+		case !v.KnownByAll(dstID):
+			why = "not every master knows the target yet"
+		default:
+			info, err := m.nodes.Client(v.Nodes[dstID].Addr).ClusterInfo(ctx).Result()
+			if err == nil && strings.Contains(info, "cluster_state:ok") {
+				return v, nil
+			}
+			why = "the target does not report cluster_state:ok yet"
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%w: %s", errNotReady, why)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// moveKeys migrates every key of slot from src to dst in batches bounded
+// by keys and bytes. A key of big_key_bytes or more moves alone with a
+// timeout scaled by its size.
+func (m *classicMover) moveKeys(ctx context.Context, slot int, src, dst string) (int64, error) {
+	sc := m.nodes.Client(src)
+	host, port, err := net.SplitHostPort(dst)
+	if err != nil {
+		return 0, fmt.Errorf("slot %d: target address %q: %w", slot, dst, err)
+	}
+	n, err := sc.ClusterCountKeysInSlot(ctx, slot).Result()
+	if err != nil {
+		return 0, fmt.Errorf("slot %d: COUNTKEYSINSLOT on %s: %w", slot, src, err)
+	}
+	var moved int64
+	for n > 0 {
+		keys, err := sc.ClusterGetKeysInSlot(ctx, slot, max(m.cfg.BatchKeys, 1)).Result()
+		if err != nil {
+			return moved, fmt.Errorf("slot %d: GETKEYSINSLOT on %s: %w", slot, src, err)
+		}
+		if len(keys) == 0 {
+			break
+		}
+		sizes := m.sizes(ctx, sc, keys)
+		for len(keys) > 0 {
+			take, bytes := 0, int64(0)
+			for take < len(keys) {
+				sz := sizes[take]
+				if take > 0 && (sz >= m.cfg.BigKeyBytes || (m.cfg.BatchBytes > 0 && bytes+sz > m.cfg.BatchBytes)) {
+					break
+				}
+				take++
+				bytes += sz
+				if sz >= m.cfg.BigKeyBytes && m.cfg.BigKeyBytes > 0 {
+					break // a big key moves alone
+				}
+			}
+			timeout := m.cfg.MigrateTimeout
+			if m.cfg.BigKeyBytes > 0 && bytes >= m.cfg.BigKeyBytes {
+				timeout = time.Duration(float64(timeout) * float64(bytes) / float64(m.cfg.BigKeyBytes))
+			}
+			if err := m.migrate(ctx, sc, host, port, keys[:take], timeout); err != nil {
+				return moved, fmt.Errorf("slot %d: MIGRATE %d keys (%d bytes) from %s to %s: %w", slot, take, bytes, src, dst, err)
+			}
+			moved += int64(take)
+			m.prog.keys.Add(int64(take))
+			m.prog.bytes.Add(bytes)
+			m.throttle(ctx, float64(take), float64(bytes))
+			keys, sizes = keys[take:], sizes[take:]
+		}
+		n, err = sc.ClusterCountKeysInSlot(ctx, slot).Result()
+		if err != nil {
+			return moved, fmt.Errorf("slot %d: COUNTKEYSINSLOT on %s: %w", slot, src, err)
+		}
+	}
+	return moved, nil
+}
+
+// sizes asks MEMORY USAGE for every key in one round trip.
+func (m *classicMover) sizes(ctx context.Context, c *redis.Client, keys []string) []int64 {
+	out := make([]int64, len(keys))
+	if m.cfg.BatchBytes <= 0 && m.cfg.BigKeyBytes <= 0 {
+		return out
+	}
+	cmds, _ := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.MemoryUsage(ctx, k)
+		}
+		return nil
+	})
+	for i, cmd := range cmds {
+		if ic, ok := cmd.(*redis.IntCmd); ok {
+			out[i] = ic.Val()
+		}
+	}
+	return out
+}
+
+// migrate runs one MIGRATE. BUSYKEY (the target has the key: an earlier
+// attempt copied it but the source kept it when the reply was lost) is
+// retried with REPLACE: this migration owns the slot and the source still
+// holds the key, so the source's copy is the current one.
+func (m *classicMover) migrate(ctx context.Context, c *redis.Client, host, port string, keys []string, timeout time.Duration) error {
+	run := func(replace bool) error {
+		args := []any{"MIGRATE", host, port, "", 0, timeout.Milliseconds()}
+		if replace {
+			args = append(args, "REPLACE")
+		}
+		if m.nodes.Password != "" {
+			if m.nodes.Username != "" {
+				args = append(args, "AUTH2", m.nodes.Username, m.nodes.Password)
+			} else {
+				args = append(args, "AUTH", m.nodes.Password)
+			}
+		}
+		args = append(args, "KEYS")
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout+30*time.Second)
+		defer cancel()
+		err := c.Do(cctx, args...).Err()
+		if err != nil && err.Error() == "NOKEY" {
+			return nil // they expired meanwhile
+		}
+		return err
+	}
+	err := run(false)
+	if err != nil && strings.HasPrefix(err.Error(), "BUSYKEY") {
+		err = run(true)
+	}
+	return err
+}
+
+// throttle keeps the migration within max_keys_per_second and
+// max_bytes_per_second.
+func (m *classicMover) throttle(ctx context.Context, keys, bytes float64) {
+	if m.cfg.MaxKeysPerSecond <= 0 && m.cfg.MaxBytesPerSecond <= 0 {
+		return
+	}
+	m.rateMu.Lock()
+	if m.rateStart.IsZero() {
+		m.rateStart = time.Now()
+	}
+	m.rateKeys += keys
+	m.rateBytes += bytes
+	var need time.Duration
+	if m.cfg.MaxKeysPerSecond > 0 {
+		need = max(need, time.Duration(m.rateKeys/m.cfg.MaxKeysPerSecond*float64(time.Second)))
+	}
+	if m.cfg.MaxBytesPerSecond > 0 {
+		need = max(need, time.Duration(m.rateBytes/m.cfg.MaxBytesPerSecond*float64(time.Second)))
+	}
+	wait := need - time.Since(m.rateStart)
+	m.rateMu.Unlock()
+	if wait > 0 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+}
+
+// progress of the running operation; read by the admin API.
+type progress struct {
+	mu        sync.Mutex
+	kind      string
+	state     string // running, done, failed
+	err       string
+	started   time.Time
+	ended     time.Time
+	slotsDone atomic.Int64
+	slotsAll  atomic.Int64
+	keys      atomic.Int64
+	bytes     atomic.Int64
+}
