@@ -129,15 +129,21 @@ func ReadView(ctx context.Context, n *Nodes, seeds []string) (*View, error) {
 			v.Nodes[id] = &l
 		}
 	}
+	// Each master's own claim; when two claim a slot (a move stopped
+	// between the SETSLOT NODE calls), the higher config epoch wins, as in
+	// the cluster itself.
 	for _, id := range v.sortedIDs() {
 		nd := v.Nodes[id]
-		if !v.Reached[id] {
+		if !v.Reached[id] || !nd.IsMaster() {
 			continue
 		}
 		for _, r := range nd.Slots {
 			for s := r.Start; s <= r.End; s++ {
-				if v.Owner[s] != "" && v.Owner[s] != id {
+				if cur := v.Owner[s]; cur != "" && cur != id {
 					v.Disputed = append(v.Disputed, s)
+					if v.Nodes[cur].ConfigEpoch > nd.ConfigEpoch {
+						continue
+					}
 				}
 				v.Owner[s] = id
 			}

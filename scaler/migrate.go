@@ -71,7 +71,7 @@ func (m *classicMover) moveSlot(ctx context.Context, slot int, srcID, dstID stri
 	if v.Owner[slot] == dstID && !migrating && !importing && !force {
 		return 0, nil
 	}
-	if v.Owner[slot] != srcID && !force {
+	if v.Owner[slot] != srcID && v.Owner[slot] != dstID && !force {
 		return 0, fmt.Errorf("slot %d: owned by %s, not by the source %s", slot, v.Owner[slot], src.Addr)
 	}
 	sc, dc := m.nodes.Client(src.Addr), m.nodes.Client(dst.Addr)
