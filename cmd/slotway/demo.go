@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"github.com/slotway/slotway/ha"
 	"github.com/slotway/slotway/internal/redistest"
 	"github.com/slotway/slotway/proxy"
+	"github.com/slotway/slotway/scaler"
 )
 
 // cmdDemo starts a local Redis Cluster (3 masters with a replica each and
@@ -67,6 +71,20 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		gossip = append(gossip, net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 	}
+	// The scaler gets the spare nodes; its admin API a fresh token.
+	tok := make([]byte, 16)
+	if _, err := rand.Read(tok); err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	token := hex.EncodeToString(tok)
+	tokenFile := filepath.Join(dir, "admin-token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	sc := scaler.DefaultConfig()
+	for _, n := range cluster.Spares() {
+		sc.Provider.Pool = append(sc.Provider.Pool, n.Addr)
+	}
 	var insts []*instance
 	for i := range 2 {
 		cfg := defaultConfig()
@@ -74,6 +92,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cfg.Proxy.Listen = orFree(shiftPort(*listen, i))
 		cfg.Stats.Listen = orFree(shiftPort(*statsListen, i))
 		cfg.Stats.Pprof = *pprof
+		cfg.Stats.AdminTokenFile = tokenFile
+		cfg.Scaler = &sc
 		hc := ha.DefaultConfig()
 		hc.Name = "p" + strconv.Itoa(i+1)
 		hc.Bind = gossip[i]
@@ -130,6 +150,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "endpoint: %s\n", insts[holder].proxy.Addr())
 	fmt.Fprintf(stdout, "stats: http://%s/\n", insts[holder].stats.Addr())
 	fmt.Fprintf(stdout, "try: redis-cli -p %d set hello world\n", insts[holder].proxy.Addr().(*net.TCPAddr).Port)
+	fmt.Fprintf(stdout, "scale to 4 masters: curl -H 'Authorization: Bearer %s' -d '{\"masters\": 4}' http://%s/api/v1/scaler/scale\n",
+		token, insts[holder].stats.Addr())
 	fmt.Fprintln(stdout, "Ctrl-C stops everything.")
 	wg.Wait()
 	fmt.Fprintln(stdout, "stopped; removed", dir)
