@@ -298,10 +298,9 @@ func TestPlanDrain(t *testing.T) {
 	if len(moves) != 4096 {
 		t.Errorf("%d moves, want 4096", len(moves))
 	}
-	for _, id := range []string{"a", "b", "c"} {
-		if r := ranges(after, id); r > 2 {
-			t.Errorf("%s ends with %d ranges, want at most 2", id, r)
-		}
+	// c, next to d, extends its range; a and b each get one more.
+	if ra, rb, rc := ranges(after, "a"), ranges(after, "b"), ranges(after, "c"); ra+rb+rc != 5 || rc != 1 {
+		t.Errorf("ranges a %d, b %d, c %d; want 2, 2, 1", ra, rb, rc)
 	}
 }
 
@@ -442,6 +441,31 @@ func TestPlanUnassigned(t *testing.T) {
 			t.Errorf("%d moves to %s, want 300 to c", len(moves), moves[0].To)
 		}
 	})
+	t.Run("most room first", func(t *testing.T) {
+		// All within 10%: the 300 free slots go to c, furthest below
+		// target, and b keeps what it has.
+		in := PlanInput{Masters: masters, Owner: layout([]string{"a", "b", "c"}, []int{5562, 5361, 5161}), Threshold: 0.1}
+		_, after := mustPlan(t, in)
+		if n := counts(after); n["b"] != 5361 || n["c"] != 5461 {
+			t.Errorf("after the plan: %v, want b 5361 and c 5461", n)
+		}
+	})
+	t.Run("best fit", func(t *testing.T) {
+		// Free blocks of 1000, 4096 and 3096 slots: r1 takes the one that
+		// fits it whole, r2 the other two.
+		var owner [SlotCount]string
+		for s := 1000; s < 5000; s++ {
+			owner[s] = "p"
+		}
+		for s := 9096; s < 13288; s++ {
+			owner[s] = "p"
+		}
+		in := PlanInput{Masters: map[string]float64{"p": 2, "r1": 1, "r2": 1}, Owner: owner}
+		_, after := mustPlan(t, in)
+		if r1, r2 := ranges(after, "r1"), ranges(after, "r2"); r1+r2 != 3 {
+			t.Errorf("r1 gets %d ranges, r2 %d; want 3 in all", r1, r2)
+		}
+	})
 	t.Run("free slots first", func(t *testing.T) {
 		in := PlanInput{
 			Masters: map[string]float64{"a": 1, "b": 1, "c": 1, "d": 0},
@@ -471,6 +495,22 @@ func TestPlanThresholdLeavesInBandAlone(t *testing.T) {
 	}
 	if len(moves) != 500 {
 		t.Errorf("%d moves, want 500", len(moves))
+	}
+}
+
+func TestPlanThresholdEdge(t *testing.T) {
+	// 12.5% of 8192 is exactly 1024 slots: on the edge is within.
+	in := PlanInput{
+		Masters:   map[string]float64{"a": 1, "b": 1},
+		Owner:     layout([]string{"a", "b"}, []int{8192 + 1024, 8192 - 1024}),
+		Threshold: 0.125,
+	}
+	if moves, _ := mustPlan(t, in); len(moves) != 0 {
+		t.Errorf("%d moves on the edge, want none", len(moves))
+	}
+	in.Owner = layout([]string{"a", "b"}, []int{8192 + 1025, 8192 - 1025})
+	if moves, _ := mustPlan(t, in); len(moves) != 1025 {
+		t.Errorf("%d moves past the edge, want 1025", len(moves))
 	}
 }
 

@@ -258,10 +258,20 @@ func (s *Scaler) rebalance(ctx context.Context, weights map[string]float64, why 
 	in.LastSlot = &last
 	moves, err := Plan(in)
 	if err != nil {
-		return fmt.Errorf("plan: %w", err)
+		return err
 	}
 	s.log.Info("scaler: rebalance planned", "moves", len(moves), "why", why)
-	return s.execute(ctx, v, moves)
+	// The slot of Slotway's own keys (lease, intent, events) moves after
+	// everything else: execute runs pairs in parallel, so it goes alone.
+	var lastMove []Move
+	if i := slices.IndexFunc(moves, func(m Move) bool { return m.Slot == last }); i >= 0 {
+		lastMove = []Move{moves[i]}
+		moves = slices.Delete(moves, i, i+1)
+	}
+	if err := s.execute(ctx, v, moves); err != nil {
+		return err
+	}
+	return s.execute(ctx, v, lastMove)
 }
 
 // execute runs moves; disjoint (source, target) pairs run in parallel, one
