@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/slotway/slotway/internal/clusternodes"
 )
 
 // MigrateConfig bounds one slot migration.
@@ -104,6 +106,9 @@ func (m *classicMover) moveSlot(ctx context.Context, slot int, srcID, dstID stri
 	if left != 0 {
 		return moved, fmt.Errorf("slot %d: %s still holds %d keys after the move; not committing", slot, src.Addr, left)
 	}
+	if err := m.epochAbove(ctx, src.Addr, srcID, dst.Addr); err != nil {
+		return moved, fmt.Errorf("slot %d: %w", slot, err)
+	}
 	in.Step = "commit"
 	if err := m.fence(ctx, in); err != nil {
 		return moved, err
@@ -132,7 +137,61 @@ func (m *classicMover) moveSlot(ctx context.Context, slot int, srcID, dstID stri
 		}()
 	}
 	wg.Wait()
-	return moved, nil
+	return moved, m.settle(ctx, slot, dstID, v)
+}
+
+// settle waits until every reached master names dstID as the slot's owner.
+// A ping another master built before it learned the new owner can carry an
+// older claim with a config epoch the target has not yet seen surpassed,
+// and take the slot back in the target's own table (then each node
+// redirects to the other); SETSLOT NODE on the target again bumps its
+// epoch past what it now knows and ends that.
+func (m *classicMover) settle(ctx context.Context, slot int, dstID string, v *View) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for attempt := 0; ; attempt++ {
+		wrong := ""
+		for _, nd := range v.Masters() {
+			if !v.Reached[nd.ID] {
+				continue
+			}
+			out, err := m.nodes.Client(nd.Addr).ClusterNodes(ctx).Result()
+			if err != nil {
+				continue
+			}
+			lines, err := clusternodes.Parse(out)
+			if err != nil {
+				continue
+			}
+			owner := ""
+			for _, l := range lines {
+				for _, r := range l.Slots {
+					if slot >= r.Start && slot <= r.End {
+						owner = l.ID
+					}
+				}
+			}
+			if owner != dstID {
+				wrong = nd.Addr
+				break
+			}
+		}
+		if wrong == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("slot %d: %s does not see the new owner after the move", slot, wrong)
+		}
+		if attempt > 0 && attempt%5 == 0 {
+			dst := v.Nodes[dstID]
+			m.nodes.Client(dst.Addr).Do(ctx, "CLUSTER", "BUMPEPOCH")
+			m.nodes.Client(dst.Addr).Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // waitReady re-reads the topology (roles change) and waits until the
@@ -326,4 +385,61 @@ type progress struct {
 	slotsAll  atomic.Int64
 	keys      atomic.Int64
 	bytes     atomic.Int64
+}
+
+// ownEpochs returns a node's own config epoch and its view of other's.
+func (m *classicMover) ownEpochs(ctx context.Context, addr, other string) (own, ofOther uint64, err error) {
+	out, err := m.nodes.Client(addr).ClusterNodes(ctx).Result()
+	if err != nil {
+		return 0, 0, err
+	}
+	lines, err := clusternodes.Parse(out)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, l := range lines {
+		if l.Has("myself") {
+			own = l.ConfigEpoch
+		}
+		if l.ID == other {
+			ofOther = l.ConfigEpoch
+		}
+	}
+	return own, ofOther, nil
+}
+
+// epochAbove makes the target's config epoch greater than the source's
+// before the target claims the slot. Otherwise a ping the source built
+// before it learned the new owner (carrying its old claim and an epoch the
+// target has not seen surpassed, e.g. one it bumped a moment ago when it
+// imported another slot) gives the slot back to the source in the target's
+// table, and each then redirects to the other. CLUSTER BUMPEPOCH only goes
+// past what the target knows, so it first waits to have heard the source's.
+func (m *classicMover) epochAbove(ctx context.Context, srcAddr, srcID, dstAddr string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		se, _, err := m.ownEpochs(ctx, srcAddr, "")
+		if err != nil {
+			return fmt.Errorf("config epoch of %s: %w", srcAddr, err)
+		}
+		de, known, err := m.ownEpochs(ctx, dstAddr, srcID)
+		if err != nil {
+			return fmt.Errorf("config epoch of %s: %w", dstAddr, err)
+		}
+		if de > se {
+			return nil
+		}
+		if known >= se {
+			m.nodes.Client(dstAddr).Do(ctx, "CLUSTER", "BUMPEPOCH")
+			continue
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the target %s has not learned the source's config epoch %d in 10s", dstAddr, se)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

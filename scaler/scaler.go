@@ -668,6 +668,8 @@ func (s *Scaler) fix(ctx context.Context) (int, error) {
 	}
 	var jobs []job
 	seen := map[int]bool{}
+	// Migrating markers first: a slot both migrating and importing is one
+	// move to finish, whatever order the nodes come in.
 	for _, id := range v.sortedIDs() {
 		nd := v.Nodes[id]
 		if !v.Reached[id] {
@@ -687,6 +689,12 @@ func (s *Scaler) fix(ctx context.Context) (int, error) {
 				continue
 			}
 			jobs = append(jobs, job{slot, id, dst, false, "migrating"})
+		}
+	}
+	for _, id := range v.sortedIDs() {
+		nd := v.Nodes[id]
+		if !v.Reached[id] {
+			continue
 		}
 		for slot, src := range nd.Importing {
 			if seen[slot] {

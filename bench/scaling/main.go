@@ -1,0 +1,153 @@
+// Command scaling measures slot migration: keys/s moved and the latency a
+// client sees through Slotway while it happens, for `redis-cli --cluster
+// rebalance` and for Slotway's scaler, on the same data in the same run.
+//
+//	go run ./bench/scaling -keys 200000
+//
+// Each contender scales a fresh 3-master cluster (plus one empty spare) to
+// 4 masters while `slotway check` runs through a Slotway proxy; an idle
+// check first gives the baseline p99.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/slotway/slotway/internal/check"
+	"github.com/slotway/slotway/internal/redistest"
+	"github.com/slotway/slotway/proxy"
+	"github.com/slotway/slotway/scaler"
+)
+
+func main() {
+	keys := flag.Int("keys", 200000, "keys loaded before scaling")
+	value := flag.Int("value", 64, "value size in bytes")
+	rate := flag.Int("rate", 1000, "check writes per second during the run")
+	flag.Parse()
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		fmt.Fprintln(os.Stderr, "scaling: redis-cli not found (apt-get install -y redis-tools)")
+		os.Exit(2)
+	}
+	var rows []string
+	ok := testing.RunTests(func(string, string) (bool, error) { return true, nil }, []testing.InternalTest{{
+		Name: "scaling",
+		F: func(t *testing.T) {
+			for _, who := range []string{"redis-cli", "slotway"} {
+				rows = append(rows, run(t, who, *keys, *value, *rate))
+			}
+		},
+	}})
+	fmt.Printf("\n%-10s %10s %10s %10s %12s %12s %12s %s\n", "who", "keys", "seconds", "keys/s", "idle p99", "move p99", "move max", "check")
+	for _, r := range rows {
+		fmt.Println(r)
+	}
+	if !ok {
+		os.Exit(1)
+	}
+}
+
+func run(t *testing.T, who string, nkeys, valueSize, rate int) string {
+	c := redistest.New(t, redistest.Options{Masters: 3, Spares: 1})
+	ctx := context.Background()
+	rc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds(), Protocol: 2})
+	defer rc.Close()
+	val := strings.Repeat("v", valueSize)
+	for start := 0; start < nkeys; start += 10000 {
+		if _, err := rc.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i := start; i < min(nkeys, start+10000); i++ {
+				p.Set(ctx, "bench:"+strconv.Itoa(i), val, 0)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pcfg := proxy.DefaultConfig()
+	pcfg.Listen = "127.0.0.1:0"
+	pcfg.Cluster.Seeds = c.Seeds()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	p, err := proxy.New(pcfg, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go p.Run(pctx)
+	redistest.WaitFor(t, 20*time.Second, "proxy ready", p.Ready)
+	addr := p.Addr().String()
+	idle, err := check.Run(ctx, check.Config{Addr: addr, Rate: rate, Duration: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	spare := c.Spares()[0].Addr
+	var moved int64
+	var took time.Duration
+	cctx, cstop := context.WithCancel(ctx)
+	res := make(chan check.Result, 1)
+	go func() {
+		r, _ := check.Run(cctx, check.Config{Addr: addr, Rate: rate})
+		res <- r
+	}()
+	time.Sleep(time.Second)
+	start := time.Now()
+	switch who {
+	case "redis-cli":
+		out, err := exec.Command("redis-cli", "--cluster", "add-node", spare, c.Seeds()[0]).CombinedOutput()
+		if err != nil {
+			t.Fatalf("add-node: %v\n%s", err, out)
+		}
+		// Let the new node be known before rebalancing (redis-cli itself
+		// does not wait).
+		time.Sleep(2 * time.Second)
+		start = time.Now()
+		out, err = exec.Command("redis-cli", "--cluster", "rebalance", c.Seeds()[0], "--cluster-use-empty-masters").CombinedOutput()
+		if err != nil {
+			t.Fatalf("rebalance: %v\n%s", err, out)
+		}
+		took = time.Since(start)
+		moved, _ = c.Spares()[0].Client().DBSize(ctx).Result()
+	default:
+		cfg := scaler.DefaultConfig()
+		cfg.Provider.Pool = []string{spare}
+		nodes := &scaler.Nodes{}
+		defer nodes.Close()
+		s, err := scaler.New(cfg, scaler.Options{Name: "bench", Seeds: c.Seeds, Nodes: nodes, Log: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sctx, sstop := context.WithCancel(ctx)
+		defer sstop()
+		go s.Run(sctx)
+		for s.Start("scale", 4, "") != nil {
+			time.Sleep(100 * time.Millisecond)
+		}
+		for {
+			st := s.Operation()
+			if st.Kind == "scale" && (st.State == "done" || st.State == "failed") {
+				if st.State == "failed" {
+					t.Fatalf("scale: %s", st.Error)
+				}
+				// Rebalancing time: from the first slot to the last.
+				took, moved = st.Ended.Sub(st.Started), st.Keys
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	cstop()
+	during := <-res
+	summary := strings.SplitN(during.String(), "\n", 2)[0]
+	return fmt.Sprintf("%-10s %10d %10.1f %10.0f %12v %12v %12v %s", who, moved, took.Seconds(), float64(moved)/took.Seconds(),
+		idle.P99, during.P99, during.Max, summary)
+}
