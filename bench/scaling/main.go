@@ -100,7 +100,6 @@ func run(t *testing.T, who string, nkeys, valueSize, rate int) string {
 		res <- r
 	}()
 	time.Sleep(time.Second)
-	start := time.Now()
 	switch who {
 	case "redis-cli":
 		out, err := exec.Command("redis-cli", "--cluster", "add-node", spare, c.Seeds()[0]).CombinedOutput()
@@ -110,7 +109,7 @@ func run(t *testing.T, who string, nkeys, valueSize, rate int) string {
 		// Let the new node be known before rebalancing (redis-cli itself
 		// does not wait).
 		time.Sleep(2 * time.Second)
-		start = time.Now()
+		start := time.Now()
 		out, err = exec.Command("redis-cli", "--cluster", "rebalance", c.Seeds()[0], "--cluster-use-empty-masters").CombinedOutput()
 		if err != nil {
 			t.Fatalf("rebalance: %v\n%s", err, out)
