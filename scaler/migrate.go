@@ -258,12 +258,13 @@ func (m *classicMover) moveKeys(ctx context.Context, slot int, src, dst string) 
 			take, bytes := 0, int64(0)
 			for take < len(keys) {
 				sz := sizes[take]
-				if take > 0 && (sz >= m.cfg.BigKeyBytes || (m.cfg.BatchBytes > 0 && bytes+sz > m.cfg.BatchBytes)) {
+				big := m.cfg.BigKeyBytes > 0 && sz >= m.cfg.BigKeyBytes
+				if take > 0 && (big || (m.cfg.BatchBytes > 0 && bytes+sz > m.cfg.BatchBytes)) {
 					break
 				}
 				take++
 				bytes += sz
-				if sz >= m.cfg.BigKeyBytes && m.cfg.BigKeyBytes > 0 {
+				if big {
 					break // a big key moves alone
 				}
 			}
