@@ -2,6 +2,7 @@ package scaler
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +102,32 @@ func TestMigrateTimeoutStopsTheSlot(t *testing.T) {
 	}
 	if n, _ := dst.Client().ClusterCountKeysInSlot(ctx, slot).Result(); n != total {
 		t.Fatalf("the target holds %d keys, want %d", n, total)
+	}
+}
+
+// TestMoveWaitsForANewNode: a slot move towards a node that has just been
+// introduced waits until every master knows it and it reports ok, instead
+// of opening the slot towards a node that still reports fail.
+func TestMoveWaitsForANewNode(t *testing.T) {
+	c := redistest.New(t, redistest.Options{Masters: 3, Spares: 1})
+	ctx := context.Background()
+	spare := c.Spares()[0]
+	slot := Slot("{join}")
+	src, err := c.MasterOf(ctx, slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Client().Set(ctx, "{join}k", "v", 0)
+	host, port, _ := splitHostPort(spare.Addr)
+	if err := src.Client().ClusterMeet(ctx, host, strconv.Itoa(port)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// At once, before gossip has spread it.
+	m := testMover(t, c, MigrateConfig{BatchKeys: 100, MigrateTimeout: time.Second, ReadyWait: 30 * time.Second})
+	if _, err := m.moveSlot(ctx, slot, src.ID, spare.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := spare.Client().Get(ctx, "{join}k").Result(); err != nil || v != "v" {
+		t.Fatalf("key on the new node: %q %v", v, err)
 	}
 }
