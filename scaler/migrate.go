@@ -50,6 +50,9 @@ type classicMover struct {
 	rateStart time.Time
 	rateKeys  float64
 	rateBytes float64
+	// bestPerKey is the fastest MIGRATE time per key seen, the baseline
+	// for backing off.
+	bestPerKey time.Duration
 }
 
 // errNotReady: the target is not ready for a slot yet (it just joined).
@@ -272,9 +275,11 @@ func (m *classicMover) moveKeys(ctx context.Context, slot int, src, dst string) 
 			if m.cfg.BigKeyBytes > 0 && bytes >= m.cfg.BigKeyBytes {
 				timeout = time.Duration(float64(timeout) * float64(bytes) / float64(m.cfg.BigKeyBytes))
 			}
+			began := time.Now()
 			if err := m.migrate(ctx, sc, host, port, keys[:take], timeout); err != nil {
 				return moved, fmt.Errorf("slot %d: MIGRATE %d keys (%d bytes) from %s to %s: %w", slot, take, bytes, src, dst, err)
 			}
+			m.backoff(ctx, time.Since(began), take)
 			moved += int64(take)
 			m.prog.keys.Add(int64(take))
 			m.prog.bytes.Add(bytes)
@@ -345,6 +350,30 @@ func (m *classicMover) migrate(ctx context.Context, c *redis.Client, host, port 
 	return err
 }
 
+// backoff yields to client traffic when the nodes slow down: MIGRATE
+// blocks the source and the target while it runs, so when a batch takes
+// more than twice the best time per key seen so far, the migration pauses
+// as long as the batch took (halving its share of the nodes' time).
+func (m *classicMover) backoff(ctx context.Context, took time.Duration, keys int) {
+	if keys == 0 {
+		return
+	}
+	perKey := took / time.Duration(keys)
+	m.rateMu.Lock()
+	if m.bestPerKey == 0 || perKey < m.bestPerKey {
+		m.bestPerKey = perKey
+	}
+	slow := perKey > 2*m.bestPerKey && took > time.Millisecond
+	m.rateMu.Unlock()
+	if slow {
+		m.prog.backoffs.Add(1)
+		select {
+		case <-ctx.Done():
+		case <-time.After(min(took, time.Second)):
+		}
+	}
+}
+
 // throttle keeps the migration within max_keys_per_second and
 // max_bytes_per_second.
 func (m *classicMover) throttle(ctx context.Context, keys, bytes float64) {
@@ -386,6 +415,7 @@ type progress struct {
 	slotsAll  atomic.Int64
 	keys      atomic.Int64
 	bytes     atomic.Int64
+	backoffs  atomic.Int64 // pauses because the nodes slowed down
 }
 
 // ownEpochs returns a node's own config epoch and its view of other's.

@@ -783,6 +783,7 @@ type OperationStatus struct {
 	SlotsAll  int64         `json:"slots_total"`
 	Keys      int64         `json:"keys"`
 	Bytes     int64         `json:"bytes"`
+	Backoffs  int64         `json:"backoffs"` // pauses because the nodes slowed down
 	ETA       time.Duration `json:"eta_ns"`
 }
 
@@ -794,7 +795,8 @@ func (s *Scaler) Operation() OperationStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st := OperationStatus{Kind: p.kind, State: p.state, Error: p.err, Started: p.started, Ended: p.ended,
-		SlotsDone: p.slotsDone.Load(), SlotsAll: p.slotsAll.Load(), Keys: p.keys.Load(), Bytes: p.bytes.Load()}
+		SlotsDone: p.slotsDone.Load(), SlotsAll: p.slotsAll.Load(), Keys: p.keys.Load(), Bytes: p.bytes.Load(),
+		Backoffs: p.backoffs.Load()}
 	if st.State == "running" && st.SlotsDone > 0 && st.SlotsAll > st.SlotsDone {
 		per := time.Since(p.started) / time.Duration(st.SlotsDone)
 		st.ETA = per * time.Duration(st.SlotsAll-st.SlotsDone)
