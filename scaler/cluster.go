@@ -79,44 +79,78 @@ type View struct {
 func ReadView(ctx context.Context, n *Nodes, seeds []string) (*View, error) {
 	v := &View{Nodes: map[string]*clusternodes.NodeInfo{}, Reached: map[string]bool{},
 		known: map[string]map[string]bool{}, views: map[string][]clusternodes.NodeInfo{}}
+	// Breadth first, each round's nodes asked in parallel: the first seed
+	// that answers names the rest.
 	todo := slices.Clone(seeds)
 	seen := map[string]bool{}
 	others := map[string]clusternodes.NodeInfo{}
+	type answer struct {
+		addr     string
+		lines    []clusternodes.NodeInfo
+		err      error
+		badReply bool // answered, but not CLUSTER NODES as we know it
+	}
 	for len(todo) > 0 {
-		addr := todo[0]
-		todo = todo[1:]
-		if seen[addr] || addr == "" {
-			continue
-		}
-		seen[addr] = true
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		out, err := n.Client(addr).ClusterNodes(cctx).Result()
-		cancel()
-		if err != nil {
-			v.Unreachable = append(v.Unreachable, addr)
-			continue
-		}
-		lines, err := clusternodes.Parse(out)
-		if err != nil {
-			return nil, fmt.Errorf("CLUSTER NODES of %s: %w", addr, err)
-		}
-		for i := range lines {
-			l := lines[i]
-			if l.Has("myself") {
-				v.Nodes[l.ID] = &l
-				v.Reached[l.ID] = true
-				v.views[l.ID] = lines
-				v.known[l.ID] = map[string]bool{}
-				for _, o := range lines {
-					if !o.Has("handshake") && !o.Has("noaddr") {
-						v.known[l.ID][o.ID] = true
-					}
-				}
-			} else if _, ok := others[l.ID]; !ok {
-				others[l.ID] = l
+		var round []string
+		for _, a := range todo {
+			if a != "" && !seen[a] {
+				seen[a] = true
+				round = append(round, a)
 			}
-			if l.Addr != "" && !l.Has("noaddr") && !l.Has("handshake") {
-				todo = append(todo, l.Addr)
+		}
+		todo = nil
+		if len(v.Nodes) == 0 && len(round) > 1 {
+			// Until one node answered, try seeds one at a time.
+			todo, round = round[1:], round[:1]
+			for _, a := range todo {
+				seen[a] = false
+			}
+		}
+		answers := make([]answer, len(round))
+		var wg sync.WaitGroup
+		for i, addr := range round {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				defer cancel()
+				out, err := n.Client(addr).ClusterNodes(cctx).Result()
+				if err != nil {
+					answers[i] = answer{addr: addr, err: err}
+					return
+				}
+				lines, err := clusternodes.Parse(out)
+				answers[i] = answer{addr: addr, lines: lines, err: err, badReply: err != nil}
+			}()
+		}
+		wg.Wait()
+		for _, ans := range answers {
+			if ans.badReply {
+				return nil, fmt.Errorf("CLUSTER NODES of %s: %w", ans.addr, ans.err)
+			}
+			if ans.err != nil {
+				v.Unreachable = append(v.Unreachable, ans.addr)
+				continue
+			}
+			lines := ans.lines
+			for i := range lines {
+				l := lines[i]
+				if l.Has("myself") {
+					v.Nodes[l.ID] = &l
+					v.Reached[l.ID] = true
+					v.views[l.ID] = lines
+					v.known[l.ID] = map[string]bool{}
+					for _, o := range lines {
+						if !o.Has("handshake") && !o.Has("noaddr") {
+							v.known[l.ID][o.ID] = true
+						}
+					}
+				} else if _, ok := others[l.ID]; !ok {
+					others[l.ID] = l
+				}
+				if l.Addr != "" && !l.Has("noaddr") && !l.Has("handshake") && !seen[l.Addr] {
+					todo = append(todo, l.Addr)
+				}
 			}
 		}
 	}

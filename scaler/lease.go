@@ -37,6 +37,9 @@ local term = tonumber(ARGV[1])
 local ok = term > t or (term == t and (h == ARGV[2] or exp < nowms))
 if not ok then return {0, tostring(t), h} end
 redis.call('HSET', KEYS[1], 'term', ARGV[1], 'holder', ARGV[2], 'expires', tostring(nowms + tonumber(ARGV[3])))
+if #ARGV > 3 then
+  redis.call('HSET', KEYS[2], 'slot', ARGV[4], 'source', ARGV[5], 'target', ARGV[6], 'term', ARGV[1], 'step', ARGV[7], 'at', tostring(nowms))
+end
 return {1, ARGV[1], ARGV[2]}
 `)
 
@@ -50,12 +53,20 @@ type Lease struct {
 
 // Renew takes or renews the lease for the current term; ErrFenced when
 // this instance is not the leader or another holds a newer term.
-func (l *Lease) Renew(ctx context.Context) (uint64, error) {
+func (l *Lease) Renew(ctx context.Context) (uint64, error) { return l.renew(ctx, nil) }
+
+// renew renews the lease and, when in is set, records the intent in the
+// same step (one round trip per fenced step).
+func (l *Lease) renew(ctx context.Context, in *Intent) (uint64, error) {
 	leader, term := l.term()
 	if !leader {
 		return term, fmt.Errorf("%w: this instance is not the leader", ErrFenced)
 	}
-	res, err := leaseScript.Run(ctx, l.rc, []string{leaseKey}, term, l.holder, l.ttl.Milliseconds()).Slice()
+	args := []any{term, l.holder, l.ttl.Milliseconds()}
+	if in != nil {
+		args = append(args, in.Slot, in.Source, in.Target, in.Step)
+	}
+	res, err := leaseScript.Run(ctx, l.rc, []string{leaseKey, intentKey}, args...).Slice()
 	if err != nil {
 		return term, fmt.Errorf("renew scaling lease: %w", err)
 	}
@@ -72,11 +83,6 @@ type Intent struct {
 	Source, Target string
 	Term           uint64
 	Step           string
-}
-
-func (l *Lease) writeIntent(ctx context.Context, in Intent) error {
-	return l.rc.HSet(ctx, intentKey, "slot", in.Slot, "source", in.Source, "target", in.Target,
-		"term", in.Term, "step", in.Step, "at", time.Now().UTC().Format(time.RFC3339Nano)).Err()
 }
 
 func (l *Lease) clearIntent(ctx context.Context) error {

@@ -53,6 +53,29 @@ type classicMover struct {
 	// bestPerKey is the fastest MIGRATE time per key seen, the baseline
 	// for backing off.
 	bestPerKey time.Duration
+
+	// Per operation (see reset): targets already seen ready, and pairs
+	// whose target's config epoch is already above the source's (within
+	// one operation a source never imports, so that stays true).
+	cacheMu sync.Mutex
+	ready   map[string]bool
+	epochOK map[[2]string]bool
+}
+
+// reset forgets what one operation learned.
+func (m *classicMover) reset() {
+	m.cacheMu.Lock()
+	m.ready, m.epochOK = map[string]bool{}, map[[2]string]bool{}
+	m.cacheMu.Unlock()
+}
+
+func (m *classicMover) cached(f func()) {
+	m.cacheMu.Lock()
+	defer m.cacheMu.Unlock()
+	if m.ready == nil {
+		m.ready, m.epochOK = map[string]bool{}, map[[2]string]bool{}
+	}
+	f()
 }
 
 // errNotReady: the target is not ready for a slot yet (it just joined).
@@ -140,7 +163,7 @@ func (m *classicMover) moveSlot(ctx context.Context, slot int, srcID, dstID stri
 		}()
 	}
 	wg.Wait()
-	return moved, m.settle(ctx, slot, dstID, v)
+	return moved, m.settle(ctx, slot, srcID, dstID, v)
 }
 
 // settle waits until every reached master names dstID as the slot's owner.
@@ -149,12 +172,14 @@ func (m *classicMover) moveSlot(ctx context.Context, slot int, srcID, dstID stri
 // and take the slot back in the target's own table (then each node
 // redirects to the other); SETSLOT NODE on the target again bumps its
 // epoch past what it now knows and ends that.
-func (m *classicMover) settle(ctx context.Context, slot int, dstID string, v *View) error {
+func (m *classicMover) settle(ctx context.Context, slot int, srcID, dstID string, v *View) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for attempt := 0; ; attempt++ {
 		wrong := ""
 		for _, nd := range v.Masters() {
-			if !v.Reached[nd.ID] {
+			// The target and the source are the ones a stale claim can
+			// mislead; the others follow the higher epoch by gossip.
+			if !v.Reached[nd.ID] || (nd.ID != dstID && nd.ID != srcID) {
 				continue
 			}
 			out, err := m.nodes.Client(nd.Addr).ClusterNodes(ctx).Result()
@@ -217,8 +242,14 @@ func (m *classicMover) waitReady(ctx context.Context, dstID string) (*View, erro
 		case !v.KnownByAll(dstID):
 			why = "not every master knows the target yet"
 		default:
+			var ok bool
+			m.cached(func() { ok = m.ready[dstID] })
+			if ok {
+				return v, nil
+			}
 			info, err := m.nodes.Client(v.Nodes[dstID].Addr).ClusterInfo(ctx).Result()
 			if err == nil && strings.Contains(info, "cluster_state:ok") {
+				m.cached(func() { m.ready[dstID] = true })
 				return v, nil
 			}
 			why = "the target does not report cluster_state:ok yet"
@@ -416,6 +447,7 @@ type progress struct {
 	keys      atomic.Int64
 	bytes     atomic.Int64
 	backoffs  atomic.Int64 // pauses because the nodes slowed down
+	firstMove time.Time    // when the first slot move began (guarded by mu)
 }
 
 // ownEpochs returns a node's own config epoch and its view of other's.
@@ -447,6 +479,13 @@ func (m *classicMover) ownEpochs(ctx context.Context, addr, other string) (own, 
 // table, and each then redirects to the other. CLUSTER BUMPEPOCH only goes
 // past what the target knows, so it first waits to have heard the source's.
 func (m *classicMover) epochAbove(ctx context.Context, srcAddr, srcID, dstAddr string) error {
+	key := [2]string{srcAddr, dstAddr}
+	var ok bool
+	m.cached(func() { ok = m.epochOK[key] })
+	if ok {
+		return nil
+	}
+	defer func() { m.cached(func() { m.epochOK[key] = true }) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		se, _, err := m.ownEpochs(ctx, srcAddr, "")

@@ -106,16 +106,11 @@ func New(cfg Config, opts Options) (*Scaler, error) {
 // fence renews the lease before a step and records the intent; a deposed
 // leader stops here.
 func (s *Scaler) fence(ctx context.Context, in Intent) error {
-	term, err := s.lease.Renew(ctx)
-	if err != nil {
+	if _, err := s.lease.renew(ctx, &in); err != nil {
 		s.m.leaseFailures.Inc()
 		return err
 	}
 	s.m.leaseRenewals.Inc()
-	in.Term = term
-	if err := s.lease.writeIntent(ctx, in); err != nil {
-		return fmt.Errorf("record intent: %w", err)
-	}
 	return nil
 }
 
@@ -274,10 +269,16 @@ func (s *Scaler) rebalance(ctx context.Context, weights map[string]float64, why 
 	return s.execute(ctx, v, lastMove)
 }
 
-// execute runs moves; disjoint (source, target) pairs run in parallel, one
-// slot at a time per source.
+// execute runs moves: different sources in parallel, one slot at a time
+// per source.
 func (s *Scaler) execute(ctx context.Context, v *View, moves []Move) error {
+	s.mover.reset()
 	p := s.mover.prog
+	p.mu.Lock()
+	if p.firstMove.IsZero() && len(moves) > 0 {
+		p.firstMove = time.Now()
+	}
+	p.mu.Unlock()
 	p.slotsAll.Add(int64(len(moves)))
 	type pair struct{ from, to string }
 	queues := map[pair][]Move{}
@@ -299,11 +300,13 @@ func (s *Scaler) execute(ctx context.Context, v *View, moves []Move) error {
 	for len(order) > 0 {
 		used := map[string]bool{}
 		var batch []Move
+		// One slot at a time per source; sources run in parallel (a
+		// target takes slots from several at once, each its own slot).
 		for _, k := range order {
-			if used[k.from] || used[k.to] {
+			if used[k.from] {
 				continue
 			}
-			used[k.from], used[k.to] = true, true
+			used[k.from] = true
 			batch = append(batch, queues[k][0])
 		}
 		errs := make([]error, len(batch))
@@ -653,6 +656,7 @@ func (s *Scaler) forget(ctx context.Context, id, addr string) error {
 // fix rolls forward every half-done slot move it finds (see README): it
 // runs on every new leadership and on request. It returns the slots fixed.
 func (s *Scaler) fix(ctx context.Context) (int, error) {
+	s.mover.reset()
 	v, err := ReadView(ctx, s.opts.Nodes, s.opts.Seeds())
 	if err != nil {
 		return 0, err
@@ -778,6 +782,7 @@ type OperationStatus struct {
 	State     string        `json:"state"` // idle, queued, running, done, failed
 	Error     string        `json:"error,omitempty"`
 	Started   time.Time     `json:"started"`
+	Moving    time.Time     `json:"moving"` // when the first slot move began
 	Ended     time.Time     `json:"ended"`
 	SlotsDone int64         `json:"slots_done"`
 	SlotsAll  int64         `json:"slots_total"`
@@ -794,7 +799,7 @@ func (s *Scaler) Operation() OperationStatus {
 	s.mu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st := OperationStatus{Kind: p.kind, State: p.state, Error: p.err, Started: p.started, Ended: p.ended,
+	st := OperationStatus{Kind: p.kind, State: p.state, Error: p.err, Started: p.started, Moving: p.firstMove, Ended: p.ended,
 		SlotsDone: p.slotsDone.Load(), SlotsAll: p.slotsAll.Load(), Keys: p.keys.Load(), Bytes: p.bytes.Load(),
 		Backoffs: p.backoffs.Load()}
 	if st.State == "running" && st.SlotsDone > 0 && st.SlotsAll > st.SlotsDone {
