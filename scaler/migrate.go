@@ -30,7 +30,7 @@ type MigrateConfig struct {
 // the atomic slot migration of newer servers (Redis 8.4, Valkey 9) can be
 // added next to the classic one.
 type slotMover interface {
-	moveSlot(ctx context.Context, slot int, srcID, dstID string, force bool) (keys int64, err error)
+	moveSlots(ctx context.Context, slots []int, srcID, dstID string, force bool) (keys []int64, err error)
 }
 
 var _ slotMover = (*classicMover)(nil)
@@ -86,68 +86,106 @@ var errNotReady = errors.New("target not ready")
 // Moving a slot the target already owns is a no-op, so a move can be
 // resumed from any step.
 func (m *classicMover) moveSlot(ctx context.Context, slot int, srcID, dstID string, force bool) (int64, error) {
+	moved, err := m.moveSlots(ctx, []int{slot}, srcID, dstID, force)
+	return moved[0], err
+}
+
+// moveSlots moves several slots of one (source, target) pair together:
+// the topology check, the fencing and the epoch check are paid once, the
+// SETSLOT calls are pipelined, and the keys move slot by slot. The order
+// per slot is the documented one. moved[i] counts the keys of slots[i].
+func (m *classicMover) moveSlots(ctx context.Context, slots []int, srcID, dstID string, force bool) ([]int64, error) {
+	moved := make([]int64, len(slots))
+	name := "slot " + slotRanges(slots)
+	if len(slots) > 1 {
+		name = "slots " + slotRanges(slots)
+	}
 	v, err := m.waitReady(ctx, dstID)
 	if err != nil {
-		return 0, fmt.Errorf("slot %d: %w", slot, err)
+		return moved, fmt.Errorf("%s: %w", name, err)
 	}
 	src, dst := v.Nodes[srcID], v.Nodes[dstID]
 	if src == nil || dst == nil || !v.Reached[srcID] {
-		return 0, fmt.Errorf("slot %d: source or target not in the cluster", slot)
+		return moved, fmt.Errorf("%s: source or target not in the cluster", name)
 	}
-	_, migrating := src.Migrating[slot]
-	_, importing := dst.Importing[slot]
-	if v.Owner[slot] == dstID && !migrating && !importing && !force {
-		return 0, nil
+	var todo []int // indexes into slots
+	for i, slot := range slots {
+		_, migrating := src.Migrating[slot]
+		_, importing := dst.Importing[slot]
+		owner := v.Owner[slot]
+		if owner == dstID && !migrating && !importing && !force {
+			continue
+		}
+		if owner != srcID && owner != dstID && !force {
+			return moved, fmt.Errorf("slot %d: owned by %s, not by the source %s", slot, owner, src.Addr)
+		}
+		todo = append(todo, i)
 	}
-	if v.Owner[slot] != srcID && v.Owner[slot] != dstID && !force {
-		return 0, fmt.Errorf("slot %d: owned by %s, not by the source %s", slot, v.Owner[slot], src.Addr)
+	if len(todo) == 0 {
+		return moved, nil
 	}
 	sc, dc := m.nodes.Client(src.Addr), m.nodes.Client(dst.Addr)
-	in := Intent{Slot: slot, Source: src.Addr, Target: dst.Addr, Step: "open"}
+	in := Intent{Slot: slots[todo[0]], Source: src.Addr, Target: dst.Addr, Step: "open"}
 	if err := m.fence(ctx, in); err != nil {
-		return 0, err
+		return moved, err
 	}
 	// Importing first, so a client that src redirects with ASK finds dst
-	// ready. (When dst already owns the slot, keys left on src just move.)
-	if v.Owner[slot] != dstID {
-		if err := dc.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID).Err(); err != nil {
-			return 0, fmt.Errorf("slot %d: SETSLOT IMPORTING on %s: %w", slot, dst.Addr, err)
+	// ready. (When dst already owns a slot, keys left on src just move.)
+	if err := m.setslots(ctx, dc, dst.Addr, slots, todo, func(slot int) []any {
+		if v.Owner[slot] == dstID {
+			return nil
 		}
-	}
-	if v.Owner[slot] == srcID {
-		if err := sc.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID).Err(); err != nil {
-			return 0, fmt.Errorf("slot %d: SETSLOT MIGRATING on %s: %w", slot, src.Addr, err)
-		}
-	}
-	moved, err := m.moveKeys(ctx, slot, src.Addr, dst.Addr)
-	if err != nil {
+		return []any{"CLUSTER", "SETSLOT", slot, "IMPORTING", srcID}
+	}, false); err != nil {
 		return moved, err
+	}
+	if err := m.setslots(ctx, sc, src.Addr, slots, todo, func(slot int) []any {
+		if v.Owner[slot] != srcID {
+			return nil
+		}
+		return []any{"CLUSTER", "SETSLOT", slot, "MIGRATING", dstID}
+	}, false); err != nil {
+		return moved, err
+	}
+	for _, i := range todo {
+		n, err := m.moveKeys(ctx, slots[i], src.Addr, dst.Addr)
+		moved[i] = n
+		if err != nil {
+			return moved, err
+		}
 	}
 	// SETSLOT NODE on the target succeeds even when the source still holds
 	// keys, which would orphan them: check first.
-	left, err := sc.ClusterCountKeysInSlot(ctx, slot).Result()
-	if err != nil {
-		return moved, fmt.Errorf("slot %d: COUNTKEYSINSLOT on %s: %w", slot, src.Addr, err)
-	}
-	if left != 0 {
-		return moved, fmt.Errorf("slot %d: %s still holds %d keys after the move; not committing", slot, src.Addr, left)
+	counts, _ := sc.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, i := range todo {
+			p.ClusterCountKeysInSlot(ctx, slots[i])
+		}
+		return nil
+	})
+	for j, cmd := range counts {
+		left, err := cmd.(*redis.IntCmd).Result()
+		if err != nil {
+			return moved, fmt.Errorf("slot %d: COUNTKEYSINSLOT on %s: %w", slots[todo[j]], src.Addr, err)
+		}
+		if left != 0 {
+			return moved, fmt.Errorf("slot %d: %s still holds %d keys after the move; not committing", slots[todo[j]], src.Addr, left)
+		}
 	}
 	if err := m.epochAbove(ctx, src.Addr, srcID, dst.Addr); err != nil {
-		return moved, fmt.Errorf("slot %d: %w", slot, err)
+		return moved, fmt.Errorf("%s: %w", name, err)
 	}
 	in.Step = "commit"
 	if err := m.fence(ctx, in); err != nil {
 		return moved, err
 	}
-	if err := dc.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err(); err != nil {
-		return moved, fmt.Errorf("slot %d: SETSLOT NODE on the target %s: %w", slot, dst.Addr, err)
+	node := func(slot int) []any { return []any{"CLUSTER", "SETSLOT", slot, "NODE", dstID} }
+	if err := m.setslots(ctx, dc, dst.Addr, slots, todo, node, false); err != nil {
+		return moved, err
 	}
-	if err := sc.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err(); err != nil &&
-		!strings.Contains(err.Error(), "only with masters") {
-		// (A master that loses its last slot turns into a replica of the
-		// new owner as soon as it hears of it: then there is nothing to
-		// tell it.)
-		return moved, fmt.Errorf("slot %d: SETSLOT NODE on the source %s: %w", slot, src.Addr, err)
+	// (A master that loses its last slot turns into a replica of the new
+	// owner as soon as it hears of it: then there is nothing to tell it.)
+	if err := m.setslots(ctx, sc, src.Addr, slots, todo, node, true); err != nil {
+		return moved, err
 	}
 	var wg sync.WaitGroup
 	for _, nd := range v.Masters() {
@@ -159,26 +197,53 @@ func (m *classicMover) moveSlot(ctx context.Context, slot int, srcID, dstID stri
 			defer wg.Done()
 			// Gossip tells a master that misses this; the config epoch
 			// of the target wins.
-			m.nodes.Client(nd.Addr).Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID)
+			m.setslots(ctx, m.nodes.Client(nd.Addr), nd.Addr, slots, todo, node, true)
 		}()
 	}
 	wg.Wait()
-	return moved, m.settle(ctx, slot, srcID, dstID, v)
+	var done []int
+	for _, i := range todo {
+		done = append(done, slots[i])
+	}
+	return moved, m.settle(ctx, done, srcID, dstID, v)
 }
 
-// settle waits until every reached master names dstID as the slot's owner.
-// A ping another master built before it learned the new owner can carry an
-// older claim with a config epoch the target has not yet seen surpassed,
-// and take the slot back in the target's own table (then each node
-// redirects to the other); SETSLOT NODE on the target again bumps its
-// epoch past what it now knows and ends that.
-func (m *classicMover) settle(ctx context.Context, slot int, srcID, dstID string, v *View) error {
+// setslots pipelines one CLUSTER SETSLOT per slot (cmd returns nil to skip
+// a slot) and reports the first error; with lenient, a node that is no
+// longer a master is not an error.
+func (m *classicMover) setslots(ctx context.Context, c *redis.Client, addr string, slots []int, todo []int,
+	cmd func(slot int) []any, lenient bool) error {
+	var sent []int
+	cmds, _ := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, i := range todo {
+			if args := cmd(slots[i]); args != nil {
+				p.Do(ctx, args...)
+				sent = append(sent, i)
+			}
+		}
+		return nil
+	})
+	for j, r := range cmds {
+		if err := r.Err(); err != nil {
+			if lenient && strings.Contains(err.Error(), "only with masters") {
+				continue
+			}
+			return fmt.Errorf("slot %d: %v on %s: %w", slots[sent[j]], r.Args()[2:5], addr, err)
+		}
+	}
+	return nil
+}
+
+// settle waits until the source and the target name dstID as the owner of
+// every slot. A ping the source built before it learned the new owner can
+// carry its old claim; with the target's epoch above the source's (see
+// epochAbove) it loses, and SETSLOT NODE on the target again (after a
+// BUMPEPOCH) ends any disagreement left.
+func (m *classicMover) settle(ctx context.Context, slots []int, srcID, dstID string, v *View) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for attempt := 0; ; attempt++ {
-		wrong := ""
+		wrong, wrongSlot := "", -1
 		for _, nd := range v.Masters() {
-			// The target and the source are the ones a stale claim can
-			// mislead; the others follow the higher epoch by gossip.
 			if !v.Reached[nd.ID] || (nd.ID != dstID && nd.ID != srcID) {
 				continue
 			}
@@ -190,16 +255,21 @@ func (m *classicMover) settle(ctx context.Context, slot int, srcID, dstID string
 			if err != nil {
 				continue
 			}
-			owner := ""
-			for _, l := range lines {
-				for _, r := range l.Slots {
-					if slot >= r.Start && slot <= r.End {
-						owner = l.ID
+			for _, slot := range slots {
+				owner := ""
+				for _, l := range lines {
+					for _, r := range l.Slots {
+						if slot >= r.Start && slot <= r.End {
+							owner = l.ID
+						}
 					}
 				}
+				if owner != dstID {
+					wrong, wrongSlot = nd.Addr, slot
+					break
+				}
 			}
-			if owner != dstID {
-				wrong = nd.Addr
+			if wrong != "" {
 				break
 			}
 		}
@@ -207,12 +277,12 @@ func (m *classicMover) settle(ctx context.Context, slot int, srcID, dstID string
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("slot %d: %s does not see the new owner after the move", slot, wrong)
+			return fmt.Errorf("slot %d: %s does not see the new owner after the move", wrongSlot, wrong)
 		}
 		if attempt > 0 && attempt%5 == 0 {
 			dst := v.Nodes[dstID]
 			m.nodes.Client(dst.Addr).Do(ctx, "CLUSTER", "BUMPEPOCH")
-			m.nodes.Client(dst.Addr).Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID)
+			m.nodes.Client(dst.Addr).Do(ctx, "CLUSTER", "SETSLOT", wrongSlot, "NODE", dstID)
 		}
 		select {
 		case <-ctx.Done():
@@ -280,10 +350,12 @@ func (m *classicMover) moveKeys(ctx context.Context, slot int, src, dst string) 
 	}
 	var moved int64
 	for n > 0 {
-		keys, err := sc.ClusterGetKeysInSlot(ctx, slot, max(m.cfg.BatchKeys, 1)).Result()
+		batch := max(m.cfg.BatchKeys, 1)
+		keys, err := sc.ClusterGetKeysInSlot(ctx, slot, batch).Result()
 		if err != nil {
 			return moved, fmt.Errorf("slot %d: GETKEYSINSLOT on %s: %w", slot, src, err)
 		}
+		got := len(keys)
 		if len(keys) == 0 {
 			break
 		}
@@ -316,6 +388,9 @@ func (m *classicMover) moveKeys(ctx context.Context, slot int, src, dst string) 
 			m.prog.bytes.Add(bytes)
 			m.throttle(ctx, float64(take), float64(bytes))
 			keys, sizes = keys[take:], sizes[take:]
+		}
+		if got < batch {
+			break // that was the last of them (the caller checks the count)
 		}
 		n, err = sc.ClusterCountKeysInSlot(ctx, slot).Result()
 		if err != nil {

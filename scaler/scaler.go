@@ -269,8 +269,12 @@ func (s *Scaler) rebalance(ctx context.Context, weights map[string]float64, why 
 	return s.execute(ctx, v, lastMove)
 }
 
-// execute runs moves: different sources in parallel, one slot at a time
-// per source.
+// slotsPerStep is how many slots of one pair move together: the per-step
+// checks (topology, lease, epochs) are paid once for them.
+const slotsPerStep = 32
+
+// execute runs moves: different sources in parallel, one group of slots
+// at a time per source.
 func (s *Scaler) execute(ctx context.Context, v *View, moves []Move) error {
 	s.mover.reset()
 	p := s.mover.prog
@@ -298,49 +302,55 @@ func (s *Scaler) execute(ctx context.Context, v *View, moves []Move) error {
 	s.m.inProgress.Set(1)
 	defer s.m.inProgress.Set(0)
 	for len(order) > 0 {
+		// One group of a pair's slots at a time per source; sources run
+		// in parallel (a target takes slots from several at once).
 		used := map[string]bool{}
-		var batch []Move
-		// One slot at a time per source; sources run in parallel (a
-		// target takes slots from several at once, each its own slot).
+		var groups [][]Move
 		for _, k := range order {
 			if used[k.from] {
 				continue
 			}
 			used[k.from] = true
-			batch = append(batch, queues[k][0])
+			groups = append(groups, queues[k][:min(slotsPerStep, len(queues[k]))])
 		}
-		errs := make([]error, len(batch))
-		keys := make([]int64, len(batch))
+		errs := make([]error, len(groups))
+		keys := make([][]int64, len(groups))
 		var wg sync.WaitGroup
-		for i, mv := range batch {
+		for i, g := range groups {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				keys[i], errs[i] = s.mover.moveSlot(ctx, mv.Slot, mv.From, mv.To, false)
+				slots := make([]int, len(g))
+				for j, mv := range g {
+					slots[j] = mv.Slot
+				}
+				keys[i], errs[i] = s.mover.moveSlots(ctx, slots, g[0].From, g[0].To, false)
 			}()
 		}
 		wg.Wait()
-		for i, mv := range batch {
+		for i, g := range groups {
 			if errs[i] != nil {
 				s.m.errors.WithLabelValues(errorReason(errs[i])).Inc()
-				return fmt.Errorf("move slot %d %s -> %s: %w", mv.Slot, addrOf(v, mv.From), addrOf(v, mv.To), errs[i])
+				return fmt.Errorf("move %s -> %s: %w", addrOf(v, g[0].From), addrOf(v, g[0].To), errs[i])
 			}
-			s.m.slotsMoved.Inc()
-			s.m.keysMoved.Add(float64(keys[i]))
-			p.slotsDone.Add(1)
-			s.event(ctx, Event{Kind: "slot_moved", Slot: mv.Slot, Node: addrOf(v, mv.To), Keys: keys[i],
-				Reason: "from " + addrOf(v, mv.From)})
-			k := pair{mv.From, mv.To}
+			k := pair{g[0].From, g[0].To}
 			sum := done[k]
-			sum.slots = append(sum.slots, mv.Slot)
-			sum.keys += keys[i]
+			for j, mv := range g {
+				s.m.slotsMoved.Inc()
+				s.m.keysMoved.Add(float64(keys[i][j]))
+				p.slotsDone.Add(1)
+				s.event(ctx, Event{Kind: "slot_moved", Slot: mv.Slot, Node: addrOf(v, mv.To), Keys: keys[i][j],
+					Reason: "from " + addrOf(v, mv.From)})
+				sum.slots = append(sum.slots, mv.Slot)
+				sum.keys += keys[i][j]
+			}
 			done[k] = sum
-			queues[k] = queues[k][1:]
+			queues[k] = queues[k][len(g):]
 			if len(queues[k]) == 0 {
 				delete(queues, k)
 				order = slices.DeleteFunc(order, func(x pair) bool { return x == k })
-				s.event(ctx, Event{Kind: "slots_moved", Slot: -1, Node: addrOf(v, mv.To), Keys: sum.keys,
-					Reason: fmt.Sprintf("%d slots (%s) from %s", len(sum.slots), slotRanges(sum.slots), addrOf(v, mv.From))})
+				s.event(ctx, Event{Kind: "slots_moved", Slot: -1, Node: addrOf(v, k.to), Keys: sum.keys,
+					Reason: fmt.Sprintf("%d slots (%s) from %s", len(sum.slots), slotRanges(sum.slots), addrOf(v, k.from))})
 			}
 		}
 		if err := ctx.Err(); err != nil {
