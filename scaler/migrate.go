@@ -30,10 +30,24 @@ type MigrateConfig struct {
 // the atomic slot migration of newer servers (Redis 8.4, Valkey 9) can be
 // added next to the classic one.
 type slotMover interface {
-	moveSlots(ctx context.Context, slots []int, srcID, dstID string, force bool) (keys []int64, err error)
+	moveSlots(ctx context.Context, slots []int, srcID, dstID string, mode moveMode) (keys []int64, err error)
 }
 
 var _ slotMover = (*classicMover)(nil)
+
+// moveMode changes what a move checks.
+type moveMode uint8
+
+const (
+	// modeForce: the source need not own the slot (keys left on a
+	// non-owner, owners that disagree).
+	modeForce moveMode = 1 << iota
+	// modeFix: finishing a half-done move. The target's cluster_state is
+	// not waited for: it reports fail exactly because of the slot being
+	// fixed (an importing node keeps its own view of the slot's owner,
+	// which may be a master that has failed over).
+	modeFix
+)
 
 // classicMover moves a slot with SETSLOT IMPORTING/MIGRATING, MIGRATE and
 // SETSLOT NODE, in the order the cluster specification documents.
@@ -85,8 +99,8 @@ var errNotReady = errors.New("target not ready")
 // source need not be the slot's owner (fixing keys left on a non-owner).
 // Moving a slot the target already owns is a no-op, so a move can be
 // resumed from any step.
-func (m *classicMover) moveSlot(ctx context.Context, slot int, srcID, dstID string, force bool) (int64, error) {
-	moved, err := m.moveSlots(ctx, []int{slot}, srcID, dstID, force)
+func (m *classicMover) moveSlot(ctx context.Context, slot int, srcID, dstID string, mode moveMode) (int64, error) {
+	moved, err := m.moveSlots(ctx, []int{slot}, srcID, dstID, mode)
 	return moved[0], err
 }
 
@@ -94,13 +108,14 @@ func (m *classicMover) moveSlot(ctx context.Context, slot int, srcID, dstID stri
 // the topology check, the fencing and the epoch check are paid once, the
 // SETSLOT calls are pipelined, and the keys move slot by slot. The order
 // per slot is the documented one. moved[i] counts the keys of slots[i].
-func (m *classicMover) moveSlots(ctx context.Context, slots []int, srcID, dstID string, force bool) ([]int64, error) {
+func (m *classicMover) moveSlots(ctx context.Context, slots []int, srcID, dstID string, mode moveMode) ([]int64, error) {
+	force := mode&modeForce != 0
 	moved := make([]int64, len(slots))
 	name := "slot " + slotRanges(slots)
 	if len(slots) > 1 {
 		name = "slots " + slotRanges(slots)
 	}
-	v, err := m.waitReady(ctx, dstID)
+	v, err := m.waitReady(ctx, dstID, mode&modeFix == 0)
 	if err != nil {
 		return moved, fmt.Errorf("%s: %w", name, err)
 	}
@@ -128,6 +143,21 @@ func (m *classicMover) moveSlots(ctx context.Context, slots []int, srcID, dstID 
 	in := Intent{Slot: slots[todo[0]], Source: src.Addr, Target: dst.Addr, Step: "open"}
 	if err := m.fence(ctx, in); err != nil {
 		return moved, err
+	}
+	if mode&modeFix != 0 {
+		// An importing node does not take updates of the slot's owner from
+		// others: after the source failed over, the target still names the
+		// dead master, counts the slot as unserved and refuses the keys
+		// (CLUSTERDOWN). Tell it the current owner first.
+		if err := m.setslots(ctx, dc, dst.Addr, slots, todo, func(slot int) []any {
+			owner := v.Owner[slot]
+			if owner == "" || owner == dstID || ownerIn(v.views[dstID], slot) == owner {
+				return nil
+			}
+			return []any{"CLUSTER", "SETSLOT", slot, "NODE", owner}
+		}, false); err != nil {
+			return moved, err
+		}
 	}
 	// Importing first, so a client that src redirects with ASK finds dst
 	// ready. (When dst already owns a slot, keys left on src just move.)
@@ -256,15 +286,7 @@ func (m *classicMover) settle(ctx context.Context, slots []int, srcID, dstID str
 				continue
 			}
 			for _, slot := range slots {
-				owner := ""
-				for _, l := range lines {
-					for _, r := range l.Slots {
-						if slot >= r.Start && slot <= r.End {
-							owner = l.ID
-						}
-					}
-				}
-				if owner != dstID {
+				if ownerIn(lines, slot) != dstID {
 					wrong, wrongSlot = nd.Addr, slot
 					break
 				}
@@ -297,7 +319,7 @@ func (m *classicMover) settle(ctx context.Context, slots []int, srcID, dstID str
 // master is failing. A node that just joined reports fail for up to
 // cluster-node-timeout; opening a slot towards it then leaves the slot
 // half-open.
-func (m *classicMover) waitReady(ctx context.Context, dstID string) (*View, error) {
+func (m *classicMover) waitReady(ctx context.Context, dstID string, wantOK bool) (*View, error) {
 	deadline := time.Now().Add(max(m.cfg.ReadyWait, time.Second))
 	var why string
 	for {
@@ -314,7 +336,7 @@ func (m *classicMover) waitReady(ctx context.Context, dstID string) (*View, erro
 		default:
 			var ok bool
 			m.cached(func() { ok = m.ready[dstID] })
-			if ok {
+			if ok || !wantOK {
 				return v, nil
 			}
 			info, err := m.nodes.Client(v.Nodes[dstID].Addr).ClusterInfo(ctx).Result()
@@ -587,4 +609,16 @@ func (m *classicMover) epochAbove(ctx context.Context, srcAddr, srcID, dstAddr s
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// ownerIn returns the owner of slot in one node's CLUSTER NODES view.
+func ownerIn(view []clusternodes.NodeInfo, slot int) string {
+	for _, l := range view {
+		for _, r := range l.Slots {
+			if slot >= r.Start && slot <= r.End {
+				return l.ID
+			}
+		}
+	}
+	return ""
 }

@@ -53,7 +53,7 @@ func TestBigKeyMovesAlone(t *testing.T) {
 	}
 	m := testMover(t, c, MigrateConfig{BatchKeys: 100, BatchBytes: 1 << 20, BigKeyBytes: 8 << 20,
 		MigrateTimeout: 2 * time.Second, ReadyWait: 10 * time.Second})
-	keys, err := m.moveSlot(ctx, slot, src.ID, dst.ID, false)
+	keys, err := m.moveSlot(ctx, slot, src.ID, dst.ID, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestMigrateTimeoutStopsTheSlot(t *testing.T) {
 	if err := dst.Client().Do(ctx, "CLIENT", "PAUSE", 3000, "WRITE").Err(); err != nil {
 		t.Fatal(err)
 	}
-	_, err := m.moveSlot(ctx, slot, src.ID, dst.ID, false)
+	_, err := m.moveSlot(ctx, slot, src.ID, dst.ID, 0)
 	if err == nil || !strings.Contains(err.Error(), "MIGRATE") {
 		t.Fatalf("moveSlot with a paused target = %v, want a MIGRATE error", err)
 	}
@@ -97,7 +97,7 @@ func TestMigrateTimeoutStopsTheSlot(t *testing.T) {
 		t.Fatalf("keys lost: %d on the source + %d on the target < %d", a, b, total)
 	}
 	// Finishing from the half-open state (what the fix does).
-	if _, err := m.moveSlot(ctx, slot, src.ID, dst.ID, false); err != nil {
+	if _, err := m.moveSlot(ctx, slot, src.ID, dst.ID, 0); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := dst.Client().ClusterCountKeysInSlot(ctx, slot).Result(); n != total {
@@ -124,7 +124,7 @@ func TestMoveWaitsForANewNode(t *testing.T) {
 	}
 	// At once, before gossip has spread it.
 	m := testMover(t, c, MigrateConfig{BatchKeys: 100, MigrateTimeout: time.Second, ReadyWait: 30 * time.Second})
-	if _, err := m.moveSlot(ctx, slot, src.ID, spare.ID, false); err != nil {
+	if _, err := m.moveSlot(ctx, slot, src.ID, spare.ID, 0); err != nil {
 		t.Fatal(err)
 	}
 	if v, err := spare.Client().Get(ctx, "{join}k").Result(); err != nil || v != "v" {

@@ -324,7 +324,7 @@ func (s *Scaler) execute(ctx context.Context, v *View, moves []Move) error {
 				for j, mv := range g {
 					slots[j] = mv.Slot
 				}
-				keys[i], errs[i] = s.mover.moveSlots(ctx, slots, g[0].From, g[0].To, false)
+				keys[i], errs[i] = s.mover.moveSlots(ctx, slots, g[0].From, g[0].To, 0)
 			}()
 		}
 		wg.Wait()
@@ -759,7 +759,11 @@ func (s *Scaler) fix(ctx context.Context) (int, error) {
 	}
 	fixed := 0
 	for _, j := range jobs {
-		keys, err := s.mover.moveSlot(ctx, j.slot, j.src, j.dst, j.force)
+		mode := modeFix
+		if j.force {
+			mode |= modeForce
+		}
+		keys, err := s.mover.moveSlot(ctx, j.slot, j.src, j.dst, mode)
 		if err != nil {
 			return fixed, fmt.Errorf("fix slot %d (%s): %w", j.slot, j.why, err)
 		}
