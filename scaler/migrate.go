@@ -59,6 +59,9 @@ type classicMover struct {
 	// move before the step.
 	fence func(ctx context.Context, in Intent) error
 	prog  *progress
+	// step, when set (tests), is called after each step of a move; an
+	// error stops the move right there, as if the leader died.
+	step func(name string) error
 
 	rateMu    sync.Mutex
 	rateStart time.Time
@@ -169,12 +172,18 @@ func (m *classicMover) moveSlots(ctx context.Context, slots []int, srcID, dstID 
 	}, false); err != nil {
 		return moved, err
 	}
+	if err := m.after("importing"); err != nil {
+		return moved, err
+	}
 	if err := m.setslots(ctx, sc, src.Addr, slots, todo, func(slot int) []any {
 		if v.Owner[slot] != srcID {
 			return nil
 		}
 		return []any{"CLUSTER", "SETSLOT", slot, "MIGRATING", dstID}
 	}, false); err != nil {
+		return moved, err
+	}
+	if err := m.after("migrating"); err != nil {
 		return moved, err
 	}
 	for _, i := range todo {
@@ -212,9 +221,15 @@ func (m *classicMover) moveSlots(ctx context.Context, slots []int, srcID, dstID 
 	if err := m.setslots(ctx, dc, dst.Addr, slots, todo, node, false); err != nil {
 		return moved, err
 	}
+	if err := m.after("target_node"); err != nil {
+		return moved, err
+	}
 	// (A master that loses its last slot turns into a replica of the new
 	// owner as soon as it hears of it: then there is nothing to tell it.)
 	if err := m.setslots(ctx, sc, src.Addr, slots, todo, node, true); err != nil {
+		return moved, err
+	}
+	if err := m.after("source_node"); err != nil {
 		return moved, err
 	}
 	var wg sync.WaitGroup
@@ -405,6 +420,9 @@ func (m *classicMover) moveKeys(ctx context.Context, slot int, src, dst string) 
 				return moved, fmt.Errorf("slot %d: MIGRATE %d keys (%d bytes) from %s to %s: %w", slot, take, bytes, src, dst, err)
 			}
 			m.backoff(ctx, time.Since(began), take)
+			if err := m.after("batch"); err != nil {
+				return moved, err
+			}
 			moved += int64(take)
 			m.prog.keys.Add(int64(take))
 			m.prog.bytes.Add(bytes)
@@ -621,4 +639,11 @@ func ownerIn(view []clusternodes.NodeInfo, slot int) string {
 		}
 	}
 	return ""
+}
+
+func (m *classicMover) after(name string) error {
+	if m.step == nil {
+		return nil
+	}
+	return m.step(name)
 }
