@@ -186,8 +186,19 @@ func (m *classicMover) moveSlots(ctx context.Context, slots []int, srcID, dstID 
 	if err := m.after("migrating"); err != nil {
 		return moved, err
 	}
+	// Keys on a master that does not own their slot (force): that master
+	// imports the slot for the move, so MIGRATE runs there with ASKING.
+	stray := func(slot int) bool { return force && v.Owner[slot] == dstID }
+	if err := m.setslots(ctx, sc, src.Addr, slots, todo, func(slot int) []any {
+		if !stray(slot) {
+			return nil
+		}
+		return []any{"CLUSTER", "SETSLOT", slot, "IMPORTING", dstID}
+	}, false); err != nil {
+		return moved, err
+	}
 	for _, i := range todo {
-		n, err := m.moveKeys(ctx, slots[i], src.Addr, dst.Addr)
+		n, err := m.moveKeys(ctx, slots[i], src.Addr, dst.Addr, stray(slots[i]))
 		moved[i] = n
 		if err != nil {
 			return moved, err
@@ -230,6 +241,14 @@ func (m *classicMover) moveSlots(ctx context.Context, slots []int, srcID, dstID 
 		return moved, err
 	}
 	if err := m.after("source_node"); err != nil {
+		return moved, err
+	}
+	if err := m.setslots(ctx, sc, src.Addr, slots, todo, func(slot int) []any {
+		if !stray(slot) {
+			return nil
+		}
+		return []any{"CLUSTER", "SETSLOT", slot, "STABLE"}
+	}, true); err != nil {
 		return moved, err
 	}
 	var wg sync.WaitGroup
@@ -375,7 +394,7 @@ func (m *classicMover) waitReady(ctx context.Context, dstID string, wantOK bool)
 // moveKeys migrates every key of slot from src to dst in batches bounded
 // by keys and bytes. A key of big_key_bytes or more moves alone with a
 // timeout scaled by its size.
-func (m *classicMover) moveKeys(ctx context.Context, slot int, src, dst string) (int64, error) {
+func (m *classicMover) moveKeys(ctx context.Context, slot int, src, dst string, asking bool) (int64, error) {
 	sc := m.nodes.Client(src)
 	host, port, err := net.SplitHostPort(dst)
 	if err != nil {
@@ -416,7 +435,7 @@ func (m *classicMover) moveKeys(ctx context.Context, slot int, src, dst string) 
 				timeout = time.Duration(float64(timeout) * float64(bytes) / float64(m.cfg.BigKeyBytes))
 			}
 			began := time.Now()
-			if err := m.migrate(ctx, sc, host, port, keys[:take], timeout); err != nil {
+			if err := m.migrate(ctx, sc, host, port, keys[:take], timeout, asking); err != nil {
 				return moved, fmt.Errorf("slot %d: MIGRATE %d keys (%d bytes) from %s to %s: %w", slot, take, bytes, src, dst, err)
 			}
 			m.backoff(ctx, time.Since(began), take)
@@ -464,7 +483,7 @@ func (m *classicMover) sizes(ctx context.Context, c *redis.Client, keys []string
 // attempt copied it but the source kept it when the reply was lost) is
 // retried with REPLACE: this migration owns the slot and the source still
 // holds the key, so the source's copy is the current one.
-func (m *classicMover) migrate(ctx context.Context, c *redis.Client, host, port string, keys []string, timeout time.Duration) error {
+func (m *classicMover) migrate(ctx context.Context, c *redis.Client, host, port string, keys []string, timeout time.Duration, asking bool) error {
 	run := func(replace bool) error {
 		args := []any{"MIGRATE", host, port, "", 0, timeout.Milliseconds()}
 		if replace {
@@ -483,7 +502,19 @@ func (m *classicMover) migrate(ctx context.Context, c *redis.Client, host, port 
 		}
 		cctx, cancel := context.WithTimeout(ctx, timeout+30*time.Second)
 		defer cancel()
-		err := c.Do(cctx, args...).Err()
+		var err error
+		if asking {
+			// The source does not own the slot: ASKING on the same
+			// connection lets it run MIGRATE on a slot it imports.
+			cmds, _ := c.Pipelined(cctx, func(p redis.Pipeliner) error {
+				p.Do(cctx, "ASKING")
+				p.Do(cctx, args...)
+				return nil
+			})
+			err = cmds[1].Err()
+		} else {
+			err = c.Do(cctx, args...).Err()
+		}
 		if err != nil && err.Error() == "NOKEY" {
 			return nil // they expired meanwhile
 		}

@@ -757,6 +757,36 @@ func (s *Scaler) fix(ctx context.Context) (int, error) {
 			jobs = append(jobs, job{slot, loser, claim[0], true, "owners disagree"})
 		}
 	}
+	// Keys on a master that does not own their slot (left by an
+	// interrupted tool or a hand-made move): one pipelined count per
+	// master over the slots it does not own.
+	for _, m := range v.Masters() {
+		if !v.Reached[m.ID] {
+			continue
+		}
+		var slots []int
+		for slot, owner := range v.Owner {
+			if owner != m.ID && owner != "" && !seen[slot] {
+				slots = append(slots, slot)
+			}
+		}
+		cmds, err := s.opts.Nodes.Client(m.Addr).Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, slot := range slots {
+				p.ClusterCountKeysInSlot(ctx, slot)
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("count keys on %s: %w", m.Addr, err)
+		}
+		for i, cmd := range cmds {
+			if n, _ := cmd.(*redis.IntCmd).Result(); n > 0 {
+				slot := slots[i]
+				seen[slot] = true
+				jobs = append(jobs, job{slot, m.ID, v.Owner[slot], true, fmt.Sprintf("%d keys on a non-owner", n)})
+			}
+		}
+	}
 	fixed := 0
 	for _, j := range jobs {
 		mode := modeFix

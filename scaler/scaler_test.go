@@ -520,3 +520,53 @@ func TestSourceFailoverMidSlot(t *testing.T) {
 		}
 	}
 }
+
+// TestFixKeysOnANonOwner: keys stranded on a master that does not own
+// their slot (no migration marker left) are moved to the owner.
+func TestFixKeysOnANonOwner(t *testing.T) {
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	ctx := context.Background()
+	slot := scaler.Slot("{stray}")
+	owner, err := c.MasterOf(ctx, slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	masters, _ := c.Masters(ctx)
+	other := masters[0]
+	if other == owner {
+		other = masters[1]
+	}
+	owner.Client().Set(ctx, "{stray}home", "h", 0)
+	// Strand two keys on the other master: import, write with ASKING, forget.
+	oc := other.Client()
+	if err := oc.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", owner.ID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	conn := oc.Conn()
+	for _, k := range []string{"{stray}a", "{stray}b"} {
+		if err := conn.Process(ctx, redis.NewStatusCmd(ctx, "ASKING")); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.Set(ctx, k, k, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close()
+	if err := oc.Do(ctx, "CLUSTER", "SETSLOT", slot, "STABLE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := startScaler(t, c, nil, nil)
+	redistest.WaitFor(t, 60*time.Second, "the fix", func() bool {
+		st := s.Operation()
+		return st.Kind == "fix" && st.State == "done"
+	})
+	if n, _ := other.Client().ClusterCountKeysInSlot(ctx, slot).Result(); n != 0 {
+		t.Fatalf("%d keys still on the non-owner", n)
+	}
+	fresh := clusterClient(t, c)
+	for _, k := range []string{"{stray}a", "{stray}b", "{stray}home"} {
+		if v, err := fresh.Get(ctx, k).Result(); err != nil || (v != k && k != "{stray}home") {
+			t.Fatalf("%s = %q, %v", k, v, err)
+		}
+	}
+}
