@@ -570,3 +570,27 @@ func TestFixKeysOnANonOwner(t *testing.T) {
 		}
 	}
 }
+
+// TestScaleOutWithReplicas: in a cluster whose masters have replicas, a
+// new master gets one from the provider too.
+func TestScaleOutWithReplicas(t *testing.T) {
+	c := redistest.New(t, redistest.Options{Masters: 3, Replicas: 1, Spares: 2})
+	s := startScaler(t, c, nil, nil)
+	if st := s.run(t, "scale", 4, ""); st.State != "done" {
+		t.Fatalf("scale out: %+v", st)
+	}
+	ctx := context.Background()
+	masters, err := c.Masters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(masters) != 4 {
+		t.Fatalf("%d masters after scale out", len(masters))
+	}
+	for _, m := range masters {
+		reps, err := c.Replicas(ctx, m)
+		if err != nil || len(reps) != 1 {
+			t.Errorf("master %s has replicas %v (%v), want one", m.Addr, reps, err)
+		}
+	}
+}

@@ -136,6 +136,16 @@ func (a *adminClient) start(ctx context.Context, op string, body any) error {
 			a.base = "http://" + e.LeaderStats
 			continue
 		}
+		// Another operation (e.g. the fix a new leader runs) is under
+		// way: wait for it rather than fail.
+		if resp.StatusCode == http.StatusConflict && strings.Contains(e.Error, "already running") && attempt < 600 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second):
+			}
+			continue
+		}
 		msg := strings.TrimSpace(string(b))
 		if e.Error != "" {
 			msg = e.Error
