@@ -364,21 +364,8 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 		}
 	default:
 		slot, cross := ci.slotOf(args)
-		if ci.kind == kindBlocking || (ci.blockArg && findKeyword(args, "BLOCK", 1) > 0) {
-			if cross {
-				req.reply = appendError(req.reply, "CROSSSLOT Keys in request don't hash to the same slot")
-				ci.stats.errors.Add(1)
-				c.s.m.crossSlot.Inc()
-				return
-			}
-			req.slot = slot
-			if slot >= 0 {
-				c.s.slotOps[slot].Add(1)
-			}
-			req.state = stBlock
-			return
-		}
-		if cross && ci.split != splitNone && c.s.splitAllowed(ci) {
+		blocking := ci.kind == kindBlocking || (ci.blockArg && findKeyword(args, "BLOCK", 1) > 0)
+		if cross && !blocking && ci.split != splitNone && c.s.splitAllowed(ci) {
 			c.prepareSplit(req, ci, args)
 			return
 		}
@@ -391,6 +378,10 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 		req.slot = slot
 		if slot >= 0 {
 			c.s.slotOps[slot].Add(1)
+		}
+		if blocking {
+			req.state = stBlock
+			return
 		}
 	}
 	req.state = stSend

@@ -6,18 +6,14 @@ import (
 	"bufio"
 	"crypto/sha1"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -1241,86 +1237,5 @@ func diffKeysOnDifferentMasters() (a, b string) {
 
 // ---- the standalone oracle ----
 
-// diffStartStandalone starts a standalone redis-server on a free loopback
-// port, killed by PID when the test ends, and returns its address.
-func diffStartStandalone(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis-server is required under CI=true: %v", err)
-		}
-		t.Skipf("skipping, redis-server not found: %v", err)
-	}
-	dir := t.TempDir()
-	for attempt := 1; ; attempt++ {
-		port, err := redistest.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		logPath := filepath.Join(dir, fmt.Sprintf("oracle-%d.log", port))
-		out, err := os.Create(logPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", dir)
-		cmd.Stdout, cmd.Stderr = out, out
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		err = cmd.Start()
-		out.Close()
-		if err != nil {
-			t.Fatalf("start %s: %v", bin, err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		pid := cmd.Process.Pid
-		t.Cleanup(func() {
-			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-				t.Errorf("kill oracle redis-server (pid %d): %v", pid, err)
-			}
-			select {
-			case <-exited:
-			case <-time.After(10 * time.Second):
-				t.Errorf("oracle redis-server (pid %d) not reaped after SIGKILL", pid)
-			}
-		})
-		ready, died := diffWaitPing(addr, exited)
-		if ready {
-			return addr
-		}
-		logTail, _ := os.ReadFile(logPath)
-		if died && strings.Contains(string(logTail), "Address already in use") && attempt < 5 {
-			continue // lost the port to someone else
-		}
-		t.Fatalf("oracle redis-server on %s not ready (exited=%v); log:\n%s", addr, died, logTail)
-	}
-}
-
-// diffWaitPing polls addr with PING for up to 10s; died reports that the
-// process exited first.
-func diffWaitPing(addr string, exited <-chan struct{}) (ready, died bool) {
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return false, true
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.SetDeadline(time.Now().Add(time.Second))
-			_, err = c.Write([]byte("*1\r\n$4\r\nPING\r\n"))
-			var r diffReply
-			if err == nil {
-				r, err = diffRead(bufio.NewReader(c))
-			}
-			c.Close()
-			if err == nil && r.kind == '+' && r.str == "PONG" {
-				return true, false
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return false, false
-}
+// diffStartStandalone starts the standalone oracle and returns its address.
+func diffStartStandalone(t *testing.T) string { return redistest.StartStandalone(t).Addr }

@@ -4,12 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,87 +26,16 @@ type quiet struct{}
 
 func (quiet) Printf(context.Context, string, ...any) {}
 
-// server is one standalone redis-server in a temp dir.
-type server struct {
-	t    *testing.T
-	port int
-	dir  string
-	pid  int
-	done chan struct{} // closed when the current process is reaped
-}
+// server is one standalone redis-server (internal/redistest).
+type server struct{ *redistest.Standalone }
 
-func (s *server) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+func (s server) addr() string { return s.Addr }
 
-// startServer starts a standalone redis-server (no persistence unless
-// asked with SHUTDOWN SAVE) and kills it by PID when the test ends.
-func startServer(t *testing.T) *server {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis-server is required under CI=true: %v", err)
-		}
-		t.Skipf("redis-server not found: %v", err)
-	}
-	port, err := redistest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &server{t: t, port: port, dir: t.TempDir()}
-	s.launch()
-	t.Cleanup(func() {
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
-			t.Logf("redis log:\n%s", log)
-		}
-		s.kill()
-	})
-	return s
-}
-
-func (s *server) launch() {
-	s.t.Helper()
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--protected-mode", "no", "--daemonize", "no", "--save", "", "--appendonly", "no",
-		"--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"))
-	if err := cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	s.pid, s.done = cmd.Process.Pid, make(chan struct{})
-	done := s.done
-	go func() { _ = cmd.Wait(); close(done) }()
-	c := s.client()
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		select {
-		case <-done:
-			s.t.Fatalf("redis-server on port %d exited at start", s.port)
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on port %d not ready after 10s", s.port)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (s *server) kill() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(s.pid, syscall.SIGKILL)
-	<-s.done
-}
-
-func (s *server) client() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: s.addr(), Protocol: 2, DisableIdentity: true, MaxRetries: -1})
-}
+func startServer(t *testing.T) server { return server{redistest.StartStandalone(t)} }
 
 // do sends one command to the server from a client of its own.
-func (s *server) do(args ...any) error {
-	c := s.client()
+func (s server) do(args ...any) error {
+	c := s.Client()
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -225,7 +151,7 @@ func TestRestart(t *testing.T) {
 		time.Sleep(700 * time.Millisecond)
 		_ = s.do("SHUTDOWN", "SAVE") // the connection closes instead of a reply
 		select {
-		case <-s.done:
+		case <-s.Exited():
 		case <-time.After(5 * time.Second):
 			t.Error("redis-server did not exit on SHUTDOWN SAVE")
 			return
@@ -256,7 +182,7 @@ func TestRestart(t *testing.T) {
 		<-done
 		return
 	}
-	s.launch()
+	s.Restart()
 	got := <-done
 	if got.err != nil {
 		t.Fatal(got.err)

@@ -2,8 +2,6 @@ package redistest
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"testing"
 )
 
@@ -18,14 +16,7 @@ const logTailLines = 20
 func New(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	if opts.RedisServer == "" {
-		p, err := exec.LookPath("redis-server")
-		if err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("redistest: redis-server is required under CI=true: %v", err)
-			}
-			t.Skipf("redistest: skipping, redis-server not found: %v", err)
-		}
-		opts.RedisServer = p
+		opts.RedisServer = RequireServer(t)
 	}
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
