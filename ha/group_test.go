@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slotway/slotway/internal/redistest"
 )
 
 func freeUDPTCPPort(t *testing.T) int {
@@ -92,13 +94,7 @@ func startGroup(t *testing.T, prios ...int) []*member {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	redistest.WaitFor(t, 20*time.Second, what, cond)
 }
 
 // holders returns the names of running members that hold the VIP.

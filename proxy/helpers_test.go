@@ -56,17 +56,16 @@ func startProxy(t *testing.T, c *redistest.Cluster, mod ...func(*proxy.Config)) 
 		if running.Add(-1) > 0 {
 			return // another proxy of this test still runs; the last one checks
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			left := proxyGoroutines()
-			if left == "" {
-				break
+		left := ""
+		defer func() {
+			if left != "" {
+				t.Logf("proxy goroutines left:\n%s", left)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("proxy goroutines did not exit after Run returned:\n%s", left)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		}()
+		redistest.WaitFor(t, 10*time.Second, "proxy goroutines to exit after Run returned", func() bool {
+			left = proxyGoroutines()
+			return left == ""
+		})
 	})
 	redistest.WaitFor(t, 20*time.Second, "proxy ready", s.Ready)
 	return p

@@ -17,7 +17,9 @@ func testMover(t *testing.T, c *redistest.Cluster, cfg MigrateConfig) *classicMo
 		fence: func(context.Context, Intent) error { return nil }}
 }
 
-func otherMaster(t *testing.T, c *redistest.Cluster, slot int) (src, dst *redistest.Node) {
+// OwnerAndOther returns the master of slot and another master (exported
+// for the package's external tests too).
+func OwnerAndOther(t *testing.T, c *redistest.Cluster, slot int) (src, dst *redistest.Node) {
 	t.Helper()
 	ctx := context.Background()
 	src, err := c.MasterOf(ctx, slot)
@@ -43,7 +45,7 @@ func TestBigKeyMovesAlone(t *testing.T) {
 	c := redistest.New(t, redistest.Options{Masters: 3})
 	ctx := context.Background()
 	slot := Slot("{big}")
-	src, dst := otherMaster(t, c, slot)
+	src, dst := OwnerAndOther(t, c, slot)
 	big := strings.Repeat("0123456789", 5<<20) // 50 MB
 	if err := src.Client().Set(ctx, "{big}huge", big, 0).Err(); err != nil {
 		t.Fatal(err)
@@ -76,7 +78,7 @@ func TestMigrateTimeoutStopsTheSlot(t *testing.T) {
 	c := redistest.New(t, redistest.Options{Masters: 3})
 	ctx := context.Background()
 	slot := Slot("{slow}")
-	src, dst := otherMaster(t, c, slot)
+	src, dst := OwnerAndOther(t, c, slot)
 	for i := range 300 {
 		src.Client().Set(ctx, "{slow}"+strings.Repeat("k", 1+i%7)+string(rune('a'+i%26))+time.Duration(i).String(), i, 0)
 	}
@@ -90,7 +92,9 @@ func TestMigrateTimeoutStopsTheSlot(t *testing.T) {
 		t.Fatalf("moveSlot with a paused target = %v, want a MIGRATE error", err)
 	}
 	t.Logf("stopped: %v", err)
-	time.Sleep(3 * time.Second) // the pause ends
+	if err := dst.Client().Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
+		t.Fatal(err)
+	}
 	a, _ := src.Client().ClusterCountKeysInSlot(ctx, slot).Result()
 	b, _ := dst.Client().ClusterCountKeysInSlot(ctx, slot).Result()
 	if a+b < total {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -144,15 +145,7 @@ func TestFixHalfMigratedSlot(t *testing.T) {
 		rc.Set(ctx, fmt.Sprintf("{half}%d", i), i, 0)
 	}
 	slot := scaler.Slot("{half}")
-	src, err := c.MasterOf(ctx, slot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	masters, _ := c.Masters(ctx)
-	dst := masters[0]
-	if dst == src {
-		dst = masters[1]
-	}
+	src, dst := scaler.OwnerAndOther(t, c, slot)
 	if err := c.BeginMigration(ctx, slot, src, dst); err != nil {
 		t.Fatal(err)
 	}
@@ -249,14 +242,18 @@ func during(t *testing.T, addr string, op func()) check.Result {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	res := make(chan check.Result, 1)
+	started := make(chan struct{})
+	var once sync.Once
 	go func() {
-		r, err := check.Run(ctx, check.Config{Addr: addr, Rate: 1000, Workers: 4, Keys: 2000})
+		r, err := check.Run(ctx, check.Config{Addr: addr, Rate: 1000, Workers: 4, Keys: 2000,
+			Progress: func(check.Progress) { once.Do(func() { close(started) }) }})
 		if err != nil {
 			t.Errorf("check: %v", err)
 		}
+		once.Do(func() { close(started) })
 		res <- r
 	}()
-	time.Sleep(500 * time.Millisecond) // some traffic before the operation
+	<-started // some traffic before the operation
 	op()
 	cancel()
 	return <-res
@@ -411,14 +408,7 @@ func TestNewLeaderFinishesInterruptedMoves(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		src, err := c.MasterOf(ctx, slot)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst := masters[0]
-		if dst == src {
-			dst = masters[1]
-		}
+		src, dst := scaler.OwnerAndOther(t, c, slot)
 		st.make(slot, src, dst)
 		t.Logf("%s: slot %d %s -> %s", st.name, slot, src.Addr, dst.Addr)
 	}
@@ -468,15 +458,7 @@ func TestSourceFailoverMidSlot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	src, err := c.MasterOf(ctx, slot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	masters, _ := c.Masters(ctx)
-	dst := masters[0]
-	if dst == src {
-		dst = masters[1]
-	}
+	src, dst := scaler.OwnerAndOther(t, c, slot)
 	if err := c.BeginMigration(ctx, slot, src, dst); err != nil {
 		t.Fatal(err)
 	}
@@ -527,15 +509,7 @@ func TestFixKeysOnANonOwner(t *testing.T) {
 	c := redistest.New(t, redistest.Options{Masters: 3})
 	ctx := context.Background()
 	slot := scaler.Slot("{stray}")
-	owner, err := c.MasterOf(ctx, slot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	masters, _ := c.Masters(ctx)
-	other := masters[0]
-	if other == owner {
-		other = masters[1]
-	}
+	owner, other := scaler.OwnerAndOther(t, c, slot)
 	owner.Client().Set(ctx, "{stray}home", "h", 0)
 	// Strand two keys on the other master: import, write with ASKING, forget.
 	oc := other.Client()

@@ -27,6 +27,7 @@ import (
 	"github.com/slotway/slotway/internal/redistest"
 	"github.com/slotway/slotway/proxy"
 	"github.com/slotway/slotway/scaler"
+	"sync"
 )
 
 func envInt(name string, def int) int {
@@ -92,20 +93,31 @@ func run(t *testing.B, who string, nkeys, valueSize, rate int) string {
 	var took time.Duration
 	cctx, cstop := context.WithCancel(ctx)
 	res := make(chan check.Result, 1)
+	started := make(chan struct{})
+	var once sync.Once
 	go func() {
-		r, _ := check.Run(cctx, check.Config{Addr: addr, Rate: rate})
+		r, _ := check.Run(cctx, check.Config{Addr: addr, Rate: rate,
+			Progress: func(check.Progress) { once.Do(func() { close(started) }) }})
+		once.Do(func() { close(started) })
 		res <- r
 	}()
-	time.Sleep(time.Second)
+	<-started // a second of traffic before the move
 	switch who {
 	case "redis-cli":
 		out, err := exec.Command("redis-cli", "--cluster", "add-node", spare, c.Seeds()[0]).CombinedOutput()
 		if err != nil {
 			t.Fatalf("add-node: %v\n%s", err, out)
 		}
-		// Let the new node be known before rebalancing (redis-cli itself
-		// does not wait).
-		time.Sleep(2 * time.Second)
+		// Let every node know the new one before rebalancing (redis-cli
+		// itself does not wait).
+		redistest.WaitFor(t, 30*time.Second, "every node to know the new node", func() bool {
+			for _, n := range c.Nodes() {
+				if out, err := n.Client().ClusterNodes(ctx).Result(); err != nil || !strings.Contains(out, spare) {
+					return false
+				}
+			}
+			return true
+		})
 		start := time.Now()
 		out, err = exec.Command("redis-cli", "--cluster", "rebalance", c.Seeds()[0], "--cluster-use-empty-masters").CombinedOutput()
 		if err != nil {
@@ -125,22 +137,18 @@ func run(t *testing.B, who string, nkeys, valueSize, rate int) string {
 		sctx, sstop := context.WithCancel(ctx)
 		defer sstop()
 		go s.Run(sctx)
-		for s.Start("scale", 4, "") != nil {
-			time.Sleep(100 * time.Millisecond)
+		redistest.WaitFor(t, time.Minute, "the scaler to accept the operation", func() bool { return s.Start("scale", 4, "") == nil })
+		var st scaler.OperationStatus
+		redistest.WaitFor(t, 10*time.Minute, "the scale-out to end", func() bool {
+			st = s.Operation()
+			return st.Kind == "scale" && (st.State == "done" || st.State == "failed")
+		})
+		if st.State == "failed" {
+			t.Fatalf("scale: %s", st.Error)
 		}
-		for {
-			st := s.Operation()
-			if st.Kind == "scale" && (st.State == "done" || st.State == "failed") {
-				if st.State == "failed" {
-					t.Fatalf("scale: %s", st.Error)
-				}
-				// Rebalancing time: from the first slot move to the end,
-				// as redis-cli's rebalance is timed after add-node.
-				took, moved = st.Ended.Sub(st.Moving), st.Keys
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		// Rebalancing time: from the first slot move to the end, as
+		// redis-cli's rebalance is timed after add-node.
+		took, moved = st.Ended.Sub(st.Moving), st.Keys
 	}
 	cstop()
 	during := <-res

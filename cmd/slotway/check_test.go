@@ -106,7 +106,26 @@ func TestCheckCommand(t *testing.T) {
 	flushed := make(chan struct{})
 	go func() {
 		defer close(flushed)
-		time.Sleep(time.Second)
+		// Flush once the run has acknowledged writes (its keys exist).
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		giveUp := time.After(10 * time.Second)
+	wait:
+		for {
+			select {
+			case <-tick.C:
+			case <-giveUp:
+				break wait
+			}
+			keys := 0
+			for _, nd := range c.Nodes() {
+				k, _ := nd.Client().DBSize(context.Background()).Result()
+				keys += int(k)
+			}
+			if keys >= 100 {
+				break wait
+			}
+		}
 		for _, n := range c.Nodes() {
 			if err := n.Client().FlushAll(context.Background()).Err(); err != nil {
 				t.Error(err)

@@ -23,14 +23,7 @@ func TestClusterCommand(t *testing.T) {
 	requireRedis(t)
 	c := redistest.New(t, redistest.Options{Masters: 3, Spares: 1})
 	bin := buildBinary(t)
-	ports := make([]int, 2)
-	for i := range ports {
-		p, err := redistest.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = p
-	}
+	ports := freePorts(t, 2)
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
 	if err := os.WriteFile(tokenFile, []byte("0123456789abcdef-test-token\n"), 0o600); err != nil {

@@ -297,13 +297,21 @@ func TestHAFailoverInNamespaces(t *testing.T) {
 			"add chain inet sw out { type filter hook output priority 0 ; }",
 			"add rule inet sw in udp dport 7946 numgen random mod 100 < 30 drop",
 			"add rule inet sw out udp dport 7946 numgen random mod 100 < 30 drop")
-		deadline := time.Now().Add(15 * time.Second)
-		for time.Now().Before(deadline) {
+		// Sample the holders every 20 ms over a 15 s observation window.
+		window := time.After(15 * time.Second)
+		tick := time.NewTicker(20 * time.Millisecond)
+	observe:
+		for {
+			select {
+			case <-window:
+				break observe
+			case <-tick.C:
+			}
 			if hs := holders(); len(hs) != 1 || hs[0] != holder {
 				t.Fatalf("spurious failover under 30%% packet loss: holders %v, was %s", hs, h.Name)
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
+		tick.Stop()
 		nft(t, h, "delete table inet sw")
 		t.Logf("30%% gossip packet loss on the holder for 15 s: no failover")
 	}

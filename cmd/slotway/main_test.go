@@ -216,14 +216,7 @@ func TestRunSIGTERM(t *testing.T) {
 	requireRedis(t)
 	c := redistest.New(t, redistest.Options{Masters: 3})
 	bin := buildBinary(t)
-	ports := make([]int, 2)
-	for i := range ports {
-		p, err := redistest.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = p
-	}
+	ports := freePorts(t, 2)
 	cfg := fmt.Sprintf("proxy:\n  listen: 127.0.0.1:%d\n  cluster:\n    seeds: [%q]\nstats:\n  listen: 127.0.0.1:%d\n", ports[0], c.Seeds()[0], ports[1])
 	path := filepath.Join(t.TempDir(), "slotway.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -274,4 +267,18 @@ func TestUsage(t *testing.T) {
 	if code := runMain([]string{"run"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "-config FILE is required") {
 		t.Errorf("run without config: %d %q", code, errb.String())
 	}
+}
+
+// freePorts picks n free loopback ports.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		p, err := redistest.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = p
+	}
+	return ports
 }
