@@ -375,6 +375,17 @@ func TestReadFromReplicas(t *testing.T) {
 		r, _ := c.Replicas(ctx, m)
 		replicas = append(replicas, r...)
 	}
+	// Reads go to a replica only once the health checker has seen its
+	// replication link up.
+	redistest.WaitFor(t, 30*time.Second, "the proxy to see every replica in sync", func() bool {
+		h := p.Health()
+		for _, r := range replicas {
+			if nh := h[r.Addr]; !nh.Up || nh.Info.LinkStatus != "up" {
+				return false
+			}
+		}
+		return true
+	})
 	getCalls := func(n *redistest.Node) int64 {
 		info := n.Client().Info(ctx, "commandstats").Val()
 		for line := range strings.SplitSeq(info, "\n") {

@@ -237,7 +237,10 @@ func (s *Server) totalCommands() uint64 {
 func (s *Server) ctxBackground() context.Context { return context.Background() }
 
 // pickReplica returns a healthy replica for this client, or nil (then
-// the master serves the read).
+// the master serves the read). A replica qualifies only once the health
+// checker has seen it up with its replication link up: a replica that has
+// just been attached, or is resyncing, answers from an empty or stale
+// dataset (replica-serve-stale-data), which would look like lost keys.
 func (s *Server) pickReplica(replicas []*backend, clientID uint64) *backend {
 	if len(replicas) == 0 {
 		return nil
@@ -245,7 +248,7 @@ func (s *Server) pickReplica(replicas []*backend, clientID uint64) *backend {
 	h := s.health.snapshot()
 	for i := range replicas {
 		b := replicas[(int(clientID)+i)%len(replicas)]
-		if nh, ok := h[b.addr]; (!ok || nh.Up) && !b.retired.Load() && !b.pipes[clientID%uint64(len(b.pipes))].isDown() {
+		if nh, ok := h[b.addr]; ok && nh.Up && nh.Info.LinkStatus == "up" && !b.retired.Load() && !b.pipes[clientID%uint64(len(b.pipes))].isDown() {
 			return b
 		}
 	}
