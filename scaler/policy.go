@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/slotway/slotway/internal/config"
 )
 
 // The autoscaler's policy: a pure function from one evaluation's
@@ -54,6 +56,11 @@ type PolicyConfig struct {
 	RebalanceCycles                 int
 	NodeMemory                      int64
 	Thresholds                      Thresholds
+	// Plans is a maxmemory ladder in bytes, ascending (empty: off). Memory
+	// pressure climbs it before masters are added, and scale in steps down
+	// it before a master is removed: a CONFIG SET is cheaper and quicker
+	// than moving slots.
+	Plans []int64
 }
 
 // DefaultPolicy has the documented defaults.
@@ -74,142 +81,265 @@ type PolicyState struct {
 
 // Decision is what the policy wants done.
 type Decision struct {
-	Kind   string // none, scale_out, scale_in, rebalance
-	Count  int    // scale_out: masters to add
-	Node   string // scale_in: the master to drain
-	Reason string
+	Kind  string // none, scale_out, scale_in, rebalance, vertical
+	Count int    // scale_out: masters to add
+	Node  string // scale_in: the master to drain
+	// MaxMemory is, for vertical, the plan (bytes) to CONFIG SET as
+	// maxmemory on every master.
+	MaxMemory int64
+	Reason    string
+	// Signals are this evaluation's measurements in the order memory_pct,
+	// clients_pct, ops_per_master, cpu_pct; nil when the policy held
+	// without measuring. Breached names those over threshold beyond the
+	// tolerance, so the caller can report a breach on its rising edge
+	// while the policy stays free of event state.
+	Signals  []SignalValue
+	Breached []string
 }
+
+// SignalValue is one signal at one evaluation.
+type SignalValue struct {
+	Name      string  // memory_pct, clients_pct, ops_per_master, cpu_pct
+	Average   float64 // over the masters measured; compared with Threshold
+	Peak      float64 // the highest master
+	Threshold float64
+	// PerMaster is by address; a master without maxmemory (and no
+	// node_memory) or without maxclients is left out of those signals.
+	PerMaster map[string]float64
+	Off       string // why the signal is not used ("" when it is)
+}
+
+// Positions in Decision.Signals.
+const (
+	sigMemory = iota
+	sigClients
+	sigOps
+	sigCPU
+)
 
 // tolerance: values within 10 % of a threshold count as at it (ignored).
 const tolerance = 0.10
 
-// signals are one evaluation's averages (and the memory peak).
-type signals struct {
-	memPct, memPeak, clientsPct, ops, cpu float64
-	memKnown                              bool
+func memLimit(m MasterSample, cfg PolicyConfig) int64 {
+	if m.MaxMemory == 0 {
+		return cfg.NodeMemory
+	}
+	return m.MaxMemory
 }
 
-func measure(s Sample, cfg PolicyConfig) signals {
-	var sig signals
-	var memN, cliN int
-	for _, m := range s.Masters {
-		limit := m.MaxMemory
-		if limit == 0 {
-			limit = cfg.NodeMemory
+func measure(s Sample, cfg PolicyConfig) []SignalValue {
+	t := cfg.Thresholds
+	sv := []SignalValue{
+		{Name: "memory_pct", Threshold: t.MemoryPct},
+		{Name: "clients_pct", Threshold: t.ClientsPct},
+		{Name: "ops_per_master", Threshold: t.OpsPerMaster},
+		{Name: "cpu_pct", Threshold: t.CPUPct},
+	}
+	// Sums run in master order, not map order, so that a replayed trace
+	// gives the same floats, and so the same decisions, every time.
+	var sum [4]float64
+	var cnt [4]int
+	add := func(i int, addr string, v float64) {
+		if sv[i].PerMaster == nil {
+			sv[i].PerMaster = make(map[string]float64, len(s.Masters))
 		}
-		if limit > 0 {
-			p := 100 * float64(m.UsedMemory) / float64(limit)
-			sig.memPct += p
-			sig.memPeak = max(sig.memPeak, p)
-			memN++
+		sv[i].PerMaster[addr] = v
+		sv[i].Peak = max(sv[i].Peak, v)
+		sum[i] += v
+		cnt[i]++
+	}
+	for _, m := range s.Masters {
+		if limit := memLimit(m, cfg); limit > 0 {
+			add(sigMemory, m.Addr, 100*float64(m.UsedMemory)/float64(limit))
 		}
 		if m.MaxClients > 0 {
-			sig.clientsPct += 100 * float64(m.Clients) / float64(m.MaxClients)
-			cliN++
+			add(sigClients, m.Addr, 100*float64(m.Clients)/float64(m.MaxClients))
 		}
-		sig.ops += m.Ops
-		sig.cpu += m.CPUPct
+		add(sigOps, m.Addr, m.Ops)
+		add(sigCPU, m.Addr, m.CPUPct)
 	}
-	if memN > 0 {
-		sig.memPct /= float64(memN)
-		sig.memKnown = true
+	for i := range sv {
+		v := &sv[i]
+		if cnt[i] > 0 {
+			v.Average = sum[i] / float64(cnt[i])
+		}
+		switch {
+		case cnt[i] == 0 && i == sigMemory:
+			v.Off = "maxmemory is 0 and scaler.node_memory is not set"
+		case cnt[i] == 0 && i == sigClients:
+			v.Off = "no master reports maxclients"
+		case v.Threshold <= 0:
+			v.Off = "scaler.thresholds." + v.Name + " is 0"
+		}
 	}
-	if cliN > 0 {
-		sig.clientsPct /= float64(cliN)
-	}
-	if n := float64(len(s.Masters)); n > 0 {
-		sig.ops /= n
-		sig.cpu /= n
-	}
-	return sig
+	return sv
 }
 
-// over lists the signals above their threshold (beyond the tolerance),
-// with the largest ratio of value to threshold.
-func over(sig signals, t Thresholds) ([]string, float64) {
-	var names []string
-	worst := 0.0
-	check := func(name string, v, limit float64, known bool) {
-		if !known || limit <= 0 {
-			return
+// breach is the signals over threshold (beyond the tolerance).
+type breach struct {
+	names []string // for Decision.Breached
+	why   []string // "memory% 88 > 75", for reasons
+	worst float64  // the largest ratio of value to threshold
+}
+
+func over(sv []SignalValue) breach {
+	label := [...]string{sigMemory: "memory%", sigClients: "clients%", sigOps: "ops/master", sigCPU: "cpu%"}
+	var b breach
+	for i, v := range sv {
+		if v.Off != "" {
+			continue
 		}
-		if r := v / limit; r > 1+tolerance {
-			names = append(names, fmt.Sprintf("%s %.0f > %.0f", name, v, limit))
-			worst = max(worst, r)
+		if r := v.Average / v.Threshold; r > 1+tolerance {
+			b.names = append(b.names, v.Name)
+			b.why = append(b.why, fmt.Sprintf("%s %.0f > %.0f", label[i], v.Average, v.Threshold))
+			b.worst = max(b.worst, r)
 		}
 	}
-	check("memory%", sig.memPct, t.MemoryPct, sig.memKnown)
-	check("clients%", sig.clientsPct, t.ClientsPct, true)
-	check("ops/master", sig.ops, t.OpsPerMaster, true)
-	check("cpu%", sig.cpu, t.CPUPct, true)
-	return names, worst
+	return b
+}
+
+// ladder returns the masters' maxmemory and the plans just above and just
+// below it (0: none). The smallest maxmemory set is the one every master
+// is known to have. With maxmemory 0 there is no rung to step from, and a
+// plan beyond node_memory would promise memory the node does not have.
+func ladder(cfg PolicyConfig, s Sample) (cur, up, down int64) {
+	for _, m := range s.Masters {
+		if m.MaxMemory > 0 && (cur == 0 || m.MaxMemory < cur) {
+			cur = m.MaxMemory
+		}
+	}
+	if cur == 0 {
+		return 0, 0, 0
+	}
+	for _, p := range cfg.Plans {
+		if p > cur && (up == 0 || p < up) && (cfg.NodeMemory <= 0 || p <= cfg.NodeMemory) {
+			up = p
+		}
+		if p < cur && p > down {
+			down = p
+		}
+	}
+	return cur, up, down
+}
+
+// fitsPlan reports whether every master would stay strictly under
+// memory_pct x scale_in_margin with maxmemory at plan; peak is the highest
+// master's % at that plan. Per master, not on average: one full master
+// would evict or refuse writes whatever the others hold.
+func fitsPlan(cfg PolicyConfig, s Sample, plan int64) (ok bool, peak float64) {
+	lim := cfg.Thresholds.MemoryPct * cfg.ScaleInMargin
+	if plan <= 0 || lim <= 0 {
+		return false, 0
+	}
+	for _, m := range s.Masters {
+		peak = max(peak, 100*float64(m.UsedMemory)/float64(plan))
+	}
+	return peak < lim, peak
 }
 
 // Decide evaluates one sample.
 func Decide(cfg PolicyConfig, st PolicyState, s Sample) (Decision, PolicyState) {
-	now := s.Time
-	n := len(s.Masters)
-	if s.Hold != "" || n == 0 {
+	if s.Hold != "" || len(s.Masters) == 0 {
 		why := s.Hold
 		if why == "" {
 			why = "no master measured"
 		}
 		return Decision{Kind: "none", Reason: "holding: " + why}, st
 	}
-	sig := measure(s, cfg)
-	t := cfg.Thresholds
-	// A memory emergency acts at once, whatever the cycles and cooldowns.
-	if sig.memKnown && t.EmergencyMemoryPct > 0 && sig.memPeak >= t.EmergencyMemoryPct && n < cfg.MaxMasters {
-		st.Up, st.Down, st.LastUp, st.WantedMore = 0, 0, now, now
-		return Decision{Kind: "scale_out", Count: 1,
-			Reason: fmt.Sprintf("memory emergency: a master at %.0f%% (>= %.0f%%)", sig.memPeak, t.EmergencyMemoryPct)}, st
+	sv := measure(s, cfg)
+	b := over(sv)
+	d, st := decide(cfg, st, s, sv, b)
+	d.Signals, d.Breached = sv, b.names
+	return d, st
+}
+
+func decide(cfg PolicyConfig, st PolicyState, s Sample, sv []SignalValue, b breach) (Decision, PolicyState) {
+	now, n, t := s.Time, len(s.Masters), cfg.Thresholds
+	cur, up, down := ladder(cfg, s)
+	raise := func(why string) Decision {
+		return Decision{Kind: "vertical", MaxMemory: up,
+			Reason: fmt.Sprintf("%s; raising maxmemory %v -> %v", why, config.ByteSize(cur), config.ByteSize(up))}
 	}
-	high, worst := over(sig, t)
-	if len(high) > 0 {
+	// A memory emergency acts at once, whatever the cycles and cooldowns.
+	mem := sv[sigMemory]
+	if len(mem.PerMaster) > 0 && t.EmergencyMemoryPct > 0 && mem.Peak >= t.EmergencyMemoryPct && (up > 0 || n < cfg.MaxMasters) {
+		st.Up, st.Down, st.LastUp, st.WantedMore = 0, 0, now, now
+		why := fmt.Sprintf("memory emergency: a master at %.0f%% (>= %.0f%%)", mem.Peak, t.EmergencyMemoryPct)
+		if up > 0 {
+			return raise(why), st
+		}
+		return Decision{Kind: "scale_out", Count: 1, Reason: why}, st
+	}
+	high := strings.Join(b.why, ", ")
+	if len(b.names) > 0 {
 		st.Up++
 		st.WantedMore = now
 	} else {
 		st.Up = 0
 	}
 	// Scale in is judged on the projection onto one master fewer.
-	low := n > 1 && n > cfg.MinMasters
-	if low {
+	fewer := n > 1 && n > cfg.MinMasters
+	if fewer {
 		f := float64(n) / float64(n-1)
-		proj := signals{memPct: sig.memPct * f, clientsPct: sig.clientsPct * f, ops: sig.ops * f, cpu: sig.cpu * f, memKnown: sig.memKnown}
-		m := cfg.ScaleInMargin
-		lim := Thresholds{MemoryPct: t.MemoryPct * m, ClientsPct: t.ClientsPct * m, OpsPerMaster: t.OpsPerMaster * m, CPUPct: t.CPUPct * m}
-		// Strictly under: no tolerance in the safe direction.
-		low = (!proj.memKnown || lim.MemoryPct <= 0 || proj.memPct < lim.MemoryPct) &&
-			(lim.ClientsPct <= 0 || proj.clientsPct < lim.ClientsPct) &&
-			(lim.OpsPerMaster <= 0 || proj.ops < lim.OpsPerMaster) &&
-			(lim.CPUPct <= 0 || proj.cpu < lim.CPUPct)
+		for _, v := range sv {
+			// Strictly under: no tolerance in the safe direction.
+			if lim := v.Threshold * cfg.ScaleInMargin; v.Off == "" && lim > 0 && v.Average*f >= lim {
+				fewer = false
+			}
+		}
 	}
-	if low && len(high) == 0 {
+	lower, lowerPeak := fitsPlan(cfg, s, down)
+	if (fewer || lower) && len(b.names) == 0 {
 		st.Down++
 	} else {
 		st.Down = 0
 	}
+	could := "could scale in"
+	if lower {
+		could = "could lower maxmemory to " + config.ByteSize(down).String()
+	}
 	switch {
-	case len(high) > 0 && st.Up >= cfg.UpCycles:
-		if n >= cfg.MaxMasters {
-			return Decision{Kind: "none", Reason: fmt.Sprintf("wants more masters (%s) but is at max_masters %d", strings.Join(high, ", "), cfg.MaxMasters)}, st
+	case len(b.names) > 0 && st.Up >= cfg.UpCycles:
+		// A larger maxmemory relieves memory only; any other signal over
+		// needs another master, which relieves memory as well.
+		vertical := up > 0 && slices.Equal(b.names, []string{"memory_pct"})
+		if !vertical && n >= cfg.MaxMasters {
+			return Decision{Kind: "none", Reason: fmt.Sprintf("wants more masters (%s) but is at max_masters %d", high, cfg.MaxMasters)}, st
+		}
+		want := "wants more masters"
+		if vertical {
+			want = "wants a larger maxmemory"
 		}
 		// A needed scale-out may cut a scale-in cooldown short, not the
 		// cooldown after the last scale-out.
 		if !st.LastUp.IsZero() && now.Sub(st.LastUp) < cfg.UpCooldown {
-			return Decision{Kind: "none", Reason: fmt.Sprintf("wants more masters (%s); up_cooldown %v left", strings.Join(high, ", "),
+			return Decision{Kind: "none", Reason: fmt.Sprintf("%s (%s); up_cooldown %v left", want, high,
 				(cfg.UpCooldown - now.Sub(st.LastUp)).Round(time.Second))}, st
 		}
-		k := int(math.Ceil(float64(n)*worst)) - n
-		k = max(1, min(k, cfg.MaxStep, cfg.MaxMasters-n))
 		st.Up, st.LastUp = 0, now
-		return Decision{Kind: "scale_out", Count: k, Reason: fmt.Sprintf("%s for %d evaluations", strings.Join(high, ", "), cfg.UpCycles)}, st
+		why := fmt.Sprintf("%s for %d evaluations", high, cfg.UpCycles)
+		if vertical {
+			return raise(why), st
+		}
+		if len(cfg.Plans) > 0 && cur > 0 && slices.Contains(b.names, "memory_pct") {
+			why += fmt.Sprintf("; no usable plan above maxmemory %v", config.ByteSize(cur))
+		}
+		k := int(math.Ceil(float64(n)*b.worst)) - n
+		k = max(1, min(k, cfg.MaxStep, cfg.MaxMasters-n))
+		return Decision{Kind: "scale_out", Count: k, Reason: why}, st
 	case st.Down >= cfg.DownCycles:
 		switch {
 		case now.Sub(st.WantedMore) < cfg.Stabilization:
-			return Decision{Kind: "none", Reason: "could scale in, but an evaluation in the stabilization window wanted more masters"}, st
+			return Decision{Kind: "none", Reason: could + ", but an evaluation in the stabilization window wanted more masters"}, st
 		case (!st.LastDown.IsZero() && now.Sub(st.LastDown) < cfg.DownCooldown) || (!st.LastUp.IsZero() && now.Sub(st.LastUp) < cfg.DownCooldown):
-			return Decision{Kind: "none", Reason: "could scale in; down_cooldown not over"}, st
+			return Decision{Kind: "none", Reason: could + "; down_cooldown not over"}, st
+		}
+		// A smaller plan first: it gives memory back without moving a slot.
+		if lower {
+			st.Down, st.LastDown = 0, now
+			return Decision{Kind: "vertical", MaxMemory: down, Reason: fmt.Sprintf(
+				"every master under memory%% %.0f x %.2f at maxmemory %v (peak %.0f%%) for %d evaluations; lowering maxmemory %v -> %v",
+				t.MemoryPct, cfg.ScaleInMargin, config.ByteSize(down), lowerPeak, cfg.DownCycles, config.ByteSize(cur), config.ByteSize(down))}, st
 		}
 		victim, why := drainCandidate(s, cfg)
 		if victim == "" {
@@ -220,12 +350,12 @@ func Decide(cfg PolicyConfig, st PolicyState, s Sample) (Decision, PolicyState) 
 			cfg.ScaleInMargin, n-1, cfg.DownCycles, why)}, st
 	}
 	// Traffic imbalance (slot counts can be even while load is not).
-	if cfg.Imbalance > 0 && sig.ops > 0 && n > 1 {
+	if ops := sv[sigOps].Average; cfg.Imbalance > 0 && ops > 0 && n > 1 {
 		lo, hi := math.Inf(1), 0.0
 		for _, m := range s.Masters {
 			lo, hi = min(lo, m.Ops), max(hi, m.Ops)
 		}
-		if (hi-lo)/sig.ops > cfg.Imbalance {
+		if (hi-lo)/ops > cfg.Imbalance {
 			st.Imbalanced++
 		} else {
 			st.Imbalanced = 0
@@ -233,14 +363,14 @@ func Decide(cfg PolicyConfig, st PolicyState, s Sample) (Decision, PolicyState) 
 		if st.Imbalanced >= cfg.RebalanceCycles {
 			st.Imbalanced = 0
 			return Decision{Kind: "rebalance", Reason: fmt.Sprintf("ops per master range %.0f..%.0f (average %.0f) for %d evaluations",
-				lo, hi, sig.ops, cfg.RebalanceCycles)}, st
+				lo, hi, ops, cfg.RebalanceCycles)}, st
 		}
 	}
 	reason := "all signals within thresholds"
-	if len(high) > 0 {
-		reason = fmt.Sprintf("%s (%d/%d evaluations)", strings.Join(high, ", "), st.Up, cfg.UpCycles)
+	if len(b.names) > 0 {
+		reason = fmt.Sprintf("%s (%d/%d evaluations)", high, st.Up, cfg.UpCycles)
 	} else if st.Down > 0 {
-		reason = fmt.Sprintf("could scale in (%d/%d evaluations)", st.Down, cfg.DownCycles)
+		reason = fmt.Sprintf("%s (%d/%d evaluations)", could, st.Down, cfg.DownCycles)
 	}
 	return Decision{Kind: "none", Reason: reason}, st
 }
@@ -262,10 +392,7 @@ func drainCandidate(s Sample, cfg PolicyConfig) (string, string) {
 	var free int64
 	known := true
 	for _, m := range ms[1:] {
-		limit := m.MaxMemory
-		if limit == 0 {
-			limit = cfg.NodeMemory
-		}
+		limit := memLimit(m, cfg)
 		if limit == 0 {
 			known = false
 			break

@@ -2,41 +2,157 @@ package scaler
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slotway/slotway/internal/config"
 )
 
-// replay feeds a trace to the policy. Each line is "seconds, total memory
-// in % of one master, total ops": the load of the whole cluster, spread
-// evenly over however many masters the decisions so far have left. It
-// returns the actions as "t=<s> <kind>" and the final master count.
-func replay(t *testing.T, cfg PolicyConfig, masters int, trace string) ([]string, int) {
+// trace is one file under testdata/traces. After `#` comments and
+// directives comes the header `t_seconds,memory_pct_total,ops_total`, then
+// one evaluation a line: the load of the whole cluster (memory in % of one
+// master's starting maxmemory, ops per second), spread evenly over however
+// many masters the decisions so far have left. Directives, before the
+// header:
+//
+//	# config: max_masters=4 max_step=3 plans=100mb,200mb  (knobs over DefaultPolicy)
+//	# masters: 3          (at the start; default 3)
+//	# maxmemory: 100mb    (each master's at the start; default 100mb)
+//	# want: t=120 scale_out   (one per expected action, in order; or "none")
+//	# want_masters: 4     (the master count at the end; optional)
+type trace struct {
+	cfg         PolicyConfig
+	masters     int
+	maxMemory   int64
+	rows        [][3]float64
+	want        []string
+	wantMasters int
+}
+
+func loadTrace(t *testing.T, path string) trace {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := trace{cfg: DefaultPolicy(), masters: 3, maxMemory: 100 << 20}
+	var header, wantSeen bool
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		fail := func(err error) {
+			if err != nil {
+				t.Fatalf("%s:%d: %v", path, i+1, err)
+			}
+		}
+		key, val, directive := strings.Cut(strings.TrimPrefix(line, "#"), ":")
+		key, val = strings.TrimSpace(key), strings.TrimSpace(val)
+		switch {
+		case line == "":
+		case strings.HasPrefix(line, "#") && directive && !header && !strings.Contains(key, " "):
+			switch key {
+			case "config":
+				for _, kv := range strings.Fields(val) {
+					fail(setKnob(&tr.cfg, kv))
+				}
+			case "masters":
+				tr.masters, err = strconv.Atoi(val)
+				fail(err)
+			case "maxmemory":
+				b, err := config.ParseByteSize(val)
+				fail(err)
+				tr.maxMemory = int64(b)
+			case "want":
+				if wantSeen = true; val != "none" {
+					tr.want = append(tr.want, val)
+				}
+			case "want_masters":
+				tr.wantMasters, err = strconv.Atoi(val)
+				fail(err)
+			default:
+				fail(fmt.Errorf("unknown directive %q", key))
+			}
+		case strings.HasPrefix(line, "#"):
+		case !header:
+			if line != "t_seconds,memory_pct_total,ops_total" {
+				fail(fmt.Errorf("header is %q", line))
+			}
+			header = true
+		default:
+			f := strings.Split(line, ",")
+			if len(f) != 3 {
+				fail(fmt.Errorf("want 3 fields, got %q", line))
+			}
+			var row [3]float64
+			for j := range row {
+				row[j], err = strconv.ParseFloat(strings.TrimSpace(f[j]), 64)
+				fail(err)
+			}
+			tr.rows = append(tr.rows, row)
+		}
+	}
+	if !header || len(tr.rows) == 0 || !wantSeen {
+		t.Fatalf("%s: needs a header, rows and a `# want:` line (header %v, %d rows)", path, header, len(tr.rows))
+	}
+	return tr
+}
+
+// setKnob sets one name=value from a `# config:` line, by the YAML name.
+func setKnob(cfg *PolicyConfig, kv string) error {
+	k, v, _ := strings.Cut(kv, "=")
+	ints := map[string]*int{"min_masters": &cfg.MinMasters, "max_masters": &cfg.MaxMasters, "max_step": &cfg.MaxStep,
+		"up_cycles": &cfg.UpCycles, "down_cycles": &cfg.DownCycles, "rebalance_cycles": &cfg.RebalanceCycles}
+	durs := map[string]*time.Duration{"stabilization": &cfg.Stabilization, "up_cooldown": &cfg.UpCooldown, "down_cooldown": &cfg.DownCooldown}
+	var err error
+	switch {
+	case ints[k] != nil:
+		*ints[k], err = strconv.Atoi(v)
+	case durs[k] != nil:
+		*durs[k], err = time.ParseDuration(v)
+	case k == "plans":
+		for _, p := range strings.Split(v, ",") {
+			b, err := config.ParseByteSize(p)
+			if err != nil {
+				return err
+			}
+			cfg.Plans = append(cfg.Plans, int64(b))
+		}
+	default:
+		return fmt.Errorf("unknown config knob %q", kv)
+	}
+	return err
+}
+
+// replay feeds a trace to the policy, applying its decisions to the
+// simulated cluster. It returns the actions as "t=<s> <kind>" and the
+// final master count.
+func replay(t *testing.T, tr trace) ([]string, int) {
 	t.Helper()
 	var st PolicyState
 	var actions []string
+	masters, maxmem := tr.masters, tr.maxMemory
 	start := time.Unix(1_700_000_000, 0)
-	for _, line := range strings.Split(strings.TrimSpace(trace), "\n") {
-		f := strings.Split(line, ",")
-		if len(f) != 3 {
-			t.Fatalf("bad trace line %q", line)
-		}
-		sec, _ := strconv.Atoi(strings.TrimSpace(f[0]))
-		mem, _ := strconv.ParseFloat(strings.TrimSpace(f[1]), 64)
-		ops, _ := strconv.ParseFloat(strings.TrimSpace(f[2]), 64)
+	for _, r := range tr.rows {
+		sec, mem, ops := int(r[0]), r[1], r[2]
 		s := Sample{Time: start.Add(time.Duration(sec) * time.Second)}
 		for i := range masters {
 			s.Masters = append(s.Masters, MasterSample{Addr: fmt.Sprintf("10.0.0.%d:6379", i+1),
-				UsedMemory: int64(mem / float64(masters) * 1e6), MaxMemory: 100e6, Ops: ops / float64(masters)})
+				UsedMemory: int64(mem / float64(masters) / 100 * float64(tr.maxMemory)), MaxMemory: maxmem, Ops: ops / float64(masters)})
 		}
 		var d Decision
-		d, st = Decide(cfg, st, s)
+		d, st = Decide(tr.cfg, st, s)
 		switch d.Kind {
 		case "scale_out":
 			masters += d.Count
 		case "scale_in":
 			masters--
+		case "vertical":
+			maxmem = d.MaxMemory
 		}
 		if d.Kind != "none" {
 			actions = append(actions, fmt.Sprintf("t=%d %s", sec, d.Kind))
@@ -46,104 +162,52 @@ func replay(t *testing.T, cfg PolicyConfig, masters int, trace string) ([]string
 	return actions, masters
 }
 
-// ramp makes a trace from mem0 to mem1 (total %) over n evaluations 10 s
-// apart, then holds mem1 for hold evaluations.
-func ramp(mem0, mem1 float64, n, hold int, ops float64) string {
-	var b strings.Builder
-	for i := range n + hold {
-		m := mem1
-		if i < n {
-			m = mem0 + (mem1-mem0)*float64(i)/float64(n-1)
-		}
-		fmt.Fprintf(&b, "%d, %.1f, %.0f\n", i*10, m, ops)
+func actionAt(t *testing.T, action string) time.Duration {
+	var sec int
+	if _, err := fmt.Sscanf(action, "t=%d", &sec); err != nil {
+		t.Fatalf("action %q: %v", action, err)
 	}
-	return b.String()
+	return time.Duration(sec) * time.Second
 }
 
-func TestPolicyTraces(t *testing.T) {
-	cfg := DefaultPolicy()
-	cfg.RebalanceCycles = 1000 // traffic is even in these traces
-	t.Run("rising load scales out once", func(t *testing.T) {
-		// 3 masters from 50 % to 110 % each; after one more master 82 %.
-		acts, n := replay(t, cfg, 3, ramp(150, 330, 30, 30, 1000))
-		if len(acts) != 1 || !strings.HasSuffix(acts[0], "scale_out") || n != 4 {
-			t.Fatalf("actions %v, masters %d; want one scale_out to 4", acts, n)
-		}
-	})
-	t.Run("falling load scales in after stabilization and cooldown", func(t *testing.T) {
-		// 4 masters from 85 % (wants more: max_masters 4 stops it) down to 10 %.
-		c := cfg
-		c.MaxMasters = 4
-		acts, n := replay(t, c, 4, ramp(340, 40, 40, 200, 1000))
-		if len(acts) != 1 || !strings.HasSuffix(acts[0], "scale_in") || n != 3 {
-			t.Fatalf("actions %v, masters %d; want one scale_in to 3", acts, n)
-		}
-		// The last evaluation above threshold (85 % x4 ... ) was early in
-		// the ramp; stabilization (5 min) must have passed since.
-		var at int
-		fmt.Sscanf(acts[0], "t=%d", &at)
-		if at < int(cfg.Stabilization.Seconds()) {
-			t.Fatalf("scaled in at t=%d, before the stabilization window", at)
-		}
-	})
-	t.Run("noise around the threshold does nothing", func(t *testing.T) {
-		var b strings.Builder
-		for i := range 200 {
-			m := 3 * 70.0 // 70 % each
-			if i%2 == 1 {
-				m = 3 * 81 // 81 %: within the 10 % tolerance of 75
+func TestPolicyTraceFiles(t *testing.T) {
+	// Assertions beyond the timeline, which a retuned trace must still meet.
+	extra := map[string]func(t *testing.T, tr trace, acts []string){
+		"noise_band.csv": func(t *testing.T, tr trace, acts []string) {
+			for i := 1; i < len(acts); i++ {
+				if actionAt(t, acts[i])-actionAt(t, acts[i-1]) < tr.cfg.UpCooldown {
+					t.Errorf("actions %v closer than up_cooldown", acts)
+				}
 			}
-			fmt.Fprintf(&b, "%d, %.0f, 1000\n", i*10, m)
-		}
-		acts, _ := replay(t, cfg, 3, b.String())
-		if len(acts) != 0 {
-			t.Fatalf("actions %v on noise", acts)
-		}
-	})
-	t.Run("noise crossing the band acts at most once per cooldown", func(t *testing.T) {
-		var b strings.Builder
-		for i := range 200 {
-			m := 3 * 60.0
-			if i%4 != 3 {
-				m = 3 * 90 // three above, one below
+		},
+		"falling.csv": func(t *testing.T, tr trace, acts []string) {
+			// The trace starts above threshold; stabilization must pass first.
+			for _, a := range acts {
+				if strings.HasSuffix(a, "scale_in") && actionAt(t, a) < tr.cfg.Stabilization {
+					t.Errorf("%s: before the stabilization window (%v)", a, tr.cfg.Stabilization)
+				}
 			}
-			fmt.Fprintf(&b, "%d, %.0f, 1000\n", i*10, m)
-		}
-		c := cfg
-		c.MaxMasters = 20
-		acts, _ := replay(t, c, 3, b.String())
-		last := -1_000_000
-		for _, a := range acts {
-			var at int
-			fmt.Sscanf(a, "t=%d", &at)
-			if at-last < int(c.UpCooldown.Seconds()) {
-				t.Fatalf("actions %v closer than up_cooldown", acts)
+		},
+	}
+	files, err := filepath.Glob(filepath.Join("testdata", "traces", "*.csv"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no traces: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			tr := loadTrace(t, f)
+			acts, n := replay(t, tr)
+			if !slices.Equal(acts, tr.want) {
+				t.Errorf("actions (-want +got):\n-%q\n+%q", tr.want, acts)
 			}
-			last = at
-		}
-	})
-	t.Run("a short spike does nothing", func(t *testing.T) {
-		trace := "0, 150, 1000\n10, 150, 1000\n20, 270, 1000\n30, 270, 1000\n40, 150, 1000\n50, 150, 1000\n60, 150, 1000\n"
-		if acts, _ := replay(t, cfg, 3, trace); len(acts) != 0 {
-			t.Fatalf("actions %v on a spike", acts)
-		}
-	})
-	t.Run("memory emergency acts at once", func(t *testing.T) {
-		trace := "0, 150, 1000\n10, 290, 1000\n20, 150, 1000\n"
-		acts, n := replay(t, cfg, 3, trace)
-		if len(acts) != 1 || acts[0] != "t=10 scale_out" || n != 4 {
-			t.Fatalf("actions %v, masters %d; want scale_out at t=10", acts, n)
-		}
-	})
-	t.Run("ops above threshold scale out by several within max_step", func(t *testing.T) {
-		c := cfg
-		c.MaxStep = 3
-		// 3 masters at 2x ops_per_master: wants 3 more, gets them in one step.
-		acts, n := replay(t, c, 3, ramp(100, 100, 5, 0, 3*2*cfg.Thresholds.OpsPerMaster))
-		if len(acts) != 1 || n != 6 {
-			t.Fatalf("actions %v, masters %d; want one scale_out to 6", acts, n)
-		}
-	})
+			if tr.wantMasters != 0 && n != tr.wantMasters {
+				t.Errorf("masters at the end: got %d, want %d", n, tr.wantMasters)
+			}
+			if check := extra[filepath.Base(f)]; check != nil {
+				check(t, tr, acts)
+			}
+		})
+	}
 }
 
 func TestPolicyHoldsAndLimits(t *testing.T) {
@@ -184,5 +248,122 @@ func TestPolicyHoldsAndLimits(t *testing.T) {
 	}
 	if d.Kind != "rebalance" {
 		t.Fatalf("skewed traffic: %+v", d)
+	}
+}
+
+func TestDecideVertical(t *testing.T) {
+	const mb = 1 << 20
+	now := time.Unix(1_700_000_000, 0)
+	// at makes one master per used size (MB), all at maxmemory maxmem.
+	at := func(maxmem int64, used ...int64) []MasterSample {
+		var ms []MasterSample
+		for i, u := range used {
+			ms = append(ms, MasterSample{Addr: fmt.Sprintf("m%d", i), UsedMemory: u * mb, MaxMemory: maxmem, Ops: 1})
+		}
+		return ms
+	}
+	busy := at(100*mb, 88, 88, 88)
+	for i := range busy {
+		busy[i].Ops = 80000
+	}
+	for _, tc := range []struct {
+		name      string
+		masters   []MasterSample
+		edit      func(*PolicyConfig)
+		st        PolicyState
+		kind      string
+		maxMemory int64
+		reason    string
+	}{
+		{name: "memory over climbs to the next plan", masters: at(100*mb, 88, 88, 88), kind: "vertical", maxMemory: 200 * mb,
+			reason: "memory% 88 > 75 for 1 evaluations; raising maxmemory 100mb -> 200mb"},
+		{name: "between plans climbs to the one above", masters: at(150*mb, 132, 132, 132), kind: "vertical", maxMemory: 200 * mb,
+			reason: "150mb -> 200mb"},
+		{name: "at max_masters still climbs", masters: at(100*mb, 88, 88, 88), edit: func(c *PolicyConfig) { c.MaxMasters = 3 },
+			kind: "vertical", maxMemory: 200 * mb},
+		{name: "emergency climbs at once", masters: at(100*mb, 97, 50, 50), edit: func(c *PolicyConfig) { c.UpCycles = 3 },
+			kind: "vertical", maxMemory: 200 * mb, reason: "memory emergency: a master at 97% (>= 95%); raising"},
+		{name: "up_cooldown holds a climb", masters: at(100*mb, 88, 88, 88), st: PolicyState{LastUp: now.Add(-time.Minute)},
+			kind: "none", reason: "wants a larger maxmemory"},
+		{name: "top plan reached scales out", masters: at(400*mb, 352, 352, 352), kind: "scale_out",
+			reason: "no usable plan above maxmemory 400mb"},
+		{name: "a plan beyond node_memory is not used", masters: at(200*mb, 176, 176, 176),
+			edit: func(c *PolicyConfig) { c.NodeMemory = 300 * mb }, kind: "scale_out"},
+		{name: "ops over as well scales out", masters: busy, kind: "scale_out"},
+		{name: "maxmemory 0 has no rung to climb from", masters: at(0, 88, 88, 88),
+			edit: func(c *PolicyConfig) { c.NodeMemory = 100 * mb }, kind: "scale_out"},
+		{name: "scale in tries the lower plan first", masters: at(200*mb, 40, 40, 40, 40), kind: "vertical", maxMemory: 100 * mb,
+			reason: "(peak 40%) for 1 evaluations; lowering maxmemory 200mb -> 100mb"},
+		{name: "at min_masters the lower plan alone steps down", masters: at(200*mb, 40, 40, 40), kind: "vertical", maxMemory: 100 * mb},
+		{name: "lower plan refused when it would breach the margin", masters: at(200*mb, 60, 60, 60, 60), kind: "scale_in"},
+		{name: "lower plan judged per master, not on average", masters: at(200*mb, 60, 10, 10), kind: "none",
+			reason: "all signals within thresholds"},
+		{name: "without plans scale in removes a master", masters: at(200*mb, 40, 40, 40, 40),
+			edit: func(c *PolicyConfig) { c.Plans = nil }, kind: "scale_in"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultPolicy()
+			cfg.UpCycles, cfg.DownCycles, cfg.Stabilization, cfg.DownCooldown = 1, 1, 0, 0
+			cfg.Plans = []int64{100 * mb, 200 * mb, 400 * mb}
+			if tc.edit != nil {
+				tc.edit(&cfg)
+			}
+			d, st := Decide(cfg, tc.st, Sample{Time: now, Masters: tc.masters})
+			if d.Kind != tc.kind || d.MaxMemory != tc.maxMemory || !strings.Contains(d.Reason, tc.reason) {
+				t.Fatalf("got %s maxmemory %d (%s); want %s maxmemory %d with %q", d.Kind, d.MaxMemory, d.Reason, tc.kind, tc.maxMemory, tc.reason)
+			}
+			// A climb counts as a scale-out for the cooldowns, a step down as a scale-in.
+			if d.Kind == "vertical" {
+				up := d.MaxMemory > tc.masters[0].MaxMemory
+				if st.LastUp.Equal(now) != up || st.LastDown.Equal(now) == up {
+					t.Fatalf("after %s: LastUp %v, LastDown %v", d.Reason, st.LastUp, st.LastDown)
+				}
+			}
+		})
+	}
+}
+
+func TestDecideSignals(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	cfg := DefaultPolicy()
+	d, _ := Decide(cfg, PolicyState{}, Sample{Time: now, Masters: []MasterSample{
+		{Addr: "a", UsedMemory: 80, MaxMemory: 100, Clients: 10, MaxClients: 100, Ops: 120000, CPUPct: 10},
+		{Addr: "b", UsedMemory: 90, MaxMemory: 100, Clients: 30, MaxClients: 100, Ops: 80000, CPUPct: 30}}})
+	want := []SignalValue{
+		{Name: "memory_pct", Average: 85, Peak: 90, Threshold: 75, PerMaster: map[string]float64{"a": 80, "b": 90}},
+		{Name: "clients_pct", Average: 20, Peak: 30, Threshold: 80, PerMaster: map[string]float64{"a": 10, "b": 30}},
+		{Name: "ops_per_master", Average: 100000, Peak: 120000, Threshold: 50000, PerMaster: map[string]float64{"a": 120000, "b": 80000}},
+		{Name: "cpu_pct", Average: 20, Peak: 30, Threshold: 70, PerMaster: map[string]float64{"a": 10, "b": 30}},
+	}
+	if !reflect.DeepEqual(d.Signals, want) {
+		t.Errorf("signals (-want +got):\n-%+v\n+%+v", want, d.Signals)
+	}
+	if w := []string{"memory_pct", "ops_per_master"}; !slices.Equal(d.Breached, w) {
+		t.Errorf("breached = %q, want %q", d.Breached, w)
+	}
+
+	// Signals off say why; 80 % memory is within the tolerance of 75.
+	cfg.Thresholds.CPUPct = 0
+	bare := Sample{Time: now, Masters: []MasterSample{{Addr: "a", UsedMemory: 80}}}
+	d, _ = Decide(cfg, PolicyState{}, bare)
+	off := []string{"maxmemory is 0 and scaler.node_memory is not set", "no master reports maxclients", "", "scaler.thresholds.cpu_pct is 0"}
+	for i, v := range d.Signals {
+		if v.Off != off[i] {
+			t.Errorf("%s off = %q, want %q", v.Name, v.Off, off[i])
+		}
+	}
+	cfg.NodeMemory = 100
+	if d, _ = Decide(cfg, PolicyState{}, bare); d.Signals[sigMemory].Off != "" || d.Signals[sigMemory].Average != 80 || d.Breached != nil {
+		t.Errorf("memory from node_memory: %+v, breached %q", d.Signals[sigMemory], d.Breached)
+	}
+
+	// Measured on the emergency path too; not when holding.
+	hot := Sample{Time: now, Masters: []MasterSample{{Addr: "a", UsedMemory: 97, MaxMemory: 100}}}
+	if d, _ = Decide(cfg, PolicyState{}, hot); d.Kind != "scale_out" || len(d.Signals) != 4 || !slices.Equal(d.Breached, []string{"memory_pct"}) {
+		t.Errorf("emergency: %s, %d signals, breached %q", d.Kind, len(d.Signals), d.Breached)
+	}
+	hot.Hold = "cluster_state is fail"
+	if d, _ = Decide(cfg, PolicyState{}, hot); d.Signals != nil || d.Breached != nil {
+		t.Errorf("holding reported signals %+v", d.Signals)
 	}
 }
