@@ -21,6 +21,12 @@ type Event struct {
 	Node   string    `json:"node,omitempty"`
 	Keys   int64     `json:"keys,omitempty"`
 	Reason string    `json:"reason,omitempty"`
+	// The autoscaler's events (threshold_breach, decision, scale_success,
+	// scale_failure) say which action, towards how many masters (or which
+	// maxmemory): a new leader rebuilds its policy state from them.
+	Action    string `json:"action,omitempty"`
+	Masters   int    `json:"masters,omitempty"`
+	MaxMemory int64  `json:"maxmemory,omitempty"`
 }
 
 const maxEvents = 1000
@@ -32,6 +38,8 @@ type events struct {
 	rc    redis.UniversalClient
 	log   *slog.Logger
 	actor string
+	// notify gets every event (the webhook notifier picks its kinds).
+	notify func(Event)
 }
 
 func (e *events) add(ctx context.Context, ev Event) {
@@ -45,6 +53,9 @@ func (e *events) add(ctx context.Context, ev Event) {
 		e.list = e.list[len(e.list)-maxEvents:]
 	}
 	e.mu.Unlock()
+	if e.notify != nil {
+		e.notify(ev)
+	}
 	level := slog.LevelInfo
 	if ev.Kind == "failure" {
 		level = slog.LevelWarn
@@ -62,6 +73,7 @@ func (e *events) add(ctx context.Context, ev Event) {
 	err := e.rc.XAdd(wctx, &redis.XAddArgs{Stream: EventsKey, MaxLen: maxEvents, Approx: true, Values: map[string]any{
 		"time": ev.Time.UTC().Format(time.RFC3339Nano), "term": ev.Term, "actor": ev.Actor, "kind": ev.Kind,
 		"slot": ev.Slot, "node": ev.Node, "keys": ev.Keys, "reason": ev.Reason,
+		"action": ev.Action, "masters": ev.Masters, "maxmemory": ev.MaxMemory,
 	}}).Err()
 	if err != nil {
 		e.log.Debug("scaler: event not stored in the cluster", "err", err)
@@ -94,5 +106,5 @@ func eventFrom(v map[string]any) Event {
 	i := func(k string) int64 { n, _ := strconv.ParseInt(s(k), 10, 64); return n }
 	t, _ := time.Parse(time.RFC3339Nano, s("time"))
 	return Event{Time: t, Term: uint64(i("term")), Actor: s("actor"), Kind: s("kind"), Slot: int(i("slot")),
-		Node: s("node"), Keys: i("keys"), Reason: s("reason")}
+		Node: s("node"), Keys: i("keys"), Reason: s("reason"), Action: s("action"), Masters: int(i("masters")), MaxMemory: i("maxmemory")}
 }
