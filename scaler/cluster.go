@@ -157,6 +157,7 @@ func ReadView(ctx context.Context, n *Nodes, seeds []string) (*View, error) {
 	if len(v.Nodes) == 0 {
 		return nil, fmt.Errorf("no cluster node answered (tried %v)", seeds)
 	}
+	v.dropStrangers()
 	for id, l := range others {
 		if _, ok := v.Nodes[id]; !ok {
 			l := l
@@ -197,6 +198,38 @@ func ReadView(ctx context.Context, n *Nodes, seeds []string) (*View, error) {
 		}
 	}
 	return v, nil
+}
+
+// dropStrangers leaves out reached nodes that are not part of the
+// cluster: a seed that was drained and reset, or a spare, knows only
+// itself, serves no slot, and no other node knows it. Counted as a master
+// it would skew every decision and receive slots in a rebalance.
+func (v *View) dropStrangers() {
+	var strangers []string
+	for id := range v.Reached {
+		if len(v.Nodes[id].Slots) > 0 || len(v.known[id]) > 1 {
+			continue
+		}
+		knownByOther := false
+		for other := range v.Reached {
+			if other != id && v.known[other][id] {
+				knownByOther = true
+				break
+			}
+		}
+		if !knownByOther {
+			strangers = append(strangers, id)
+		}
+	}
+	if len(strangers) == len(v.Reached) {
+		return // nothing but strangers: nothing to compare with
+	}
+	for _, id := range strangers {
+		delete(v.Nodes, id)
+		delete(v.Reached, id)
+		delete(v.known, id)
+		delete(v.views, id)
+	}
 }
 
 func (v *View) sortedIDs() []string {

@@ -12,10 +12,29 @@ import (
 	"github.com/slotway/slotway/internal/config"
 )
 
-// Config is the `scaler:` section.
+// Config is the `scaler:` section: the autoscaler's policy (off unless
+// enabled), the provider of spare nodes and the bounds of rebalancing.
 type Config struct {
-	Provider  ProviderConfig  `yaml:"provider"`
-	Rebalance RebalanceConfig `yaml:"rebalance"`
+	Enabled         bool              `yaml:"enabled"`
+	DryRun          bool              `yaml:"dry_run"`
+	Interval        time.Duration     `yaml:"interval"`
+	MinMasters      int               `yaml:"min_masters"`
+	MaxMasters      int               `yaml:"max_masters"`
+	MaxStep         int               `yaml:"max_step"`
+	UpCycles        int               `yaml:"up_cycles"`
+	DownCycles      int               `yaml:"down_cycles"`
+	Stabilization   time.Duration     `yaml:"stabilization"`
+	UpCooldown      time.Duration     `yaml:"up_cooldown"`
+	DownCooldown    time.Duration     `yaml:"down_cooldown"`
+	ScaleInMargin   float64           `yaml:"scale_in_margin"`
+	Imbalance       Percent           `yaml:"imbalance"`
+	RebalanceCycles int               `yaml:"rebalance_cycles"`
+	NodeMemory      config.ByteSize   `yaml:"node_memory"`
+	Thresholds      Thresholds        `yaml:"thresholds"`
+	Plans           []config.ByteSize `yaml:"plans"`
+	Notify          NotifyConfig      `yaml:"notify"`
+	Provider        ProviderConfig    `yaml:"provider"`
+	Rebalance       RebalanceConfig   `yaml:"rebalance"`
 }
 
 // ProviderConfig says where spare nodes come from.
@@ -51,7 +70,13 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 
 // DefaultConfig has the documented defaults.
 func DefaultConfig() Config {
+	p := DefaultPolicy()
 	return Config{
+		Interval: 10 * time.Second, MinMasters: p.MinMasters, MaxMasters: p.MaxMasters, MaxStep: p.MaxStep,
+		UpCycles: p.UpCycles, DownCycles: p.DownCycles, Stabilization: p.Stabilization,
+		UpCooldown: p.UpCooldown, DownCooldown: p.DownCooldown, ScaleInMargin: p.ScaleInMargin,
+		Imbalance: Percent(p.Imbalance), RebalanceCycles: p.RebalanceCycles, Thresholds: p.Thresholds,
+		Notify:   NotifyConfig{On: []string{"threshold_breach", "scale_success", "scale_failure"}},
 		Provider: ProviderConfig{Kind: "pool", Timeout: 2 * time.Minute},
 		Rebalance: RebalanceConfig{Threshold: 0.02, BatchKeys: 100, BatchBytes: 1 << 20,
 			BigKeyBytes: 8 << 20, MigrateTimeout: 10 * time.Second},
@@ -94,7 +119,76 @@ func (c Config) Validate() error {
 	if r.MigrateTimeout < 100*time.Millisecond {
 		errs = append(errs, config.Errorf("rebalance.migrate_timeout", "must be at least 100ms"))
 	}
+	errs = append(errs, c.validatePolicy()...)
+	if err := c.Notify.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+func (c Config) validatePolicy() []error {
+	var errs []error
+	bad := func(path, format string, args ...any) { errs = append(errs, config.Errorf(path, format, args...)) }
+	if c.Interval < 100*time.Millisecond {
+		bad("interval", "must be at least 100ms, got %v", c.Interval)
+	}
+	if c.MinMasters < 1 {
+		bad("min_masters", "must be at least 1")
+	}
+	if c.MaxMasters < c.MinMasters {
+		bad("max_masters", "must be at least min_masters (%d), got %d", c.MinMasters, c.MaxMasters)
+	}
+	for path, v := range map[string]int{"max_step": c.MaxStep, "up_cycles": c.UpCycles, "down_cycles": c.DownCycles, "rebalance_cycles": c.RebalanceCycles} {
+		if v < 1 {
+			bad(path, "must be at least 1, got %d", v)
+		}
+	}
+	for path, v := range map[string]time.Duration{"stabilization": c.Stabilization, "up_cooldown": c.UpCooldown, "down_cooldown": c.DownCooldown} {
+		if v < 0 {
+			bad(path, "must not be negative")
+		}
+	}
+	if c.ScaleInMargin <= 0 || c.ScaleInMargin > 1 {
+		bad("scale_in_margin", "must be in (0, 1], got %v", c.ScaleInMargin)
+	}
+	if c.Imbalance < 0 || c.Imbalance >= 10 {
+		bad("imbalance", "must be a percentage like 20%%, got %v", c.Imbalance)
+	}
+	if c.NodeMemory < 0 {
+		bad("node_memory", "must not be negative")
+	}
+	t := c.Thresholds
+	for path, v := range map[string]float64{"thresholds.memory_pct": t.MemoryPct, "thresholds.clients_pct": t.ClientsPct,
+		"thresholds.cpu_pct": t.CPUPct, "thresholds.emergency_memory_pct": t.EmergencyMemoryPct} {
+		if v < 0 || v > 100 {
+			bad(path, "must be 0..100 (0 turns the signal off), got %v", v)
+		}
+	}
+	if t.OpsPerMaster < 0 {
+		bad("thresholds.ops_per_master", "must not be negative")
+	}
+	if t.EmergencyMemoryPct > 0 && t.EmergencyMemoryPct < t.MemoryPct {
+		bad("thresholds.emergency_memory_pct", "must be above memory_pct (%v), got %v", t.MemoryPct, t.EmergencyMemoryPct)
+	}
+	for i, p := range c.Plans {
+		if p <= 0 || (i > 0 && p <= c.Plans[i-1]) {
+			bad(fmt.Sprintf("plans[%d]", i), "plans must be positive sizes in ascending order, got %v", p)
+		}
+	}
+	return errs
+}
+
+// policy is the part of the configuration the pure policy reads.
+func (c Config) policy() PolicyConfig {
+	p := PolicyConfig{MinMasters: c.MinMasters, MaxMasters: c.MaxMasters, MaxStep: c.MaxStep,
+		UpCycles: c.UpCycles, DownCycles: c.DownCycles, Stabilization: c.Stabilization,
+		UpCooldown: c.UpCooldown, DownCooldown: c.DownCooldown, ScaleInMargin: c.ScaleInMargin,
+		Imbalance: float64(c.Imbalance), RebalanceCycles: c.RebalanceCycles, NodeMemory: int64(c.NodeMemory),
+		Thresholds: c.Thresholds}
+	for _, b := range c.Plans {
+		p.Plans = append(p.Plans, int64(b))
+	}
+	return p
 }
 
 func (c Config) migrate() MigrateConfig {

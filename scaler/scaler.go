@@ -25,8 +25,11 @@ type Options struct {
 	// RefreshProxies asks the local proxy to re-read the slot map (before
 	// a drained node is forgotten). Optional.
 	RefreshProxies func()
-	Log            *slog.Logger
-	Registerer     prometheus.Registerer
+	// SlotOps pulls every group member's per-slot command counters for
+	// the traffic-aware rebalance. Optional.
+	SlotOps    SlotOpsFunc
+	Log        *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // Errors of Start.
@@ -47,6 +50,8 @@ type Scaler struct {
 	ev    *events
 	prov  Provider
 	mover *classicMover
+	auto  *autoscaler
+	hook  *notifier
 	m     *scalerMetrics
 
 	reqs chan request
@@ -55,9 +60,14 @@ type Scaler struct {
 }
 
 type request struct {
-	kind   string // scale, drain, rebalance, fix
+	kind   string // scale, drain, rebalance, fix; from the autoscaler also rebalance_load, vertical, resume_drain
 	n      int
 	target string
+	// rebalance_load: per-slot ops/s; vertical: the maxmemory to set.
+	slotOps   []float64
+	maxmemory int64
+	// done, when set, gets the outcome (on Run's goroutine: must not block).
+	done func(ctx context.Context, err error)
 }
 
 // New builds a scaler; it starts nothing.
@@ -90,13 +100,15 @@ func New(cfg Config, opts Options) (*Scaler, error) {
 	}
 	s.m = m
 	s.lease = &Lease{rc: s.rc, holder: opts.Name, ttl: 30 * time.Second, term: opts.Leader}
-	s.ev = &events{rc: s.rc, log: opts.Log, actor: opts.Name}
+	s.hook = newNotifier(cfg.Notify, nil, opts.Log, func(result string) { m.notifications.WithLabelValues(result).Inc() })
+	s.ev = &events{rc: s.rc, log: opts.Log, actor: opts.Name, notify: s.hook.notify}
 	switch cfg.Provider.Kind {
 	case "exec":
 		s.prov = &execProvider{acquire: cfg.Provider.Acquire, release: cfg.Provider.Release, timeout: cfg.Provider.Timeout}
 	default:
 		s.prov = &poolProvider{pool: cfg.Provider.Pool, nodes: opts.Nodes, seeds: opts.Seeds}
 	}
+	s.auto = newAutoscaler(s, opts.SlotOps)
 	s.mover = &classicMover{nodes: opts.Nodes, seeds: opts.Seeds, cfg: cfg.migrate(), fence: s.fence, prog: s.prog}
 	return s, nil
 }
@@ -121,9 +133,6 @@ func (s *Scaler) Start(kind string, n int, target string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.prog.state == "running" || s.prog.state == "queued" {
-		return ErrBusy
-	}
 	switch kind {
 	case "scale":
 		if n < 1 {
@@ -137,12 +146,20 @@ func (s *Scaler) Start(kind string, n int, target string) error {
 	default:
 		return fmt.Errorf("unknown operation %q", kind)
 	}
+	return s.enqueueLocked(request{kind: kind, n: n, target: target})
+}
+
+// enqueueLocked queues req for Run; s.mu is held.
+func (s *Scaler) enqueueLocked(req request) error {
+	if s.prog.state == "running" || s.prog.state == "queued" {
+		return ErrBusy
+	}
 	select {
-	case s.reqs <- request{kind: kind, n: n, target: target}:
+	case s.reqs <- req:
 	default:
 		return ErrBusy
 	}
-	s.resetProgress(kind, "queued")
+	s.resetProgress(req.kind, "queued")
 	return nil
 }
 
@@ -156,6 +173,10 @@ func (s *Scaler) resetProgress(kind, state string) {
 // leader, and runs requested operations, until ctx ends.
 func (s *Scaler) Run(ctx context.Context) error {
 	defer s.rc.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { s.auto.run(ctx) })
+	wg.Go(func() { s.hook.run(ctx) })
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	wasLeader := false
@@ -203,6 +224,18 @@ func (s *Scaler) runOp(ctx context.Context, req request) {
 		err = s.rebalance(ctx, nil, "")
 	case req.kind == "fix":
 		_, err = s.fix(ctx)
+	case req.kind == "rebalance_load":
+		err = s.rebalanceLoad(ctx, req.slotOps)
+	case req.kind == "vertical":
+		err = s.setMaxmemory(ctx, req.maxmemory)
+	case req.kind == "resume_scale":
+		// A previous leader may have joined the nodes but not moved
+		// every slot: scale, then balance (a no-op when balanced).
+		if err = s.scale(ctx, req.n); err == nil {
+			err = s.rebalance(ctx, nil, "resume a scale-out")
+		}
+	case req.kind == "resume_drain":
+		err = s.resumeDrain(ctx, req.target)
 	}
 	p.mu.Lock()
 	p.ended = time.Now()
@@ -217,6 +250,9 @@ func (s *Scaler) runOp(ctx context.Context, req request) {
 		s.ev.add(ctx, Event{Term: term, Kind: "failure", Slot: -1, Reason: req.kind + ": " + err.Error()})
 	}
 	s.clearIntent(ctx)
+	if req.done != nil {
+		req.done(ctx, err)
+	}
 }
 
 func (s *Scaler) clearIntent(ctx context.Context) {

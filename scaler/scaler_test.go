@@ -25,7 +25,7 @@ type testScaler struct {
 	done   chan error
 }
 
-func startScaler(t *testing.T, c *redistest.Cluster, mod func(*scaler.Config), leader func() (bool, uint64)) *testScaler {
+func startScaler(t *testing.T, c *redistest.Cluster, mod func(*scaler.Config), leader func() (bool, uint64), optMods ...func(*scaler.Options)) *testScaler {
 	t.Helper()
 	cfg := scaler.DefaultConfig()
 	for _, s := range c.Spares() {
@@ -40,8 +40,12 @@ func startScaler(t *testing.T, c *redistest.Cluster, mod func(*scaler.Config), l
 	}
 	nodes := &scaler.Nodes{}
 	t.Cleanup(nodes.Close)
-	s, err := scaler.New(cfg, scaler.Options{Name: "test", Seeds: c.Seeds, Nodes: nodes, Leader: leader,
-		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))})
+	opts := scaler.Options{Name: "test", Seeds: c.Seeds, Nodes: nodes, Leader: leader,
+		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))}
+	for _, m := range optMods {
+		m(&opts)
+	}
+	s, err := scaler.New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,6 +218,11 @@ func TestDeposedLeaderIsFenced(t *testing.T) {
 // startProxy runs a Slotway proxy in front of c for the test.
 func startProxy(t *testing.T, c *redistest.Cluster) string {
 	t.Helper()
+	return startProxyServer(t, c).Addr().String()
+}
+
+func startProxyServer(t *testing.T, c *redistest.Cluster) *proxy.Server {
+	t.Helper()
 	cfg := proxy.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Cluster.Seeds = c.Seeds()
@@ -233,7 +242,7 @@ func startProxy(t *testing.T, c *redistest.Cluster) string {
 		}
 	})
 	redistest.WaitFor(t, 20*time.Second, "proxy ready", p.Ready)
-	return p.Addr().String()
+	return p
 }
 
 // during runs a consistency check through addr while op runs and returns

@@ -1,0 +1,91 @@
+package scaler
+
+// Operations only the autoscaler starts: the traffic rebalance, the
+// vertical step and the completion of a drain a previous leader began.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+)
+
+// rebalanceLoad moves hot slots so the masters' ops come within ±10 % of
+// their average, planned on a fresh view of the slot owners.
+func (s *Scaler) rebalanceLoad(ctx context.Context, slotOps []float64) error {
+	if len(slotOps) != SlotCount {
+		return errors.New("traffic rebalance: no per-slot traffic measured")
+	}
+	v, err := ReadView(ctx, s.opts.Nodes, s.opts.Seeds())
+	if err != nil {
+		return err
+	}
+	if h := v.Healthy(); h != "" {
+		return fmt.Errorf("cluster not healthy: %s", h)
+	}
+	in := LoadPlanInput{Owner: v.Owner, Ops: slotOps, Tolerance: loadTolerance}
+	for _, m := range v.Masters() {
+		in.Masters = append(in.Masters, m.ID)
+	}
+	last := Slot(EventsKey)
+	in.LastSlot = &last
+	plan, err := PlanByLoad(in)
+	if err != nil {
+		return err
+	}
+	s.log.Info("scaler: traffic rebalance planned", "moves", len(plan.Moves), "reachable", plan.Reachable)
+	return s.execute(ctx, v, plan.Moves)
+}
+
+// loadTolerance: the traffic rebalance aims at every master within ±10 %
+// of the average.
+const loadTolerance = 0.10
+
+// setMaxmemory sets maxmemory on every node (replicas too, so a failover
+// keeps the plan).
+func (s *Scaler) setMaxmemory(ctx context.Context, bytes int64) error {
+	v, err := ReadView(ctx, s.opts.Nodes, s.opts.Seeds())
+	if err != nil {
+		return err
+	}
+	if len(v.Unreachable) > 0 {
+		return fmt.Errorf("nodes unreachable: %v", v.Unreachable)
+	}
+	var errs []error
+	for _, id := range v.sortedIDs() {
+		n := v.Nodes[id]
+		if !v.Reached[id] || n.Addr == "" {
+			continue
+		}
+		if err := s.opts.Nodes.Client(n.Addr).ConfigSet(ctx, "maxmemory", strconv.FormatInt(bytes, 10)).Err(); err != nil {
+			errs = append(errs, fmt.Errorf("CONFIG SET maxmemory on %s: %w", n.Addr, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	s.event(ctx, Event{Kind: "maxmemory", Slot: -1, Reason: fmt.Sprintf("maxmemory set to %d bytes on every node", bytes)})
+	return nil
+}
+
+// resumeDrain finishes a scale-in that a previous leader started: drain
+// the node if it still serves slots, remove it if it is left empty in the
+// cluster, nothing if it is gone already.
+func (s *Scaler) resumeDrain(ctx context.Context, addr string) error {
+	v, err := ReadView(ctx, s.opts.Nodes, s.opts.Seeds())
+	if err != nil {
+		return err
+	}
+	nd := v.ByAddr(addr)
+	switch {
+	case nd == nil:
+		return nil
+	case nd.IsMaster():
+		return s.drain(ctx, addr)
+	case slices.Contains(v.Owner[:], nd.ID):
+		return fmt.Errorf("%s still owns slots", addr)
+	}
+	// The drained master turned into a replica when its last slot left.
+	return s.forget(ctx, nd.ID, addr)
+}
