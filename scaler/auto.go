@@ -114,7 +114,9 @@ func (a *autoscaler) tick(ctx context.Context, now time.Time) {
 		pd, _ := Decide(a.pol, next, probe)
 		d.Signals, d.Breached = pd.Signals, pd.Breached
 	}
-	n := len(sample.Masters)
+	// Masters the cluster has, answering or not (the sample has only
+	// those that answered).
+	n := len(ms.view.Masters())
 	st.Masters, st.Desired, st.Hold, st.Signals = n, n, sample.Hold, statusSignals(d.Signals)
 	a.observe(d)
 	a.breaches(ctx, d, prevBreached, n)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slotway/slotway/internal/config"
 	"github.com/slotway/slotway/internal/redistest"
 	"github.com/slotway/slotway/proxy"
 	"github.com/slotway/slotway/scaler"
@@ -239,5 +241,40 @@ func TestAutoscalerDryRunPauseAndFailure(t *testing.T) {
 	redistest.WaitFor(t, 30*time.Second, "the webhook to get the failure", func() bool { return hook.kinds()["scale_failure"] >= 1 })
 	if st := s.AutoStatus(); st.Paused || st.DryRun {
 		t.Errorf("flags after resume: paused %v dry_run %v", st.Paused, st.DryRun)
+	}
+}
+
+// TestAutoscalerVerticalPlan: with a plans ladder, memory pressure first
+// raises maxmemory on every node to the next plan; no master is added.
+func TestAutoscalerVerticalPlan(t *testing.T) {
+	c := redistest.New(t, redistest.Options{Masters: 3, Replicas: 1, ExtraConfig: []string{"maxmemory 20mb"}})
+	addr := startProxy(t, c)
+	s := startScaler(t, c, func(cfg *scaler.Config) {
+		autoConfig(cfg)
+		cfg.Plans = []config.ByteSize{20 << 20, 40 << 20}
+	}, nil)
+	rc := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2})
+	defer rc.Close()
+	fill(t, rc, "fill:", fillKeys, 20_000)
+	ctx := context.Background()
+	redistest.WaitFor(t, time.Minute, "maxmemory 40mb on every node", func() bool {
+		for _, n := range c.Nodes() {
+			v, err := n.Client().ConfigGet(ctx, "maxmemory").Result()
+			if err != nil || v["maxmemory"] != strconv.Itoa(40<<20) {
+				return false
+			}
+		}
+		return true
+	})
+	redistest.WaitFor(t, time.Minute, "the vertical step to be reported", func() bool {
+		for _, ev := range s.Events(ctx, 100) {
+			if ev.Kind == "scale_success" && ev.Action == "vertical_up" {
+				return true
+			}
+		}
+		return false
+	})
+	if n := masterCount(t, c); n != 3 {
+		t.Errorf("%d masters after a vertical step; want 3", n)
 	}
 }

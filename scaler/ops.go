@@ -108,6 +108,14 @@ func (s *Scaler) join(ctx context.Context, v *View, master string) (string, erro
 	if err := s.opts.Nodes.Client(via.Addr).ClusterMeet(ctx, host, fmt.Sprint(port)).Err(); err != nil {
 		return "", fmt.Errorf("CLUSTER MEET %s via %s: %w", addr, via.Addr, err)
 	}
+	// With a maxmemory ladder the new node starts on the current plan.
+	if len(s.cfg.Plans) > 0 {
+		if mm, err := s.opts.Nodes.Client(via.Addr).ConfigGet(ctx, "maxmemory").Result(); err == nil && mm["maxmemory"] != "" {
+			if err := s.opts.Nodes.Client(addr).ConfigSet(ctx, "maxmemory", mm["maxmemory"]).Err(); err != nil {
+				return "", fmt.Errorf("CONFIG SET maxmemory on %s: %w", addr, err)
+			}
+		}
+	}
 	s.event(ctx, Event{Kind: "meet", Slot: -1, Node: addr})
 	deadline := time.Now().Add(60 * time.Second)
 	for {

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-//go:embed web/index.html web/app.js web/style.css
+//go:embed web/index.html web/app.js web/scaler.js web/style.css
 var webFS embed.FS
 
 func mustSub(f fs.FS, dir string) fs.FS {
@@ -31,7 +31,7 @@ func (s *Server) status() Status {
 	st.Proxy.CommandsPerSec = s.series.rate()
 	st.Series = s.series.snapshot()
 	if st.Scaler.State == "" {
-		st.Scaler.State = "not available in this version"
+		st.Scaler.State = "off: no scaler: section"
 	}
 	if st.Scaler.Events == nil {
 		st.Scaler.Events = []ScalerEvent{}

@@ -57,6 +57,12 @@ type Source interface {
 	Status() Status
 }
 
+// SlotOpsSource is a Source that also serves its per-slot command
+// counters (GET /api/v1/slot_ops), for the leader's autoscaler.
+type SlotOpsSource interface {
+	SlotOps() any
+}
+
 // Holder is what the stats server needs from the HA group.
 type Holder interface {
 	// IsHolder reports whether this instance holds the VIP now.
@@ -78,6 +84,11 @@ type Scaler interface {
 	// Leader returns the leader's name and stats address when this
 	// instance is not the leader (for a 409 that tools can follow).
 	Leader() (name, statsAddr string)
+	// Control sets the autoscaler's group-wide flags: op "pause" or
+	// "resume" (on is ignored), or "dry_run" (on turns it on or off).
+	// The flags live in the cluster, so any instance may set them, not
+	// only the leader. An error means the flag was not set.
+	Control(op string, on bool) error
 }
 
 // Server serves the HTTP endpoints.
@@ -128,6 +139,13 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, hol
 			log.Warn("encode /api/v1/status", "err", err)
 		}
 	})
+	// The autoscaler on the leader sums every member's per-slot counters.
+	if so, ok := src.(SlotOpsSource); ok {
+		mux.HandleFunc("GET /api/v1/slot_ops", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "no-store")
+			writeJSON(w, http.StatusOK, so.SlotOps())
+		})
+	}
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if !src.Ready() {
@@ -215,10 +233,10 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, hol
 		}
 		writeJSON(w, http.StatusOK, (*sc).Operation())
 	})
-	// The autoscaler's policy endpoints come with the autoscaler.
+	// The autoscaler's flags (any instance: they are stored in the cluster).
 	for _, op := range []string{"pause", "resume", "dry_run"} {
 		mux.Handle("POST /api/v1/scaler/"+op, admin(token, func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "the autoscaler policy is not available in this version", http.StatusNotImplemented)
+			s.control(w, r, op)
 		}))
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -266,6 +284,48 @@ func (s *Server) startOperation(w http.ResponseWriter, r *http.Request, op strin
 	writeJSON(w, http.StatusAccepted, sc.Operation())
 }
 
+// control sets one of the autoscaler's flags: 200 {"ok":true,"paused":…}
+// or {"ok":true,"dry_run":…}; 400 for a bad dry_run body; 409 when the
+// scaler refuses.
+func (s *Server) control(w http.ResponseWriter, r *http.Request, op string) {
+	p := s.scaler.Load()
+	if p == nil {
+		http.Error(w, "no scaler: section: scaling is off on this instance", http.StatusNotFound)
+		return
+	}
+	sc := *p
+	on := false
+	if op == "dry_run" {
+		const want = `want {"on": true} or {"on": false}`
+		var body struct {
+			On *bool `json:"on"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&body); err != nil {
+			msg := want + ": bad JSON body: " + err.Error()
+			if errors.Is(err, io.EOF) {
+				msg = want + ": empty body"
+			}
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": msg})
+			return
+		}
+		if body.On == nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": want + `: "on" is missing`})
+			return
+		}
+		on = *body.On
+	}
+	if err := sc.Control(op, on); err != nil {
+		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+		return
+	}
+	switch op {
+	case "dry_run":
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true, "dry_run": on})
+	default:
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true, "paused": op == "pause"})
+	}
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -310,9 +370,10 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("stats http: %w", err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Not sctx: the sampler goroutine reads that variable.
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := s.srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := s.srv.Shutdown(shutCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("stats shutdown: %w", err)
 	}
 	<-errc

@@ -128,11 +128,17 @@ type SeriesPoint struct {
 	OpsByMaster    map[string]int64 `json:"ops_by_master"`
 }
 
-// ScalerStatus is filled by the autoscaler; empty until it exists.
+// ScalerStatus is the scaler: its operations, their events and the
+// autoscaler's policy.
 type ScalerStatus struct {
 	Enabled bool          `json:"enabled"`
-	State   string        `json:"state"` // "not available yet" until the scaler lands
+	State   string        `json:"state"` // the current or last operation, in words
 	Events  []ScalerEvent `json:"events"`
+	// Auto is the autoscaler's policy as the leader last published it
+	// (scaler.AutoStatus; stats does not import scaler). Nil, and left
+	// out of the JSON, when the instance has no scaler. docs/api.md
+	// documents its fields; the page reads them by name.
+	Auto any `json:"auto,omitempty"`
 }
 
 // ScalerEvent is one scaling step.

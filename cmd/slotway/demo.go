@@ -85,6 +85,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for _, n := range cluster.Spares() {
 		sc.Provider.Pool = append(sc.Provider.Pool, n.Addr)
 	}
+	// The autoscaler watches with the default thresholds (the demo's
+	// nodes have no maxmemory, so the memory signal shows as off).
+	sc.Enabled, sc.MaxMasters = true, 3+len(sc.Provider.Pool)
 	var insts []*instance
 	for i := range 2 {
 		cfg := defaultConfig()

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -96,6 +98,7 @@ func newScaler(cfg fileConfig, name string, p *proxy.Server, group *ha.Group, re
 	if group != nil {
 		opts.Leader = group.IsLeader
 	}
+	opts.SlotOps = groupSlotOps(name, p, group, &http.Client{Timeout: 3 * time.Second})
 	return scaler.New(*cfg.Scaler, opts)
 }
 
@@ -107,6 +110,7 @@ type scalerAPI struct {
 
 func (a *scalerAPI) Start(kind string, n int, target string) error { return a.s.Start(kind, n, target) }
 func (a *scalerAPI) Operation() any                                { return a.s.Operation() }
+func (a *scalerAPI) Control(op string, on bool) error              { return a.s.Control(op, on) }
 func (a *scalerAPI) Leader() (string, string) {
 	if a.group == nil {
 		return "", ""

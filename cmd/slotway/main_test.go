@@ -31,6 +31,11 @@ func TestConfigErrors(t *testing.T) {
 		{"bad duration", "proxy:\n  retry_timeout: soon\n  cluster:\n    seeds: [\"a:1\"]\n", "line 2"},
 		{"bad limit", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\n  limits:\n    max_bulk_len: 0\n", "line 5: proxy.limits.max_bulk_len: must be 1b..4gb"},
 		{"backend tls ca_file", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\n    tls:\n      enabled: true\n      ca_file: /nonexistent/ca.pem\n", "line 6: proxy.cluster.tls.ca_file: open /nonexistent/ca.pem"},
+		{"scaler bounds", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\nscaler:\n  enabled: true\n  min_masters: 4\n  max_masters: 3\n", "line 7: scaler.max_masters: must be at least min_masters (4), got 3"},
+		{"scaler threshold", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\nscaler:\n  thresholds:\n    memory_pct: 150\n", "line 6: scaler.thresholds.memory_pct: must be 0..100"},
+		{"scaler plans order", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\nscaler:\n  plans: [1gb, 512mb]\n", "scaler.plans[1]: plans must be positive sizes in ascending order"},
+		{"scaler webhook", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\nscaler:\n  notify:\n    webhook: ftp://x\n", "line 6: scaler.notify.webhook"},
+		{"scaler unknown key", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\nscaler:\n  up_cycle: 3\n", "line 5: unknown key scaler.up_cycle"},
 		{"backend tls cert without key", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\n    tls:\n      enabled: true\n      cert_file: x.crt\n", "line 4: proxy.cluster.tls.key_file: required when cert_file is set"},
 	}
 	for _, tc := range tests {

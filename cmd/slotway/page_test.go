@@ -22,6 +22,7 @@ import (
 
 	"github.com/slotway/slotway/ha"
 	"github.com/slotway/slotway/internal/redistest"
+	"github.com/slotway/slotway/scaler"
 	"github.com/slotway/slotway/stats"
 )
 
@@ -65,6 +66,11 @@ func startPair(t *testing.T, c *redistest.Cluster) []*instance {
 		hc.Name, hc.Bind, hc.Peers, hc.Priority = fmt.Sprintf("p%d", i+1), gossip[i], []string{gossip[1-i]}, 150-50*i
 		hc.VIP = ha.VIPConfig{Mode: "status"}
 		cfg.HA = &hc
+		// The autoscaler evaluates (on the leader) for the page; no spare
+		// node, and min_masters 3: it has nothing to act on.
+		sc := scaler.DefaultConfig()
+		sc.Enabled, sc.Interval, sc.NodeMemory = true, 300*time.Millisecond, 64<<20
+		cfg.Scaler = &sc
 		in, err := newInstance(cfg, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
@@ -132,6 +138,13 @@ func TestStatsPageInChromium(t *testing.T) {
 		if err := poll(`/5,?46[12]/.test(`+rowText(m.Addr)+`)`, 20*time.Second); err != nil {
 			t.Fatalf("master %s with its slot count is not shown: %v (row %q)", m.Addr, err, text(rowText(m.Addr)))
 		}
+	}
+	// The autoscaler panel: the signals against their thresholds, the
+	// cycle counters and the last decision, published by the leader.
+	sig := `((document.querySelector('#scaler-signals [data-signal="memory_pct"]')||{}).textContent||"")`
+	if err := poll(sig+`.includes("%") && document.getElementById("scaler-decision").textContent.includes("3 masters")`, 20*time.Second); err != nil {
+		t.Fatalf("the autoscaler panel is not shown: %v (memory row %q, decision %q)", err, text(sig),
+			text(`document.getElementById("scaler-decision").textContent`))
 	}
 	victim := masters[0]
 	if err := c.Kill(victim); err != nil {

@@ -29,14 +29,17 @@ func (s *statusSource) Status() stats.Status {
 	st := stats.Status{Instance: stats.InstanceStatus{Name: s.name, Version: proxy.Version, Ready: s.Ready()}}
 	if s.scaler != nil {
 		op := s.scaler.Operation()
-		st.Scaler = stats.ScalerStatus{Enabled: true, State: op.State}
+		st.Scaler = stats.ScalerStatus{Enabled: true, State: op.State, Auto: s.scaler.AutoStatus()}
 		if op.Kind != "" {
 			st.Scaler.State = fmt.Sprintf("%s %s: %d/%d slots, %d keys", op.Kind, op.State, op.SlotsDone, op.SlotsAll, op.Keys)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		for _, ev := range s.scaler.Events(ctx, 50) {
 			reason := ev.Reason
-			if ev.Node != "" {
+			if ev.Action != "" && !strings.HasPrefix(reason, ev.Action) {
+				reason = ev.Action + ": " + reason
+			}
+			if ev.Node != "" && !strings.Contains(reason, ev.Node) {
 				reason = ev.Node + " " + reason
 			}
 			if ev.Slot >= 0 {

@@ -1,5 +1,6 @@
 /* Slotway stats page. Renders GET /api/v1/status (schema: stats/status.go)
- * and refreshes it every second, updating the DOM in place. No dependencies. */
+ * and refreshes it every second, updating the DOM in place. No dependencies;
+ * the Scaling panel is in scaler.js, which this file hands its helpers to. */
 (function () {
   'use strict';
 
@@ -451,16 +452,19 @@
   }
 
   // ---------- scaler ----------
-  function renderScaler(s) {
-    s = s || {};
-    setText('scaler-state', s.state || '–');
-    setHTML('scaler-enabled', yesno(!!s.enabled));
-    const ev = (s.events || []).slice().sort((a, b) => (ts(b.t) || 0) - (ts(a.t) || 0));
-    show('scaler-empty', !ev.length);
-    show('scaler-events', ev.length > 0);
-    setHTML('scaler-events', ev.map((e) => `<li data-kind="${esc(e.kind)}"><time datetime="${esc(e.t)}">${esc(ts(e.t) ? stamp(ts(e.t)) : '–')}</time>` +
-      `<div class="ev-body">${badge('kind', e.kind || 'event')} <span class="muted">term ${esc(e.term)} · by ${esc(e.actor || '–')}</span>` +
-      `<p class="reason">${esc(e.reason || '')}</p></div></li>`).join(''));
+  // The Scaling panel and the scaler's buttons live in scaler.js, loaded
+  // before this file; null if it failed to load (the panel then stays empty).
+  let scaler = null;
+  function initScaler() {
+    if (typeof window.SlotwayScaler !== 'function') return;
+    safe('scaler init', () => {
+      const sc = window.SlotwayScaler({
+        $, esc, setText, setHTML, show, badge, yesno, fmtInt, fmtCompact, fmtDur, fmtAgo, ts, stamp, clock, niceStep, syncRows, colorOf,
+        adminPost, last: () => last,
+      });
+      sc.init();
+      scaler = sc;
+    });
   }
 
   // ---------- admin ----------
@@ -477,8 +481,6 @@
       'Kept in this tab only (sessionStorage), sent as "Authorization: Bearer …".');
     const hb = $('btn-handover');
     if (!hb.dataset.busy) hb.disabled = !g;
-    const scalerOn = !!(st.scaler && st.scaler.enabled);
-    for (const id of ['btn-pause', 'btn-rebalance']) if (!$(id).dataset.busy) $(id).disabled = !scalerOn;
     let hint = '';
     if (!g) hint = 'No HA group: nothing to hand over.';
     else if (g.holder !== g.self) {
@@ -486,25 +488,31 @@
       hint = `This instance (${esc(g.self)}) does not hold the VIP, so a handover here answers 409. ` + (!g.holder ? 'Nobody holds it right now.' :
         `The holder is ${esc(g.holder)}` + (m && m.stats_addr ? `: <a href="http://${esc(m.stats_addr)}/">open its page</a>.` : '.'));
     } else hint = 'Hand over moves the VIP to the next best member without stopping this instance.';
-    if (!scalerOn) hint += ' Pause scaler and Rebalance are placeholders until the autoscaler is enabled.';
+    if (scaler) hint += scaler.renderAdmin(st);
     setHTML('admin-hint', hint);
   }
-  async function adminPost(btn, path) {
+  // POSTs to an admin endpoint with the token; json, when given, is sent
+  // as the JSON body. A success refreshes the status at once.
+  async function adminPost(btn, path, json) {
     const out = $('admin-result');
+    const req = `POST ${path}` + (json === undefined ? '' : ' ' + JSON.stringify(json));
+    const headers = { Authorization: 'Bearer ' + getToken() };
+    if (json !== undefined) headers['Content-Type'] = 'application/json';
     btn.dataset.busy = '1';
     btn.disabled = true;
     out.hidden = false;
     out.className = 'result';
-    out.textContent = `POST ${path} …`;
+    out.textContent = req + ' …';
     try {
-      const res = await fetch(path, { method: 'POST', cache: 'no-store', headers: { Authorization: 'Bearer ' + getToken() } });
+      const res = await fetch(path, { method: 'POST', cache: 'no-store', headers, body: json === undefined ? undefined : JSON.stringify(json) });
       const body = (await res.text()).trim();
       const hint = res.status === 401 || res.status === 403 ? '\n(check the admin token)' : '';
       out.className = 'result ' + (res.ok ? 'ok' : 'err');
-      out.textContent = `${clock(Date.now())}  POST ${path}\nHTTP ${res.status} ${res.statusText}\n${body}${hint}`;
+      out.textContent = `${clock(Date.now())}  ${req}\nHTTP ${res.status} ${res.statusText}\n${body}${hint}`;
+      if (res.ok) poll();
     } catch (e) {
       out.className = 'result err';
-      out.textContent = `${clock(Date.now())}  POST ${path}\nrequest failed: ${e.message}`;
+      out.textContent = `${clock(Date.now())}  ${req}\nrequest failed: ${e.message}`;
     } finally {
       delete btn.dataset.busy;
       renderAdmin();
@@ -540,8 +548,6 @@
       hb.classList.remove('armed');
       adminPost(hb, '/api/v1/ha/handover');
     });
-    $('btn-pause').addEventListener('click', (e) => adminPost(e.currentTarget, '/api/v1/scaler/pause'));
-    $('btn-rebalance').addEventListener('click', (e) => adminPost(e.currentTarget, '/api/v1/scaler/rebalance'));
   }
 
   // ---------- polling ----------
@@ -558,7 +564,7 @@
     safe('proxy', () => renderProxy(st.proxy));
     safe('slot map', () => renderSlotMap(st.cluster.slots || []));
     safe('charts', () => renderCharts(st.series, now));
-    safe('scaler', () => renderScaler(st.scaler));
+    safe('scaler', () => scaler && scaler.render(st.scaler, now));
     safe('admin', renderAdmin);
   }
   function setStale(err) {
@@ -591,6 +597,7 @@
   function schedule() { clearTimeout(timer); timer = setTimeout(poll, POLL_MS); }
 
   function init() {
+    initScaler();
     initAdmin();
     const svg = $('slotmap-svg');
     svg.addEventListener('mousemove', slotHover);
@@ -605,7 +612,12 @@
     let rz = 0;
     window.addEventListener('resize', () => {
       cancelAnimationFrame(rz);
-      rz = requestAnimationFrame(() => last && safe('charts', () => renderCharts(last.series, ts(last.instance.now) || Date.now())));
+      rz = requestAnimationFrame(() => {
+        if (!last) return;
+        const now = ts(last.instance.now) || Date.now();
+        safe('charts', () => renderCharts(last.series, now));
+        safe('scaler', () => scaler && scaler.render(last.scaler, now));
+      });
     });
     document.addEventListener('visibilitychange', () => { if (!document.hidden) poll(); });
     const init = window.SLOTWAY_INITIAL;
