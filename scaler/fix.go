@@ -31,6 +31,11 @@ func (s *Scaler) fix(ctx context.Context) (int, error) {
 	}
 	var jobs []job
 	seen := map[int]bool{}
+	type marker struct {
+		slot int
+		addr string
+	}
+	var stale []marker
 	// Migrating markers first: a slot both migrating and importing is one
 	// move to finish, whatever order the nodes come in.
 	for _, id := range v.sortedIDs() {
@@ -40,6 +45,16 @@ func (s *Scaler) fix(ctx context.Context) (int, error) {
 		}
 		for slot, dst := range nd.Migrating {
 			if seen[slot] {
+				continue
+			}
+			if !nd.IsMaster() || v.Owner[slot] != id {
+				// A marker on a node that does not serve the slot: an old
+				// source restarted from its nodes.conf after its replica
+				// took over. Finishing "its" move would hand the slot over
+				// without the keys the new master holds; the rules below
+				// (importing, disputed, keys on a non-owner) go by key
+				// counts instead, and the marker is cleared after them.
+				stale = append(stale, marker{slot, nd.Addr})
 				continue
 			}
 			seen[slot] = true
@@ -156,6 +171,11 @@ func (s *Scaler) fix(ctx context.Context) (int, error) {
 		}
 		fixed++
 		s.event(ctx, Event{Kind: "fix", Slot: j.slot, Node: addrOf(v, j.dst), Keys: keys, Reason: j.why + ": finished from " + addrOf(v, j.src)})
+	}
+	for _, m := range stale {
+		if err := s.opts.Nodes.Client(m.addr).Do(ctx, "CLUSTER", "SETSLOT", m.slot, "STABLE").Err(); err == nil {
+			s.event(ctx, Event{Kind: "fix", Slot: m.slot, Node: m.addr, Reason: "migrating marker on a node that does not serve the slot: stable"})
+		}
 	}
 	return fixed, nil
 }
