@@ -18,6 +18,7 @@ import (
 )
 
 const clusterUsage = `Usage: slotway cluster -config FILE COMMAND
+       slotway cluster create [-replicas R] [flags] HOST:PORT...
 
 Talks to the group leader's admin API (stats.listen and
 stats.admin_token_file of FILE) and waits until the operation ends.
@@ -28,6 +29,9 @@ Commands:
   scale N             add or remove masters until there are N
   drain HOST:PORT     move every slot off a master and remove it
   fix                 finish half-done slot moves
+  create HOST:PORT... form a new cluster from empty nodes; talks to the
+                      nodes, not the admin API, so -config is optional
+                      ('slotway cluster create -h' for its flags)
 `
 
 // cmdCluster runs a scaling operation through the admin API.
@@ -41,6 +45,9 @@ func cmdCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	rest := fs.Args()
+	if len(rest) > 0 && rest[0] == "create" {
+		return cmdCreate(ctx, rest[1:], *path, stdout, stderr)
+	}
 	if *path == "" || len(rest) == 0 {
 		fs.Usage()
 		return usageError{errors.New("need -config FILE and a command")}

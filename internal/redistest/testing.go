@@ -15,6 +15,12 @@ const logTailLines = 20
 // printed.
 func New(t testing.TB, opts Options) *Cluster {
 	t.Helper()
+	return startForTest(t, opts, start)
+}
+
+// startForTest runs startFn with the test's defaults and cleanup.
+func startForTest(t testing.TB, opts Options, startFn func(context.Context, Options) (*Cluster, error)) *Cluster {
+	t.Helper()
 	if opts.RedisServer == "" {
 		opts.RedisServer = RequireServer(t)
 	}
@@ -23,7 +29,7 @@ func New(t testing.TB, opts Options) *Cluster {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), defaultStart)
 	defer cancel()
-	c, err := start(ctx, opts)
+	c, err := startFn(ctx, opts)
 	if err != nil {
 		if c != nil {
 			t.Logf("redistest: node logs:\n%s", c.LogTails(logTailLines))
