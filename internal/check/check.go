@@ -53,6 +53,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/slotway/slotway/internal/bench"
 )
 
 // Defaults for zero Config fields.
@@ -115,7 +117,7 @@ type Result struct {
 	// Latencies of all commands of the load phase, failed ones included
 	// (a timeout counts as OpTimeout): P50, P99 and Max for SET, ReadP50,
 	// ReadP99 and ReadMax for GET. Percentiles come from a log-linear
-	// histogram (about 3 % resolution), Max is exact.
+	// histogram (under 1 % resolution), Max is exact.
 	P50, P99, Max             time.Duration
 	ReadP50, ReadP99, ReadMax time.Duration
 
@@ -314,7 +316,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		ErrorKinds: map[string]int64{},
 		Elapsed:    elapsed,
 	}
-	var wl, rl histogram
+	var wl, rl bench.Histogram
 	for _, w := range workers {
 		_ = w.client.Close()
 		res.Lost += w.lost
@@ -326,11 +328,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			res.ErrorKinds[k] += n
 		}
 		res.LongestErrorWindow = max(res.LongestErrorWindow, w.longest)
-		wl.merge(&w.writeLat)
-		rl.merge(&w.readLat)
+		wl.Merge(&w.writeLat)
+		rl.Merge(&w.readLat)
 	}
-	res.P50, res.P99, res.Max = wl.quantile(0.50), wl.quantile(0.99), wl.max
-	res.ReadP50, res.ReadP99, res.ReadMax = rl.quantile(0.50), rl.quantile(0.99), rl.max
+	wq, rq := wl.Quantiles(0.50, 0.99), rl.Quantiles(0.50, 0.99)
+	res.P50, res.P99, res.Max = wq[0], wq[1], wl.Max()
+	res.ReadP50, res.ReadP99, res.ReadMax = rq[0], rq[1], rl.Max()
 	return res, nil
 }
 
@@ -387,7 +390,7 @@ type worker struct {
 	streakStart time.Time
 	longest     time.Duration
 
-	writeLat, readLat histogram
+	writeLat, readLat bench.Histogram
 }
 
 func newWorker(run *runner, id int) *worker {
@@ -449,7 +452,7 @@ func (w *worker) write() {
 	reply, err := w.client.Set(ctx, w.key(j), w.value(n), 0).Result()
 	end := time.Now()
 	cancel()
-	w.writeLat.add(end.Sub(start))
+	w.writeLat.Record(end.Sub(start))
 	if err == nil && reply != "OK" {
 		w.failed("unexpected", start, end)
 		return
@@ -474,7 +477,7 @@ func (w *worker) read() {
 	v, err := w.client.Get(ctx, w.key(j)).Result()
 	end := time.Now()
 	cancel()
-	w.readLat.add(end.Sub(start))
+	w.readLat.Record(end.Sub(start))
 	switch {
 	case errors.Is(err, redis.Nil):
 		w.succeeded()

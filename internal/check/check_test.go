@@ -230,36 +230,6 @@ func TestRunErrors(t *testing.T) {
 	}
 }
 
-func TestHistogram(t *testing.T) {
-	prev := 0
-	for _, v := range []uint64{0, 1, 63, 64, 65, 127, 128, 1000, 123456, 1 << 40, 1<<63 - 1} {
-		i := bucketOf(v)
-		if i < prev {
-			t.Errorf("bucketOf(%d) = %d, below %d", v, i, prev)
-		}
-		prev = i
-		if i >= len(histogram{}.counts) {
-			t.Fatalf("bucketOf(%d) = %d out of range", v, i)
-		}
-		if ub := upperBound(i); ub < v || float64(ub-v) > float64(v)/32+1 {
-			t.Errorf("upperBound(bucketOf(%d)) = %d", v, ub)
-		}
-		if i > 0 && upperBound(i-1) >= v {
-			t.Errorf("bucket below bucketOf(%d) ends at %d", v, upperBound(i-1))
-		}
-	}
-	var h histogram
-	for i := 1; i <= 1000; i++ {
-		h.add(time.Duration(i) * time.Microsecond)
-	}
-	for q, want := range map[float64]time.Duration{0.5: 500 * time.Microsecond, 0.99: 990 * time.Microsecond, 1: time.Millisecond} {
-		got := h.quantile(q)
-		if got < want || got > want+want/32 {
-			t.Errorf("quantile(%v) = %v, want about %v", q, got, want)
-		}
-	}
-}
-
 // ticks passes a run's progress reports (about one a second) to the test
 // without ever blocking the run.
 type ticks struct{ c chan Progress }
