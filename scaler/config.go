@@ -39,15 +39,29 @@ type Config struct {
 
 // ProviderConfig says where spare nodes come from.
 type ProviderConfig struct {
-	Kind string `yaml:"kind"` // pool | exec
+	Kind string `yaml:"kind"` // pool | exec | swarm
 	// Pool lists spare node addresses; which are free is read from the
 	// cluster itself (a free node is known by no cluster node and empty).
 	Pool []string `yaml:"pool"`
 	// Acquire prints host:port of a started, empty, cluster-enabled node;
 	// Release gets host:port as its argument. Run with sh -c.
-	Acquire string        `yaml:"acquire"`
-	Release string        `yaml:"release"`
+	Acquire string `yaml:"acquire"`
+	Release string `yaml:"release"`
+	// Timeout bounds one acquire or release (exec: the command; swarm: the
+	// whole scale-up until the new task serves). Default 2m.
 	Timeout time.Duration `yaml:"timeout"`
+	// Service is the replicated Docker Swarm service whose tasks are the
+	// spare nodes (kind swarm; required). See provider_swarm.go.
+	Service string `yaml:"service"`
+	// Socket is the Docker Engine API's unix socket, on a Swarm manager.
+	// Default /var/run/docker.sock.
+	Socket string `yaml:"socket"`
+	// Port is the port Redis listens on in every task. Default 6379.
+	Port int `yaml:"port"`
+	// Network names the network (name or ID) whose task address the
+	// cluster uses; Slotway must be attached to it too. Default "": the
+	// task's first attachment that is not the ingress network.
+	Network string `yaml:"network"`
 }
 
 // RebalanceConfig bounds rebalancing.
@@ -77,7 +91,7 @@ func DefaultConfig() Config {
 		UpCooldown: p.UpCooldown, DownCooldown: p.DownCooldown, ScaleInMargin: p.ScaleInMargin,
 		Imbalance: Percent(p.Imbalance), RebalanceCycles: p.RebalanceCycles, Thresholds: p.Thresholds,
 		Notify:   NotifyConfig{On: []string{"threshold_breach", "scale_success", "scale_failure"}},
-		Provider: ProviderConfig{Kind: "pool", Timeout: 2 * time.Minute},
+		Provider: ProviderConfig{Kind: "pool", Timeout: 2 * time.Minute, Socket: "/var/run/docker.sock", Port: 6379},
 		Rebalance: RebalanceConfig{Threshold: 0.02, BatchKeys: 100, BatchBytes: 1 << 20,
 			BigKeyBytes: 8 << 20, MigrateTimeout: 10 * time.Second},
 	}
@@ -100,8 +114,19 @@ func (c Config) Validate() error {
 		if strings.TrimSpace(c.Provider.Release) == "" {
 			errs = append(errs, config.Errorf("provider.release", "required with kind exec"))
 		}
+	case "swarm":
+		p := c.Provider
+		if strings.TrimSpace(p.Service) == "" {
+			errs = append(errs, config.Errorf("provider.service", "required with kind swarm"))
+		}
+		if p.Socket == "" || strings.Contains(p.Socket, "://") {
+			errs = append(errs, config.Errorf("provider.socket", "must be the path of the Docker Engine API's unix socket, got %q", p.Socket))
+		}
+		if p.Port < 1 || p.Port > 65535 {
+			errs = append(errs, config.Errorf("provider.port", "must be 1..65535, got %d", p.Port))
+		}
 	default:
-		errs = append(errs, config.Errorf("provider.kind", "must be pool or exec, got %q", c.Provider.Kind))
+		errs = append(errs, config.Errorf("provider.kind", "must be pool, exec or swarm, got %q", c.Provider.Kind))
 	}
 	if c.Provider.Timeout <= 0 {
 		errs = append(errs, config.Errorf("provider.timeout", "must be positive"))

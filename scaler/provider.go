@@ -36,16 +36,13 @@ type poolProvider struct {
 }
 
 func (p *poolProvider) List(ctx context.Context) ([]string, error) {
-	v, err := ReadView(ctx, p.nodes, p.seeds())
+	why, err := checkFree(ctx, p.nodes, p.seeds(), p.pool)
 	if err != nil {
 		return nil, err
 	}
 	var free []string
-	for _, a := range p.pool {
-		if v.ByAddr(a) != nil {
-			continue
-		}
-		if err := checkEmptyNode(ctx, p.nodes, a); err == nil {
+	for i, a := range p.pool {
+		if why[i] == nil {
 			free = append(free, a)
 		}
 	}
@@ -64,6 +61,38 @@ func (p *poolProvider) Acquire(ctx context.Context) (string, error) {
 }
 
 func (p *poolProvider) Release(context.Context, string) error { return nil }
+
+// checkFree says for each of addrs why it cannot be handed out, nil when
+// it can: a free node is known by no cluster node, answers and is empty.
+// The pool and swarm providers share it.
+func checkFree(ctx context.Context, n *Nodes, seeds, addrs []string) ([]error, error) {
+	v, err := ReadView(ctx, n, seeds)
+	if err != nil {
+		return nil, err
+	}
+	why := make([]error, len(addrs))
+	for i, a := range addrs {
+		if v.ByAddr(a) != nil {
+			why[i] = fmt.Errorf("node %s is known by the cluster", a)
+			continue
+		}
+		// By ID too: the master of a one-node cluster lists itself without
+		// an IP (":6379"), and a node may be reached by another address
+		// than the one it announces.
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		id, err := n.Client(a).ClusterMyID(cctx).Result()
+		cancel()
+		switch {
+		case err != nil:
+			why[i] = fmt.Errorf("node %s: %w", a, err)
+		case v.Nodes[id] != nil:
+			why[i] = fmt.Errorf("node %s is known by the cluster as %s", a, id)
+		default:
+			why[i] = checkEmptyNode(ctx, n, a)
+		}
+	}
+	return why, nil
+}
 
 // checkEmptyNode: the node answers, runs in cluster mode, knows no other
 // node and holds no key.

@@ -105,6 +105,10 @@ func New(cfg Config, opts Options) (*Scaler, error) {
 	switch cfg.Provider.Kind {
 	case "exec":
 		s.prov = &execProvider{acquire: cfg.Provider.Acquire, release: cfg.Provider.Release, timeout: cfg.Provider.Timeout}
+	case "swarm":
+		s.prov = newSwarmProvider(cfg.Provider, func(ctx context.Context, addrs []string) ([]error, error) {
+			return checkFree(ctx, opts.Nodes, opts.Seeds(), addrs)
+		})
 	default:
 		s.prov = &poolProvider{pool: cfg.Provider.Pool, nodes: opts.Nodes, seeds: opts.Seeds}
 	}
