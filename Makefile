@@ -13,9 +13,15 @@ TEST_FLAGS ?= -count=1 -timeout 20m
 all: build
 
 build:
-	$(GO) build -ldflags '$(LDFLAGS)' -o bin/slotway ./cmd/slotway
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/slotway ./cmd/slotway
 
 # deps installs what the demo and the tests need on a fresh Debian machine.
+# The deploy tests (internal/deploytest) need shellcheck, systemd-analyze
+# and vagrant; vagrant without its recommends, which would pull in libvirt,
+# QEMU and a kernel only to run `vagrant validate`. They also run
+# `docker stack config` (Docker CLI 23 or later), which no Debian 12
+# package provides (docker.io is 20.10): install docker-ce-cli from
+# Docker's own apt repository for that test.
 deps:
 	@pkgs=""; \
 	command -v redis-server >/dev/null || pkgs="$$pkgs redis-server"; \
@@ -23,10 +29,15 @@ deps:
 	command -v ip >/dev/null || pkgs="$$pkgs iproute2"; \
 	command -v nft >/dev/null || pkgs="$$pkgs nftables"; \
 	command -v chromium >/dev/null || pkgs="$$pkgs chromium chromium-driver"; \
-	if [ -n "$$pkgs" ]; then \
-		echo "installing$$pkgs ..."; \
+	command -v shellcheck >/dev/null || pkgs="$$pkgs shellcheck"; \
+	command -v systemd-analyze >/dev/null || pkgs="$$pkgs systemd"; \
+	command -v vagrant >/dev/null || norec="$$norec vagrant"; \
+	if [ -n "$$pkgs$$norec" ]; then \
+		echo "installing$$pkgs$$norec ..."; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$pkgs >/dev/null; \
+		$$SUDO apt-get update -qq; \
+		if [ -n "$$pkgs" ]; then DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$pkgs >/dev/null; fi; \
+		if [ -n "$$norec" ]; then DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$norec >/dev/null; fi; \
 		$$SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true; \
 	fi
 

@@ -1,0 +1,142 @@
+package deploytest
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/slotway/slotway/ha"
+	"github.com/slotway/slotway/internal/config"
+	"github.com/slotway/slotway/proxy"
+	"github.com/slotway/slotway/scaler"
+	"github.com/slotway/slotway/stats"
+)
+
+// repoRoot is the module root, found from this file so the tests do not
+// depend on the working directory.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("cannot locate the test source")
+	}
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// requireTool returns the command's path; without it the test is skipped,
+// or fails under CI=true (where `make deps` should have installed pkg).
+func requireTool(t testing.TB, cmd, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(cmd)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required under CI=true (apt-get install -y %s, or make deps)", cmd, pkg)
+		}
+		t.Skipf("%s not installed (under CI=true this fails instead)", cmd)
+	}
+	return p
+}
+
+// run runs a command and fails the test with its output if it fails.
+func run(t testing.TB, dir string, env []string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// slotwayConfig mirrors the file schema of cmd/slotway (package main, so
+// not importable): the same sections, defaults and validation. It lets
+// these tests check configs that exist only after a script rendered them;
+// files shipped under deploy/ are also loaded by cmd/slotway's own
+// TestExampleConfigs, which uses the real loader.
+type slotwayConfig struct {
+	Proxy  proxy.Config   `yaml:"proxy"`
+	Stats  stats.Config   `yaml:"stats"`
+	HA     *ha.Config     `yaml:"ha"`
+	Scaler *scaler.Config `yaml:"scaler"`
+}
+
+func (c *slotwayConfig) Validate() error {
+	errs := []error{config.Prefix("stats", c.Stats.Validate())}
+	if !(c.HA != nil && c.HA.Witness && len(c.Proxy.Cluster.Seeds) == 0) {
+		errs = append(errs, config.Prefix("proxy", c.Proxy.Validate()))
+	}
+	if c.HA != nil {
+		errs = append(errs, config.Prefix("ha", c.HA.Validate()))
+	}
+	if c.Scaler != nil {
+		errs = append(errs, config.Prefix("scaler", c.Scaler.Validate()))
+	}
+	return errors.Join(errs...)
+}
+
+// loadSlotwayConfig loads and validates a Slotway config file.
+func loadSlotwayConfig(t testing.TB, path string) slotwayConfig {
+	t.Helper()
+	cfg := slotwayConfig{Proxy: proxy.DefaultConfig(), Stats: stats.DefaultConfig()}
+	if err := config.Load(path, &cfg); err != nil {
+		t.Fatalf("load %s: %v", path, err)
+	}
+	return cfg
+}
+
+// shellWords splits a shell command line the way sh would for the simple
+// cases a Dockerfile RUN uses: blanks separate words, quotes group them,
+// backslash escapes one character. No expansions, pipes or ';'.
+func shellWords(s string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\'':
+			j := strings.IndexByte(s[i+1:], '\'')
+			if j < 0 {
+				return nil, errors.New("unterminated single quote")
+			}
+			cur.WriteString(s[i+1 : i+1+j])
+			i += j + 1
+			inWord = true
+		case c == '"':
+			i++
+			for ; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte(`"\$`+"`", s[i+1]) >= 0 {
+					i++
+				}
+				cur.WriteByte(s[i])
+			}
+			if i >= len(s) {
+				return nil, errors.New("unterminated double quote")
+			}
+			inWord = true
+		case c == '\\' && i+1 < len(s):
+			i++
+			cur.WriteByte(s[i])
+			inWord = true
+		case c == ' ' || c == '\t' || c == '\n':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}
