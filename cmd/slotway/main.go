@@ -24,9 +24,14 @@ Usage:
   slotway cluster -config FILE status | rebalance | scale N | drain HOST:PORT | fix
                                run a scaling operation on the group's leader
                                and wait for it
+  slotway cluster create [-replicas R] HOST:PORT...
+                               form a new Redis Cluster from empty nodes
   slotway check -addr HOST:PORT
                                write and read back keys, report lost and stale
                                writes (exit 1 if any; errors alone do not fail)
+  slotway bench -endpoint HOST:PORT
+                               measure SET/GET throughput and latency by value
+                               size; write results.csv, .json and .svg
   slotway version              print the version
 
 Run 'slotway COMMAND -h' for a command's flags.
@@ -53,6 +58,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdCluster(ctx, args[1:], stdout, stderr)
 	case "check":
 		err = cmdCheck(ctx, args[1:], stdout, stderr)
+	case "bench":
+		err = cmdBench(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "slotway %s\n", proxy.Version)
 	case "help", "-h", "-help", "--help":
