@@ -59,36 +59,6 @@ func TestConfigReference(t *testing.T) {
 			}
 		}
 	})
-	t.Run("examples load", func(t *testing.T) {
-		files, err := filepath.Glob(filepath.Join("..", "..", "docs", "*.md"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		loaded := 0
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, m := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllSubmatch(b, -1) {
-				// Fragments (a scaler: section alone) are not whole files.
-				if !regexp.MustCompile(`(?m)^proxy:`).Match(m[1]) {
-					continue
-				}
-				path := filepath.Join(t.TempDir(), "slotway.yaml")
-				if err := os.WriteFile(path, m[1], 0o600); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := loadConfig(path); err != nil {
-					t.Errorf("%s, yaml block %d: %v", filepath.Base(f), i+1, err)
-				}
-				loaded++
-			}
-		}
-		if loaded == 0 {
-			t.Error("no complete config example in docs/*.md")
-		}
-	})
 }
 
 // configKeys records the dotted path of every key under t: leaves are

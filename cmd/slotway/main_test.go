@@ -56,7 +56,8 @@ func TestConfigErrors(t *testing.T) {
 }
 
 // TestExampleConfigs loads every example config shipped in deploy/ and
-// every YAML block of the README that is a Slotway config.
+// every YAML block of the README and docs/*.md that is a whole Slotway
+// config.
 func TestExampleConfigs(t *testing.T) {
 	root := filepath.Join("..", "..")
 	var files []string
@@ -72,20 +73,26 @@ func TestExampleConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	docs, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllSubmatch(readme, -1)
-	for i, b := range blocks {
-		if !regexp.MustCompile(`(?m)^proxy:`).Match(b[1]) {
-			continue
-		}
-		p := filepath.Join(t.TempDir(), fmt.Sprintf("readme-%d.yaml", i))
-		if err := os.WriteFile(p, b[1], 0o600); err != nil {
+	for _, doc := range append([]string{filepath.Join(root, "README.md")}, docs...) {
+		text, err := os.ReadFile(doc)
+		if err != nil {
 			t.Fatal(err)
 		}
-		files = append(files, p)
+		// Fragments (a scaler: section alone) are not whole files.
+		for i, b := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllSubmatch(text, -1) {
+			if !regexp.MustCompile(`(?m)^proxy:`).Match(b[1]) {
+				continue
+			}
+			p := filepath.Join(t.TempDir(), fmt.Sprintf("%s-%d.yaml", filepath.Base(doc), i+1))
+			if err := os.WriteFile(p, b[1], 0o600); err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, p)
+		}
 	}
 	if len(files) < 2 {
 		t.Fatalf("found only %d example configs: %v", len(files), files)
