@@ -88,11 +88,14 @@ cat >"$new" <<CONF
 proxy:
   # All addresses: the VIP is added to $VIP_INTERFACE only while this
   # instance holds it, and a listener bound to it would fail before that.
-  listen: 0.0.0.0:7100
+  # 6379, so clients of the VIP use Redis's own port.
+  listen: 0.0.0.0:6379
   cluster:
     seeds: $(yamllist "$SEEDS")
 stats:
-  listen: $NODE_IP:8100
+  # All addresses too, so the page is also at the VIP; the other members
+  # are told $NODE_IP:8100 (a wildcard is published with ha.bind's host).
+  listen: 0.0.0.0:8100
   admin_token_file: /etc/slotway/admin-token
 ha:
   name: $NAME
