@@ -21,10 +21,14 @@ import (
 // Timing of the group. The holder fences itself when it has not heard a
 // quorum for FenceAfter; the others take over only when they have not
 // heard the holder for FenceAfter+takeoverMargin, so the old holder always
-// lets go first.
+// lets go first. The margin covers one heartbeat (the holder may have
+// heard its last quorum a heartbeat before the others last heard it), one
+// tick of lateness on each side (both check on the heartbeat tick), and
+// scheduling delay on a loaded host: with 2 heartbeats a gossip-blocked
+// holder was seen overlapping the new one by 50 ms on a busy 2-core box.
 const (
 	heartbeatEvery = 100 * time.Millisecond
-	takeoverMargin = 2 * heartbeatEvery
+	takeoverMargin = 5 * heartbeatEvery
 	rejoinEvery    = 2 * time.Second
 	drainWait      = time.Second
 )
