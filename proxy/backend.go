@@ -242,6 +242,10 @@ func (p *pipe) flush(yield bool) {
 	p.mu.Unlock()
 }
 
+// maxSpareBuffer bounds the write buffer a pipe keeps between writes
+// (two per pipe; backend_conns pipes per master).
+const maxSpareBuffer = 8 << 20
+
 // maxInlineFlushes bounds how many writes one client does for others
 // before handing the rest to the writer goroutine.
 const maxInlineFlushes = 8
@@ -269,8 +273,15 @@ func (p *pipe) flushLocked(rounds int) {
 		_, err := conn.Write(out)
 		p.m.backendWrites.Inc()
 		p.mu.Lock()
-		if cap(out) <= 1<<20 {
+		// Keep the buffer for the next swap unless it is huge: with large
+		// values (hundreds of KiB) a fresh buffer per write cost more in
+		// growslice and memmove than the proxying itself.
+		// (Not keeping it must drop the old spare too: that array is pend
+		// now, and the next swap would write it while clients append to it.)
+		if cap(out) <= maxSpareBuffer {
 			p.spare = out[:0]
+		} else {
+			p.spare = nil
 		}
 		if err != nil {
 			// The reader sees the closed connection and fails what is in
