@@ -205,6 +205,16 @@ func (s *Server) drainClients() {
 	}
 	s.mu.Unlock()
 	s.log.Warn("shutdown timeout: closed clients with commands in flight", "clients", n)
+	// A client waits for its backend replies, not for its own socket: a
+	// backend that never answers would hold shutdown forever. Dropping the
+	// backend connections fails what is in flight.
+	t := s.topo.load()
+	for _, b := range t.masters {
+		b.reset(errShuttingDown)
+		for _, r := range t.replicas[b] {
+			r.reset(errShuttingDown)
+		}
+	}
 	<-done
 }
 
