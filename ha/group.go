@@ -22,13 +22,12 @@ import (
 // quorum for FenceAfter; the others take over only when they have not
 // heard the holder for FenceAfter+takeoverMargin, so the old holder always
 // lets go first. The margin covers one heartbeat (the holder may have
-// heard its last quorum a heartbeat before the others last heard it), one
+// heard its last quorum a heartbeat before the others last heard it), a
 // tick of lateness on each side (both check on the heartbeat tick), and
-// scheduling delay on a loaded host: with 2 heartbeats a gossip-blocked
-// holder was seen overlapping the new one by 50 ms on a busy 2-core box.
+// slack for scheduling on a loaded host.
 const (
 	heartbeatEvery = 100 * time.Millisecond
-	takeoverMargin = 5 * heartbeatEvery
+	takeoverMargin = 4 * heartbeatEvery
 	rejoinEvery    = 2 * time.Second
 	drainWait      = time.Second
 )
@@ -86,6 +85,8 @@ type Group struct {
 	conflict map[string]bool // other holders seen last tick (loop only)
 	// abandon makes Run stop like a crash: no drain, no leave (tests).
 	abandon atomic.Bool
+	// joining: a re-join runs; the next waits for it to end.
+	joining atomic.Bool
 }
 
 // peer is another member as we last heard it. Heartbeats carry its
@@ -277,7 +278,17 @@ func (g *Group) Run(ctx context.Context) error {
 			g.setRole(RoleCandidate, "shutdown", g.State().Term)
 			return nil
 		case <-rejoin.C:
-			g.join()
+			// Off the loop: Join dials the missing peers over TCP and, when
+			// they are cut off, waits for the dial timeout, which would hold
+			// up the ticks that fence a holder that lost its quorum (a cut-
+			// off holder was seen keeping the VIP 60 ms into its successor's
+			// term).
+			if g.joining.CompareAndSwap(false, true) {
+				gwg.Go(func() {
+					defer g.joining.Store(false)
+					g.join()
+				})
+			}
 		case <-hb.C:
 			g.heartbeat()
 			g.tick(time.Now())
