@@ -39,24 +39,25 @@ type backend struct {
 	// refused (and retried elsewhere by the client).
 	retired atomic.Bool
 
-	dial dialer
-	log  *slog.Logger
-	m    *metrics
-	ctx  context.Context
-	wg   *sync.WaitGroup
+	dial    dialer
+	timeout time.Duration // proxy.backend_timeout
+	log     *slog.Logger
+	m       *metrics
+	ctx     context.Context
+	wg      *sync.WaitGroup
 }
 
-func newBackend(addr string, n int, d dialer, log *slog.Logger, m *metrics) *backend {
-	b := &backend{addr: addr, pipes: make([]*pipe, n), dial: d, log: log, m: m}
+func newBackend(addr string, n int, d dialer, timeout time.Duration, log *slog.Logger, m *metrics) *backend {
+	b := &backend{addr: addr, pipes: make([]*pipe, n), dial: d, timeout: timeout, log: log, m: m}
 	for i := range b.pipes {
-		b.pipes[i] = newPipe(addr, d, log, m)
+		b.pipes[i] = newPipe(addr, d, timeout, log, m)
 	}
 	return b
 }
 
-func newPipe(addr string, d dialer, log *slog.Logger, m *metrics) *pipe {
+func newPipe(addr string, d dialer, timeout time.Duration, log *slog.Logger, m *metrics) *pipe {
 	return &pipe{
-		addr: addr, dial: d, log: log, m: m,
+		addr: addr, dial: d, timeout: timeout, log: log, m: m,
 		wake:  make(chan struct{}, 1),
 		state: pipeConnecting,
 	}
@@ -89,7 +90,7 @@ func (b *backend) pipesFor(resp3 bool) []*pipe {
 	b.resp3Once.Do(func() {
 		ps := make([]*pipe, len(b.pipes))
 		for i := range ps {
-			ps[i] = newPipe(b.addr, hello3(b.dial), b.log, b.m)
+			ps[i] = newPipe(b.addr, hello3(b.dial), b.timeout, b.log, b.m)
 		}
 		b.resp3.Store(&ps)
 		b.start(ps)
@@ -175,6 +176,10 @@ type pipe struct {
 	dial dialer
 	log  *slog.Logger
 	m    *metrics
+	// timeout: with requests in flight and no byte read or written for
+	// this long, the connection is dropped (0: never).
+	timeout  time.Duration
+	progress atomic.Int64 // unix nanos of the last read or write
 
 	wake chan struct{}
 
@@ -271,6 +276,7 @@ func (p *pipe) flushLocked(rounds int) {
 		p.pendReqs = p.pendReqs[:0]
 		p.mu.Unlock()
 		_, err := conn.Write(out)
+		p.progress.Store(time.Now().UnixNano())
 		p.m.backendWrites.Inc()
 		p.mu.Lock()
 		// Keep the buffer for the next swap unless it is huge: with large
@@ -415,6 +421,13 @@ func (p *pipe) serve(ctx context.Context, conn net.Conn) error {
 	readErr := make(chan error, 1)
 	go func() { readErr <- p.readLoop(conn) }()
 	var retireT <-chan time.Time
+	var watch <-chan time.Time
+	if p.timeout > 0 {
+		t := time.NewTicker(min(p.timeout/4, time.Second))
+		defer t.Stop()
+		watch = t.C
+	}
+	p.progress.Store(time.Now().UnixNano())
 	for {
 		select {
 		case <-ctx.Done():
@@ -423,6 +436,18 @@ func (p *pipe) serve(ctx context.Context, conn net.Conn) error {
 			return ctx.Err()
 		case err := <-readErr:
 			return err
+		case now := <-watch:
+			// A node that stopped answering (or waits for the rest of a
+			// command that will never come) would hold its clients forever.
+			p.mu.Lock()
+			busy := p.inflight.len() > 0
+			p.mu.Unlock()
+			if busy && now.Sub(time.Unix(0, p.progress.Load())) > p.timeout {
+				conn.Close()
+				<-readErr
+				return fmt.Errorf("no byte from the node for %v with commands in flight (proxy.backend_timeout)", p.timeout)
+			}
+			continue
 		case <-retireT:
 			conn.Close()
 			<-readErr
@@ -473,6 +498,7 @@ func (p *pipe) readLoop(conn net.Conn) error {
 			return fmt.Errorf("read: %w", err)
 		}
 		w += n
+		p.progress.Store(time.Now().UnixNano())
 		p.m.backendReads.Inc()
 		// Find every complete reply first, then take their requests under
 		// one lock.

@@ -34,6 +34,13 @@ type Config struct {
 	HealthInterval time.Duration `yaml:"health_interval"`
 	// HealthTimeout bounds one health check. Default 500ms.
 	HealthTimeout time.Duration `yaml:"health_timeout"`
+	// BackendTimeout: a backend connection with commands in flight that
+	// reads and writes nothing for this long is dropped, failing them
+	// (clients get "connection lost before the reply; the command may have
+	// run") instead of waiting forever on a stuck node. Blocking commands
+	// use their own connections and are not affected. 0 turns it off.
+	// Default 30s.
+	BackendTimeout time.Duration `yaml:"backend_timeout"`
 	// ShutdownTimeout bounds how long a stopping proxy waits for clients'
 	// in-flight commands. Default 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -180,6 +187,7 @@ func DefaultConfig() Config {
 		HealthInterval:  time.Second,
 		HealthTimeout:   500 * time.Millisecond,
 		ShutdownTimeout: 10 * time.Second,
+		BackendTimeout:  30 * time.Second,
 		KeysLimit:       1000000,
 		ReadFrom:        "master",
 		MaxClients:      10000,
@@ -217,6 +225,9 @@ func (c Config) Validate() error {
 	positive("health_interval", c.HealthInterval)
 	positive("health_timeout", c.HealthTimeout)
 	positive("shutdown_timeout", c.ShutdownTimeout)
+	if c.BackendTimeout < 0 {
+		errs = append(errs, config.Errorf("backend_timeout", "must be >= 0 (0: off), got %v", c.BackendTimeout))
+	}
 	if c.BackendConns < 1 || c.BackendConns > 64 {
 		errs = append(errs, config.Errorf("backend_conns", "must be 1..64, got %d", c.BackendConns))
 	}

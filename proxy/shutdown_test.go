@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -43,4 +44,52 @@ func TestShutdownWithASilentBackend(t *testing.T) {
 	if err := <-got; err == nil {
 		t.Error("GET answered by a stopped master")
 	}
+}
+
+// TestSilentBackendTimesOut: with a master stopped (SIGSTOP) and the
+// health checker out of the way, a command in flight fails after
+// backend_timeout instead of waiting forever, and the proxy serves the
+// key again once the master is back.
+func TestSilentBackendTimesOut(t *testing.T) {
+	shortIf(t)
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	p := startProxy(t, c, func(cfg *proxy.Config) {
+		cfg.BackendTimeout = 500 * time.Millisecond
+		cfg.HealthInterval = time.Hour
+	})
+	ctx := context.Background()
+	owner, err := c.MasterOf(ctx, proxy.Slot([]byte("silent")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := p.client(t)
+	if err := rc.Set(ctx, "silent", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(owner.PID(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	t.Cleanup(func() {
+		if !resumed {
+			_ = syscall.Kill(owner.PID(), syscall.SIGCONT)
+		}
+	})
+	got := make(chan error, 1)
+	go func() { got <- rc.Get(ctx, "silent").Err() }()
+	select {
+	case err := <-got:
+		if err == nil || !strings.Contains(err.Error(), "lost before the reply") {
+			t.Fatalf("GET from a stopped master: %v; want the connection-lost error", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("GET still waiting on a stopped master")
+	}
+	resumed = true
+	if err := syscall.Kill(owner.PID(), syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	redistest.WaitFor(t, 30*time.Second, "the key to be served again", func() bool {
+		return rc.Get(ctx, "silent").Val() == "1"
+	})
 }

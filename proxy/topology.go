@@ -110,7 +110,7 @@ func (o *topologyOwner) startLocked(m map[string]*backend, addr string, dial dia
 	if b := m[addr]; b != nil && !b.retired.Load() {
 		return b
 	}
-	b := newBackend(addr, o.cfg.BackendConns, dial, o.log, o.m)
+	b := newBackend(addr, o.cfg.BackendConns, dial, o.cfg.BackendTimeout, o.log, o.m)
 	m[addr] = b
 	b.run(o.ctx, o.wg)
 	return b
