@@ -226,12 +226,9 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, hol
 		}))
 	}
 	mux.HandleFunc("GET /api/v1/scaler/operation", func(w http.ResponseWriter, r *http.Request) {
-		sc := s.scaler.Load()
-		if sc == nil {
-			http.Error(w, "no scaler: section: scaling is off on this instance", http.StatusNotFound)
-			return
+		if sc, ok := s.scalerOr404(w); ok {
+			writeJSON(w, http.StatusOK, sc.Operation())
 		}
-		writeJSON(w, http.StatusOK, (*sc).Operation())
 	})
 	// The autoscaler's flags (any instance: they are stored in the cluster).
 	for _, op := range []string{"pause", "resume", "dry_run"} {
@@ -251,13 +248,21 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, hol
 // SetScaler enables the scaling endpoints.
 func (s *Server) SetScaler(sc Scaler) { s.scaler.Store(&sc) }
 
-func (s *Server) startOperation(w http.ResponseWriter, r *http.Request, op string) {
+// scalerOr404 returns the scaler, or answers 404 when there is none.
+func (s *Server) scalerOr404(w http.ResponseWriter) (Scaler, bool) {
 	p := s.scaler.Load()
 	if p == nil {
 		http.Error(w, "no scaler: section: scaling is off on this instance", http.StatusNotFound)
+		return nil, false
+	}
+	return *p, true
+}
+
+func (s *Server) startOperation(w http.ResponseWriter, r *http.Request, op string) {
+	sc, ok := s.scalerOr404(w)
+	if !ok {
 		return
 	}
-	sc := *p
 	var body struct {
 		Masters int    `json:"masters"`
 		Node    string `json:"node"`
@@ -288,12 +293,10 @@ func (s *Server) startOperation(w http.ResponseWriter, r *http.Request, op strin
 // or {"ok":true,"dry_run":…}; 400 for a bad dry_run body; 409 when the
 // scaler refuses.
 func (s *Server) control(w http.ResponseWriter, r *http.Request, op string) {
-	p := s.scaler.Load()
-	if p == nil {
-		http.Error(w, "no scaler: section: scaling is off on this instance", http.StatusNotFound)
+	sc, ok := s.scalerOr404(w)
+	if !ok {
 		return
 	}
-	sc := *p
 	on := false
 	if op == "dry_run" {
 		const want = `want {"on": true} or {"on": false}`
