@@ -189,6 +189,17 @@ func roundDur(d time.Duration) time.Duration {
 	}
 }
 
+// defaultTo sets a zero *v to d and reports a negative one.
+func defaultTo[T int | time.Duration](errs []error, name string, v *T, d T) []error {
+	switch {
+	case *v == 0:
+		*v = d
+	case *v < 0:
+		errs = append(errs, fmt.Errorf("check: %s must be positive, got %v", name, *v))
+	}
+	return errs
+}
+
 func (c Config) withDefaults() (Config, error) {
 	if c.Addr == "" {
 		return c, errors.New("check: Addr is required")
@@ -197,27 +208,11 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("check: Addr %q: %w", c.Addr, err)
 	}
 	var errs []error
-	def := func(name string, v *int, d int) {
-		switch {
-		case *v == 0:
-			*v = d
-		case *v < 0:
-			errs = append(errs, fmt.Errorf("check: %s must be positive, got %d", name, *v))
-		}
-	}
-	def("Rate", &c.Rate, DefaultRate)
-	def("Workers", &c.Workers, DefaultWorkers)
-	def("Keys", &c.Keys, DefaultKeys)
-	defDur := func(name string, v *time.Duration, d time.Duration) {
-		switch {
-		case *v == 0:
-			*v = d
-		case *v < 0:
-			errs = append(errs, fmt.Errorf("check: %s must be positive, got %v", name, *v))
-		}
-	}
-	defDur("OpTimeout", &c.OpTimeout, DefaultOpTimeout)
-	defDur("VerifyTimeout", &c.VerifyTimeout, DefaultVerifyTimeout)
+	errs = defaultTo(errs, "Rate", &c.Rate, DefaultRate)
+	errs = defaultTo(errs, "Workers", &c.Workers, DefaultWorkers)
+	errs = defaultTo(errs, "Keys", &c.Keys, DefaultKeys)
+	errs = defaultTo(errs, "OpTimeout", &c.OpTimeout, DefaultOpTimeout)
+	errs = defaultTo(errs, "VerifyTimeout", &c.VerifyTimeout, DefaultVerifyTimeout)
 	if c.Duration < 0 {
 		errs = append(errs, fmt.Errorf("check: Duration must not be negative, got %v", c.Duration))
 	}
