@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -43,12 +42,7 @@ Flags:
 
 // cmdBench runs the load generator against an endpoint.
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, benchUsage)
-		fs.PrintDefaults()
-	}
+	fs, auth := newToolFlags("bench", benchUsage, stderr)
 	endpoint := fs.String("endpoint", "", "host:port of a Slotway or a Redis (required)")
 	duration := fs.Duration("duration", bench.DefaultDuration, "length of each phase (one size, one command)")
 	clients := fs.Int("clients", bench.DefaultClients, "parallel connections")
@@ -56,13 +50,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sizes := fs.String("sizes", joinInts(bench.DefaultSizes), "value sizes, comma-separated")
 	out := fs.String("out", ".", "directory for results.csv, results.json and results.svg")
 	rate := fs.Int("rate", 0, "total commands per second (open loop); 0: as fast as possible")
-	user := fs.String("user", "", "ACL user (AUTH user password)")
-	password := fs.String("password", "", "password (AUTH); default $REDISCLI_AUTH")
-	if err := fs.Parse(args); err != nil {
+	if err := auth.parse(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	if *endpoint == "" {
 		return usageError{errors.New("-endpoint HOST:PORT is required")}
@@ -75,12 +64,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError{err}
 	}
-	if *password == "" {
-		*password = os.Getenv("REDISCLI_AUTH")
-	}
 	cfg := bench.Config{
 		Addr: *endpoint, Duration: *duration, Clients: *clients, Pipeline: *pipeline,
-		Sizes: sz, Rate: *rate, Username: *user, Password: *password,
+		Sizes: sz, Rate: *rate, Username: auth.user, Password: auth.password,
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}

@@ -38,12 +38,7 @@ Flags:
 
 // cmdCheck runs the consistency checker against an endpoint.
 func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, checkUsage)
-		fs.PrintDefaults()
-	}
+	fs, auth := newToolFlags("check", checkUsage, stderr)
 	addr := fs.String("addr", "", "endpoint host:port (a Slotway or a Redis)")
 	var path string
 	fs.StringVar(&path, "config", "", "use proxy.listen of this Slotway config file instead of -addr")
@@ -53,15 +48,10 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	keys := fs.Int("keys", check.DefaultKeys, "number of keys, written round robin")
 	duration := fs.Duration("duration", 0, "how long to write (0: until Ctrl-C)")
 	prefix := fs.String("prefix", check.DefaultPrefix, "key prefix")
-	user := fs.String("user", "", "ACL user (AUTH user password)")
-	password := fs.String("password", "", "password (AUTH); default $REDISCLI_AUTH")
 	opTimeout := fs.Duration("op-timeout", check.DefaultOpTimeout, "timeout of one command, connecting included")
 	verbose := fs.Bool("v", false, "print progress every second to stderr")
-	if err := fs.Parse(args); err != nil {
+	if err := auth.parse(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	switch {
 	case *addr != "" && path != "":
@@ -75,9 +65,6 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		*addr = a
 	}
-	if *password == "" {
-		*password = os.Getenv("REDISCLI_AUTH")
-	}
 	if *rate <= 0 || *workers <= 0 || *keys <= 0 || *duration < 0 || *opTimeout <= 0 || *prefix == "" {
 		return usageError{errors.New("-rate, -workers, -keys and -op-timeout must be positive, -duration not negative, -prefix not empty")}
 	}
@@ -86,7 +73,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := check.Config{
 		Addr: *addr, Rate: *rate, Workers: *workers, Keys: *keys, Prefix: *prefix,
-		Duration: *duration, Username: *user, Password: *password, OpTimeout: *opTimeout,
+		Duration: *duration, Username: auth.user, Password: auth.password, OpTimeout: *opTimeout,
 	}
 	if *verbose {
 		cfg.Progress = func(p check.Progress) {
@@ -135,3 +122,35 @@ func checkAddrFromConfig(path string) (string, error) {
 type quietLogger struct{}
 
 func (quietLogger) Printf(context.Context, string, ...any) {}
+
+// authFlags are the -user and -password flags of the load tools (check,
+// bench); -password falls back to $REDISCLI_AUTH, as redis-cli's does.
+type authFlags struct{ user, password string }
+
+// newToolFlags makes a tool's flag set with its usage text and AUTH flags.
+func newToolFlags(name, usage string, stderr io.Writer) (*flag.FlagSet, *authFlags) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	a := &authFlags{}
+	fs.StringVar(&a.user, "user", "", "ACL user (AUTH user password)")
+	fs.StringVar(&a.password, "password", "", "password (AUTH); default $REDISCLI_AUTH")
+	return fs, a
+}
+
+// parse parses args (flags only) and fills in the password.
+func (a *authFlags) parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if a.password == "" {
+		a.password = os.Getenv("REDISCLI_AUTH")
+	}
+	return nil
+}
