@@ -56,7 +56,30 @@ func start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	ctx, cancel := withDefaultTimeout(ctx, defaultStart)
 	defer cancel()
+	members := opts.Masters * (1 + opts.Replicas)
+	c, err = launch(ctx, opts, members, opts.Spares)
+	if err != nil {
+		return c, fmt.Errorf("start redis cluster: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			if cerr := c.Close(); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
+		}
+	}()
+	if err := c.form(ctx); err != nil {
+		return c, fmt.Errorf("start redis cluster: %w", err)
+	}
+	c.log.Info("redis cluster ready",
+		"masters", opts.Masters, "replicas_per_master", opts.Replicas,
+		"spares", opts.Spares, "seeds", strings.Join(c.Seeds(), ","))
+	return c, nil
+}
 
+// launch starts members nodes (the seeds) and spares more, unformed. On
+// failure it closes what it started and returns the cluster for its logs.
+func launch(ctx context.Context, opts Options, members, spares int) (c *Cluster, err error) {
 	c = &Cluster{opts: opts, log: opts.Logger, byID: map[string]*Node{}}
 	defer func() {
 		if err != nil {
@@ -65,29 +88,20 @@ func start(ctx context.Context, opts Options) (c *Cluster, err error) {
 			}
 		}
 	}()
-
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
-		return c, fmt.Errorf("start redis cluster: create %s: %w", opts.Dir, err)
+		return c, fmt.Errorf("create %s: %w", opts.Dir, err)
 	}
-	members := opts.Masters * (1 + opts.Replicas)
-	total := members + opts.Spares
+	total := members + spares
 	for i := range total {
 		n, err := c.startNewNode(ctx)
 		if err != nil {
-			return c, fmt.Errorf("start redis cluster: node %d of %d: %w", i+1, total, err)
+			return c, fmt.Errorf("node %d of %d: %w", i+1, total, err)
 		}
 		c.nodes = append(c.nodes, n)
 		c.byID[n.ID] = n
 	}
 	c.seeds = c.nodes[:members:members]
 	c.spares = c.nodes[members:]
-
-	if err := c.form(ctx); err != nil {
-		return c, fmt.Errorf("start redis cluster: %w", err)
-	}
-	c.log.Info("redis cluster ready",
-		"masters", opts.Masters, "replicas_per_master", opts.Replicas,
-		"spares", opts.Spares, "seeds", strings.Join(c.Seeds(), ","))
 	return c, nil
 }
 
