@@ -33,9 +33,12 @@ type autoscaler struct {
 
 func newAutoscaler(s *Scaler, slotOps SlotOpsFunc) *autoscaler {
 	return &autoscaler{s: s, cfg: s.cfg, pol: s.cfg.policy(), log: s.log,
-		col: &collector{nodes: s.opts.Nodes, seeds: s.opts.Seeds, slotOps: slotOps, timeout: 3 * time.Second}}
+		col:    &collector{nodes: s.opts.Nodes, seeds: s.opts.Seeds, slotOps: slotOps, timeout: 3 * time.Second},
+		status: AutoStatus{Interval: s.cfg.Interval, Decision: "none", Reason: "the autoscaler is off (scaler.enabled: false)"}}
 }
 
+// run evaluates every interval; it only runs with scaler.enabled, so an
+// instance with the autoscaler off does no cluster I/O for it.
 func (a *autoscaler) run(ctx context.Context) {
 	t := time.NewTicker(a.cfg.Interval)
 	defer t.Stop()
@@ -71,10 +74,6 @@ func (a *autoscaler) tick(ctx context.Context, now time.Time) {
 	st := AutoStatus{Enabled: a.cfg.Enabled, Paused: paused, DryRun: dryRun, Leader: a.s.opts.Name, Interval: a.cfg.Interval,
 		Evaluated: now, Cycles: CycleStatus{UpNeeded: a.cfg.UpCycles, DownNeeded: a.cfg.DownCycles, ImbalanceNeeds: a.cfg.RebalanceCycles}}
 	defer func() { a.publish(ctx, st) }()
-	if !a.cfg.Enabled {
-		st.Decision, st.Reason = "none", "the autoscaler is off (scaler.enabled: false)"
-		return
-	}
 	if a.tryResume() {
 		st.Decision, st.Reason = "none", "finishing an action the previous leader started"
 		return
@@ -100,19 +99,12 @@ func (a *autoscaler) tick(ctx context.Context, now time.Time) {
 	a.s.m.signal.WithLabelValues("masters_unreachable").Set(float64(ms.unreachable))
 	a.mu.Lock()
 	d, next := Decide(a.pol, a.st, sample)
+	a.st = next // unchanged by a held evaluation
 	prevBreached := a.breached
 	a.mu.Unlock()
-	if sample.Hold == "" {
-		// Signals shown even while holding come from an unheld copy; the
-		// policy state only advances on real evaluations.
-		a.mu.Lock()
-		a.st = next
-		a.mu.Unlock()
-	} else {
-		probe := sample
-		probe.Hold = ""
-		pd, _ := Decide(a.pol, next, probe)
-		d.Signals, d.Breached = pd.Signals, pd.Breached
+	if sample.Hold != "" {
+		// The signals are still shown (and breaches still reported).
+		d.Signals, d.Breached = Measure(a.pol, sample)
 	}
 	// Masters the cluster has, answering or not (the sample has only
 	// those that answered).
@@ -142,7 +134,6 @@ func (a *autoscaler) tick(ctx context.Context, now time.Time) {
 		return
 	}
 	a.act(ctx, d, n, st.Desired, dryRun, minMaxmemory(sample))
-	a.saveState(ctx)
 }
 
 // act records the decision, then starts it (unless dry_run).

@@ -149,18 +149,9 @@ func (s *Scaler) Control(op string, on bool) error {
 	return nil
 }
 
-// saveState stores the policy's counters for the next leader.
-func (a *autoscaler) saveState(ctx context.Context) {
-	a.mu.Lock()
-	raw, _ := json.Marshal(a.st)
-	a.mu.Unlock()
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	defer cancel()
-	_ = a.s.rc.HSet(wctx, autoKey, "state", raw).Err()
-}
-
-// publish keeps st for AutoStatus and stores it (with the policy state)
-// in the cluster for the other instances.
+// publish keeps st for AutoStatus and stores it, with the policy's
+// counters, in the cluster: the status for the other instances, the
+// counters for the next leader.
 func (a *autoscaler) publish(ctx context.Context, st AutoStatus) {
 	a.mu.Lock()
 	st.Timeline = slices.Clone(a.timeline)

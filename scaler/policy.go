@@ -253,6 +253,16 @@ func Decide(cfg PolicyConfig, st PolicyState, s Sample) (Decision, PolicyState) 
 	return d, st
 }
 
+// Measure is the signals of a sample and the names of those over their
+// threshold, without deciding: for showing a held evaluation.
+func Measure(cfg PolicyConfig, s Sample) ([]SignalValue, []string) {
+	if len(s.Masters) == 0 {
+		return nil, nil
+	}
+	sv := measure(s, cfg)
+	return sv, over(sv).names
+}
+
 func decide(cfg PolicyConfig, st PolicyState, s Sample, sv []SignalValue, b breach) (Decision, PolicyState) {
 	now, n, t := s.Time, len(s.Masters), cfg.Thresholds
 	cur, up, down := ladder(cfg, s)

@@ -179,7 +179,9 @@ func (s *Scaler) Run(ctx context.Context) error {
 	defer s.rc.Close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	wg.Go(func() { s.auto.run(ctx) })
+	if s.cfg.Enabled {
+		wg.Go(func() { s.auto.run(ctx) })
+	}
 	wg.Go(func() { s.hook.run(ctx) })
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
