@@ -149,7 +149,7 @@ func New(cfg Config, opts Options, logger *slog.Logger, reg prometheus.Registere
 	}
 	g.hooks = newHookRunner(cfg.Hooks, cfg.VIP.Address, logger)
 	g.meta = Meta{Name: cfg.Name, Priority: cfg.Priority, Effective: cfg.Priority, Witness: cfg.Witness,
-		ProxyAddr: opts.ProxyAddr, StatsAddr: opts.StatsAddr, Version: opts.Version, Bind: cfg.Bind}
+		ProxyAddr: advertised(opts.ProxyAddr, cfg.Bind), StatsAddr: advertised(opts.StatsAddr, cfg.Bind), Version: opts.Version, Bind: cfg.Bind}
 	if cfg.Witness {
 		g.meta.Effective = 0
 	}
@@ -170,7 +170,7 @@ func (g *Group) GroupStatus() any { return g.State() }
 // stats listener exists) for the group's metadata.
 func (g *Group) SetStatsAddr(addr string) {
 	g.mu.Lock()
-	g.meta.StatsAddr = addr
+	g.meta.StatsAddr = advertised(addr, g.cfg.Bind)
 	g.mu.Unlock()
 }
 
@@ -708,4 +708,26 @@ func (e *events) poke() {
 	case e.g.kick <- struct{}{}:
 	default:
 	}
+}
+
+// advertised is the address the other members should use for a local
+// listener: one bound to all interfaces (0.0.0.0, [::]) is reachable at
+// the gossip bind's host, which the others already reach; published as
+// is, every member would dial itself.
+func advertised(listen, bind string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return listen
+	}
+	bh, _, err := net.SplitHostPort(bind)
+	if err != nil || bh == "" {
+		return listen
+	}
+	if ip := net.ParseIP(bh); ip != nil && ip.IsUnspecified() {
+		return listen
+	}
+	return net.JoinHostPort(bh, port)
 }

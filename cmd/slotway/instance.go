@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -43,7 +42,7 @@ func newInstance(cfg fileConfig, log *slog.Logger) (*instance, error) {
 	if cfg.HA != nil {
 		var err error
 		group, err = ha.New(*cfg.HA, ha.Options{
-			ProxyAddr: advertised(proxyAddr, cfg.HA.Bind), StatsAddr: advertised(cfg.Stats.Listen, cfg.HA.Bind), Version: proxy.Version, Healthy: healthy,
+			ProxyAddr: proxyAddr, StatsAddr: cfg.Stats.Listen, Version: proxy.Version, Healthy: healthy,
 		}, log.With("component", "ha"), reg)
 		if err != nil {
 			closeProxy(p)
@@ -62,7 +61,7 @@ func newInstance(cfg fileConfig, log *slog.Logger) (*instance, error) {
 		return nil, err
 	}
 	if group != nil {
-		group.SetStatsAddr(advertised(st.Addr().String(), cfg.HA.Bind))
+		group.SetStatsAddr(st.Addr().String())
 	}
 	inst := &instance{proxy: p, stats: st, group: group}
 	if cfg.Scaler != nil && p != nil {
@@ -174,26 +173,4 @@ func (i *instance) run(ctx context.Context) error {
 	stopServing()
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-// advertised is the address the other members should use for a local
-// listener: one bound to all interfaces (0.0.0.0, [::]) is reachable at
-// the gossip bind's host, which the others already reach; published as
-// is, every member would dial itself.
-func advertised(listen, bind string) string {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return listen
-	}
-	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
-		return listen
-	}
-	bh, _, err := net.SplitHostPort(bind)
-	if err != nil || bh == "" {
-		return listen
-	}
-	if ip := net.ParseIP(bh); ip != nil && ip.IsUnspecified() {
-		return listen
-	}
-	return net.JoinHostPort(bh, port)
 }
