@@ -17,12 +17,9 @@ func (s *Scaler) rebalanceLoad(ctx context.Context, slotOps []float64) error {
 	if len(slotOps) != SlotCount {
 		return errors.New("traffic rebalance: no per-slot traffic measured")
 	}
-	v, err := ReadView(ctx, s.opts.Nodes, s.opts.Seeds())
+	v, err := s.healthyView(ctx)
 	if err != nil {
 		return err
-	}
-	if h := v.Healthy(); h != "" {
-		return fmt.Errorf("cluster not healthy: %s", h)
 	}
 	in := LoadPlanInput{Owner: v.Owner, Ops: slotOps, Tolerance: loadTolerance}
 	for _, m := range v.Masters() {
@@ -35,7 +32,7 @@ func (s *Scaler) rebalanceLoad(ctx context.Context, slotOps []float64) error {
 		return err
 	}
 	s.log.Info("scaler: traffic rebalance planned", "moves", len(plan.Moves), "reachable", plan.Reachable)
-	return s.execute(ctx, v, plan.Moves)
+	return s.executePlan(ctx, v, plan.Moves)
 }
 
 // loadTolerance: the traffic rebalance aims at every master within ±10 %

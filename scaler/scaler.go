@@ -275,12 +275,9 @@ func (s *Scaler) event(ctx context.Context, ev Event) {
 // rebalance plans with every live master at weight 1 (weights overrides:
 // 0 drains) and runs the moves.
 func (s *Scaler) rebalance(ctx context.Context, weights map[string]float64, why string) error {
-	v, err := ReadView(ctx, s.opts.Nodes, s.opts.Seeds())
+	v, err := s.healthyView(ctx)
 	if err != nil {
 		return err
-	}
-	if h := v.Healthy(); h != "" {
-		return fmt.Errorf("cluster not healthy: %s", h)
 	}
 	in := PlanInput{Masters: map[string]float64{}, Owner: v.Owner, Threshold: float64(s.cfg.Rebalance.Threshold)}
 	for _, m := range v.Masters() {
@@ -296,12 +293,31 @@ func (s *Scaler) rebalance(ctx context.Context, weights map[string]float64, why 
 		return err
 	}
 	s.log.Info("scaler: rebalance planned", "moves", len(moves), "why", why)
-	// The slot of Slotway's own keys (lease, intent, events) moves after
-	// everything else: execute runs pairs in parallel, so it goes alone.
+	return s.executePlan(ctx, v, moves)
+}
+
+// healthyView reads the cluster for planning moves, refusing an unhealthy
+// one.
+func (s *Scaler) healthyView(ctx context.Context) (*View, error) {
+	v, err := ReadView(ctx, s.opts.Nodes, s.opts.Seeds())
+	if err != nil {
+		return nil, err
+	}
+	if h := v.Healthy(); h != "" {
+		return nil, fmt.Errorf("cluster not healthy: %s", h)
+	}
+	return v, nil
+}
+
+// executePlan runs a plan's moves; the slot of Slotway's own keys (lease,
+// intent, events) moves after everything else and alone, since execute
+// runs pairs in parallel.
+func (s *Scaler) executePlan(ctx context.Context, v *View, moves []Move) error {
+	last := Slot(EventsKey)
 	var lastMove []Move
 	if i := slices.IndexFunc(moves, func(m Move) bool { return m.Slot == last }); i >= 0 {
 		lastMove = []Move{moves[i]}
-		moves = slices.Delete(moves, i, i+1)
+		moves = slices.Delete(slices.Clone(moves), i, i+1)
 	}
 	if err := s.execute(ctx, v, moves); err != nil {
 		return err
