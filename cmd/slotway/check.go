@@ -100,7 +100,7 @@ func checkAddrFromConfig(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if cfg.witnessOnly() {
+	if cfg.WitnessOnly() {
 		return "", fmt.Errorf("%s: a witness runs no proxy", path)
 	}
 	if cfg.Proxy.TLS.CertFile != "" {

@@ -29,7 +29,7 @@ func newInstance(cfg fileConfig, log *slog.Logger) (*instance, error) {
 	var p *proxy.Server
 	healthy := func() bool { return true }
 	proxyAddr := ""
-	if !cfg.witnessOnly() {
+	if !cfg.WitnessOnly() {
 		var err error
 		p, err = proxy.New(cfg.Proxy, log.With("component", "proxy"), reg)
 		if err != nil {

@@ -9,11 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/slotway/slotway/ha"
-	"github.com/slotway/slotway/internal/config"
-	"github.com/slotway/slotway/proxy"
-	"github.com/slotway/slotway/scaler"
-	"github.com/slotway/slotway/stats"
+	"github.com/slotway/slotway/internal/fileconfig"
 )
 
 // repoRoot is the module root, found from this file so the tests do not
@@ -54,37 +50,12 @@ func run(t testing.TB, dir string, env []string, name string, args ...string) st
 	return string(out)
 }
 
-// slotwayConfig mirrors the file schema of cmd/slotway (package main, so
-// not importable): the same sections, defaults and validation. It lets
-// these tests check configs that exist only after a script rendered them;
-// files shipped under deploy/ are also loaded by cmd/slotway's own
-// TestExampleConfigs, which uses the real loader.
-type slotwayConfig struct {
-	Proxy  proxy.Config   `yaml:"proxy"`
-	Stats  stats.Config   `yaml:"stats"`
-	HA     *ha.Config     `yaml:"ha"`
-	Scaler *scaler.Config `yaml:"scaler"`
-}
-
-func (c *slotwayConfig) Validate() error {
-	errs := []error{config.Prefix("stats", c.Stats.Validate())}
-	if !(c.HA != nil && c.HA.Witness && len(c.Proxy.Cluster.Seeds) == 0) {
-		errs = append(errs, config.Prefix("proxy", c.Proxy.Validate()))
-	}
-	if c.HA != nil {
-		errs = append(errs, config.Prefix("ha", c.HA.Validate()))
-	}
-	if c.Scaler != nil {
-		errs = append(errs, config.Prefix("scaler", c.Scaler.Validate()))
-	}
-	return errors.Join(errs...)
-}
-
-// loadSlotwayConfig loads and validates a Slotway config file.
-func loadSlotwayConfig(t testing.TB, path string) slotwayConfig {
+// loadSlotwayConfig loads and validates a Slotway config file with the
+// binary's own loader.
+func loadSlotwayConfig(t testing.TB, path string) fileconfig.File {
 	t.Helper()
-	cfg := slotwayConfig{Proxy: proxy.DefaultConfig(), Stats: stats.DefaultConfig()}
-	if err := config.Load(path, &cfg); err != nil {
+	cfg, err := fileconfig.Load(path)
+	if err != nil {
 		t.Fatalf("load %s: %v", path, err)
 	}
 	return cfg

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/slotway/slotway/internal/fileconfig"
 )
 
 // The stack's plan, which the files must agree on.
@@ -186,7 +188,7 @@ func TestSwarmStack(t *testing.T) {
 	}
 }
 
-func checkSwarmProxy(t *testing.T, st stackFile, name string, s stackService, cfg slotwayConfig, published map[int]string) {
+func checkSwarmProxy(t *testing.T, st stackFile, name string, s stackService, cfg fileconfig.File, published map[int]string) {
 	if cfg.HA == nil {
 		t.Fatal("no ha section")
 	}
