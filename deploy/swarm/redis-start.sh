@@ -15,20 +15,9 @@ set -eu
 
 set -- redis-server /etc/redis/redis.conf
 if [ -n "${REDIS_ANNOUNCE_SERVICE:-}" ]; then
-	# The embedded DNS can lag a freshly created service by a moment.
-	ip=""
-	tries=0
-	while [ -z "$ip" ]; do
-		ip=$(getent hosts "$REDIS_ANNOUNCE_SERVICE" | head -n 1 | cut -d ' ' -f 1) || ip=""
-		if [ -z "$ip" ]; then
-			tries=$((tries + 1))
-			if [ "$tries" -ge 30 ]; then
-				echo "redis-start: cannot resolve $REDIS_ANNOUNCE_SERVICE to the service VIP" >&2
-				exit 1
-			fi
-			sleep 1
-		fi
-	done
+	# shellcheck source=SCRIPTDIR/resolve.sh
+	. "${SLOTWAY_RESOLVE:-/usr/local/lib/slotway/resolve.sh}"
+	ip=$(resolve "$REDIS_ANNOUNCE_SERVICE" "redis-start (the service VIP)")
 	set -- "$@" --cluster-announce-ip "$ip"
 fi
 # Through the image's own entrypoint: it chowns /data to the redis user and

@@ -16,19 +16,9 @@ out=${SLOTWAY_RENDERED_CONFIG:-/tmp/slotway.yaml}
 bin=${SLOTWAY_BIN:-/usr/local/bin/slotway}
 name=${SLOTWAY_TASK_DNS:?set SLOTWAY_TASK_DNS to tasks.<this service>}
 
-ip=""
-tries=0
-while [ -z "$ip" ]; do
-	ip=$(getent hosts "$name" | head -n 1 | cut -d ' ' -f 1) || ip=""
-	if [ -z "$ip" ]; then
-		tries=$((tries + 1))
-		if [ "$tries" -ge 30 ]; then
-			echo "slotway-start: cannot resolve $name to this task's address" >&2
-			exit 1
-		fi
-		sleep 1
-	fi
-done
+# shellcheck source=SCRIPTDIR/resolve.sh
+. "${SLOTWAY_RESOLVE:-/usr/local/lib/slotway/resolve.sh}"
+ip=$(resolve "$name" "slotway-start (this task's address)")
 case $ip in
 *[!0-9a-fA-F.:]*)
 	echo "slotway-start: $name resolved to $ip, not an IP address" >&2

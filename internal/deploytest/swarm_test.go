@@ -307,6 +307,7 @@ func TestSwarmSlotwayStart(t *testing.T) {
 			cmd.Env = append(os.Environ(),
 				"PATH="+filepath.Join(tmp, "bin")+string(os.PathListSeparator)+os.Getenv("PATH"),
 				"SLOTWAY_TASK_DNS=tasks.slotway-1",
+				"SLOTWAY_RESOLVE="+filepath.Join(dir, "resolve.sh"),
 				"SLOTWAY_CONFIG="+filepath.Join(dir, "slotway-1.yaml"),
 				"SLOTWAY_RENDERED_CONFIG="+out,
 				"SLOTWAY_BIN="+fake)

@@ -117,7 +117,7 @@ func TestShellScripts(t *testing.T) {
 				t.Errorf("not executable (%v)", err)
 			}
 			run(t, root, nil, shell, "-n", s)
-			run(t, root, nil, shellcheck, "-s", shell, s)
+			run(t, root, nil, shellcheck, "-x", "-s", shell, s) // -x: follow sourced files
 		})
 	}
 }
