@@ -14,7 +14,7 @@ import (
 
 // The collector measures the cluster for the policy: INFO per master
 // (memory, clients, commands and CPU as deltas between evaluations,
-// evictions, keys, replica links) and the per-slot command counts every
+// replica links) and the per-slot command counts every
 // Slotway instance keeps, pulled from each group member and summed.
 
 // SlotOpsFunc returns every group member's cumulative per-slot command
@@ -28,8 +28,6 @@ type measurement struct {
 	sample  Sample
 	view    *View
 	slotOps []float64 // per-slot ops/s summed over the group (nil: unknown)
-	evicted int64     // keys evicted since the last evaluation
-	keys    int64
 	// unreachable counts masters that did not answer INFO: a signal of
 	// its own (the sample is then on hold), never a silent zero.
 	unreachable int
@@ -49,8 +47,7 @@ type collector struct {
 	mu      sync.Mutex
 	cmds    map[string]counterAt // addr -> total_commands_processed
 	cpu     map[string]counterAt // addr -> used_cpu_sys + used_cpu_user
-	evicted map[string]int64
-	slots   map[string][]uint64 // member -> last counters
+	slots   map[string][]uint64  // member -> last counters
 	slotsAt time.Time
 }
 
@@ -58,7 +55,6 @@ type collector struct {
 type masterInfo struct {
 	used, maxmem, clients, maxclients int64
 	cmds, cpu                         float64
-	evicted, keys                     int64
 	// replicas that are not online or whose last ack is old
 	lagging []string
 }
@@ -85,12 +81,6 @@ func parseMasterInfo(s string) masterInfo {
 			mi.cmds = flt(v)
 		case k == "used_cpu_sys" || k == "used_cpu_user":
 			mi.cpu += flt(v)
-		case k == "evicted_keys":
-			mi.evicted = num(v)
-		case strings.HasPrefix(k, "db"):
-			if kv, _, ok := strings.Cut(v, ","); ok {
-				mi.keys += num(strings.TrimPrefix(kv, "keys="))
-			}
 		case strings.HasPrefix(k, "slave") && strings.Contains(v, "ip="):
 			// slave0:ip=..,port=..,state=online,offset=..,lag=0 (lag: seconds
 			// since the replica's last ack)
@@ -127,7 +117,7 @@ func (c *collector) collect(ctx context.Context, now time.Time) (*measurement, e
 		wg.Go(func() {
 			ictx, cancel := context.WithTimeout(ctx, c.timeout)
 			defer cancel()
-			s, err := c.nodes.Client(m.Addr).Info(ictx, "memory", "clients", "stats", "cpu", "keyspace", "replication").Result()
+			s, err := c.nodes.Client(m.Addr).Info(ictx, "memory", "clients", "stats", "cpu", "replication").Result()
 			if err != nil {
 				errs[i] = err
 				return
@@ -141,7 +131,7 @@ func (c *collector) collect(ctx context.Context, now time.Time) (*measurement, e
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cmds == nil {
-		c.cmds, c.cpu, c.evicted = map[string]counterAt{}, map[string]counterAt{}, map[string]int64{}
+		c.cmds, c.cpu = map[string]counterAt{}, map[string]counterAt{}
 	}
 	for i, m := range masters {
 		if errs[i] != nil {
@@ -155,11 +145,6 @@ func (c *collector) collect(ctx context.Context, now time.Time) (*measurement, e
 		if !okOps || !okCPU {
 			holds = append(holds, "first measurement of "+m.Addr)
 		}
-		if prev, ok := c.evicted[m.Addr]; ok && mi.evicted >= prev {
-			ms.evicted += mi.evicted - prev
-		}
-		c.evicted[m.Addr] = mi.evicted
-		ms.keys += mi.keys
 		for _, r := range mi.lagging {
 			holds = append(holds, fmt.Sprintf("replica %s of %s lags", r, m.Addr))
 		}
