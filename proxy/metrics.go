@@ -25,6 +25,7 @@ type metrics struct {
 	rejectedClients   prometheus.Counter
 	backendFailures   prometheus.Counter
 	outputLimitKills  prometheus.Counter
+	resubscribes      prometheus.Counter
 	backendDialErrors prometheus.Counter
 	backendConnErrors prometheus.Counter
 	backendWrites     prometheus.Counter
@@ -59,6 +60,10 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		outputLimitKills: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "slotway_proxy_output_limit_disconnects_total",
 			Help: "Clients disconnected because their output queue (pub/sub) passed proxy.limits.pubsub_output.",
+		}),
+		resubscribes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotway_proxy_pubsub_resubscribes_total",
+			Help: "Channels, patterns and shard channels subscribed again on the cluster after it dropped them (master failover, slot move, home master change); messages published in between were not delivered.",
 		}),
 		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "slotway_proxy_auth_failures_total",
@@ -126,7 +131,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		m.redirects[k] = redirects.WithLabelValues(k.String())
 	}
 	cs := []prometheus.Collector{
-		m.accepted, m.protocolErrors, m.unknownCommands, m.crossSlot, m.splits, m.authFailures, m.rejectedClients, m.backendFailures, m.outputLimitKills,
+		m.accepted, m.protocolErrors, m.unknownCommands, m.crossSlot, m.splits, m.authFailures, m.rejectedClients, m.backendFailures, m.outputLimitKills, m.resubscribes,
 		m.backendDialErrors, m.backendConnErrors, m.backendWrites, m.backendReads, redirects, m.topologyRefreshes, m.nodeUp,
 		m.nodeMemory, m.nodeKeys, m.nodeOps, m.nodeClients,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -31,6 +31,15 @@ import (
 // the number of receivers on the node it ran on, and with every
 // subscription on that node the answer is the one a single Redis gives.
 //
+// A (P|S)SUBSCRIBE or (P|S)UNSUBSCRIBE confirmation is what Redis
+// promises: once a client reads "subscribe ch", every later PUBLISH to ch
+// counts it and reaches it; once it reads "unsubscribe ch", none does. So
+// a confirmation waits in the session's pending list until the backend has
+// confirmed the same state (settled), and everything the client is sent
+// after it (replies, messages) waits behind it, in order. A confirmation
+// the cluster does not give within retry_timeout ends the client's
+// connection with an error instead of a promise Slotway cannot keep.
+//
 // Every byte for the client goes through one output queue drained by a
 // writer goroutine, so replies and messages keep their order and a
 // subscriber that stops reading cannot block anyone. The queue is bounded
@@ -53,12 +62,20 @@ type pubsub struct {
 	gotPat   map[string]bool    // psubscribed on global
 	conns    map[string]*psConn // shard connections by master address
 	gotShard map[string]*psConn // shard channel → connection it is on
+	lostSubs map[psKey]bool     // dropped by the cluster, to count when made again
+
+	// pend: confirmations waiting for the backend, and what the client is
+	// sent after them, in order. Its head, when any, is a confirmation.
+	pend      []psPending
+	pendBytes int
+	settledCh chan struct{} // poked when pend empties
 
 	outMu     sync.Mutex
 	out       []byte
 	writing   int
 	softSince time.Time
 	dead      bool
+	closing   bool // close the client once out is written
 
 	poke    chan struct{}
 	wake    chan struct{}
@@ -73,6 +90,32 @@ type psConn struct {
 	conn  net.Conn
 	shard bool
 	fifo  []psOp // shard: SSUBSCRIBE/SUNSUBSCRIBE awaiting their answer; guarded by pubsub.mu
+	// Channels and patterns: (P)(UN)SUBSCRIBE answers still awaited, by
+	// name, and in all. Guarded by pubsub.mu.
+	wait     map[psKey]int
+	inflight int
+}
+
+// psKey names a channel (kind psChannel), pattern or shard channel.
+type psKey struct {
+	kind int8
+	name string
+}
+
+const (
+	psChannel int8 = iota
+	psPattern
+	psShard
+)
+
+// psPending is a confirmation owed to the client (key, sub), or bytes
+// queued behind one (plain).
+type psPending struct {
+	key   psKey
+	sub   bool
+	plain bool
+	b     []byte
+	since time.Time
 }
 
 type psOp struct {
@@ -88,8 +131,9 @@ func (c *client) pubsubSession() *pubsub {
 		c: c, log: c.s.log,
 		channels: map[string]bool{}, patterns: map[string]bool{}, shard: map[string]bool{},
 		gotCh: map[string]bool{}, gotPat: map[string]bool{},
-		conns: map[string]*psConn{}, gotShard: map[string]*psConn{},
-		poke: make(chan struct{}, 1), wake: make(chan struct{}, 1),
+		conns: map[string]*psConn{}, gotShard: map[string]*psConn{}, lostSubs: map[psKey]bool{},
+		settledCh: make(chan struct{}, 1),
+		poke:      make(chan struct{}, 1), wake: make(chan struct{}, 1),
 		done: make(chan struct{}), flushed: make(chan struct{}),
 	}
 	c.ps = ps
@@ -106,6 +150,10 @@ func (c *client) resetPubsub() {
 	if ps == nil {
 		return
 	}
+	// What is owed before a RESET's or QUIT's reply: the confirmations
+	// still waiting for the backend (the manager ends the wait at
+	// retry_timeout).
+	ps.settle(c.s.cfg.RetryTimeout + time.Second)
 	c.ps = nil
 	close(ps.done)
 	ps.wg.Wait() // the manager closes the backend connections
@@ -173,27 +221,31 @@ func (c *client) handlePubsub(args [][]byte, dst []byte) []byte {
 	ps := c.pubsubSession()
 	name := lowerString(args[0])
 	ps.mu.Lock()
+	// What the batch answered before this command goes first.
+	ps.emitLocked(dst)
+	dst = dst[:0]
 	var set map[string]bool
-	kind := 0
+	kind := psChannel
 	switch name {
 	case "subscribe", "unsubscribe":
 		set = ps.channels
 	case "psubscribe", "punsubscribe":
-		set, kind = ps.patterns, 1
+		set, kind = ps.patterns, psPattern
 	default:
-		set, kind = ps.shard, 2
+		set, kind = ps.shard, psShard
 	}
 	count := func() int {
-		if kind == 2 {
+		if kind == psShard {
 			return len(ps.shard)
 		}
 		return len(ps.channels) + len(ps.patterns)
 	}
+	now := time.Now()
 	targets := args[1:]
 	if !strings.Contains(name, "unsub") {
 		for _, a := range targets {
 			set[string(a)] = true
-			dst = c.appendPush(dst, name, a, count())
+			ps.expect(psKey{kind, string(a)}, true, c.appendPush(nil, name, a, count()), now)
 		}
 	} else {
 		if len(targets) == 0 {
@@ -203,16 +255,17 @@ func (c *client) handlePubsub(args [][]byte, dst []byte) []byte {
 			slices.SortFunc(targets, bytes.Compare)
 		}
 		if len(targets) == 0 {
-			dst = c.appendPushLen(dst, 3)
-			dst = redcon.AppendBulkString(dst, name)
-			dst = c.appendNull(dst)
-			dst = redcon.AppendInt(dst, int64(count()))
+			b := c.appendPushLen(nil, 3)
+			b = redcon.AppendBulkString(b, name)
+			b = c.appendNull(b)
+			ps.emitLocked(redcon.AppendInt(b, int64(count())))
 		}
 		for _, a := range targets {
 			delete(set, string(a))
-			dst = c.appendPush(dst, name, a, count())
+			ps.expect(psKey{kind, string(a)}, false, c.appendPush(nil, name, a, count()), now)
 		}
 	}
+	ps.flushPending()
 	c.subCounts[0].Store(int32(len(ps.channels)))
 	c.subCounts[1].Store(int32(len(ps.patterns)))
 	c.subCounts[2].Store(int32(len(ps.shard)))
@@ -273,7 +326,8 @@ func (ps *pubsub) manage() {
 			ps.mu.Unlock()
 			return
 		case <-ps.poke:
-		case <-tick.C:
+		case now := <-tick.C:
+			ps.expire(now)
 		}
 		ps.reconcile()
 	}
@@ -288,27 +342,28 @@ func (ps *pubsub) reconcile() {
 	want := len(ps.channels)+len(ps.patterns) > 0
 	home := t.slots[pubsubHomeSlot]
 	if g := ps.global; g != nil && (home == nil || g.addr != home.addr) {
-		g.conn.Close()
-		ps.global = nil
-		clear(ps.gotCh)
-		clear(ps.gotPat)
+		ps.dropGlobal() // the home master changed
 	}
 	if ps.global == nil && want && home != nil {
 		ps.global = ps.dial(home.addr, false)
 	}
 	if g := ps.global; g != nil {
 		var cmds []byte
-		cmds = diffCommand(cmds, "SUBSCRIBE", ps.channels, ps.gotCh, true)
-		cmds = diffCommand(cmds, "UNSUBSCRIBE", ps.gotCh, ps.channels, false)
-		cmds = diffCommand(cmds, "PSUBSCRIBE", ps.patterns, ps.gotPat, true)
-		cmds = diffCommand(cmds, "PUNSUBSCRIBE", ps.gotPat, ps.patterns, false)
-		if !want {
+		cmds = ps.diffCommand(cmds, g, "SUBSCRIBE", psChannel, ps.channels, ps.gotCh, true)
+		cmds = ps.diffCommand(cmds, g, "UNSUBSCRIBE", psChannel, ps.gotCh, ps.channels, false)
+		cmds = ps.diffCommand(cmds, g, "PSUBSCRIBE", psPattern, ps.patterns, ps.gotPat, true)
+		cmds = ps.diffCommand(cmds, g, "PUNSUBSCRIBE", psPattern, ps.gotPat, ps.patterns, false)
+		if len(cmds) > 0 {
+			g.conn.Write(cmds) // a failure shows in the reader, which resets the state
+		} else if !want && g.inflight == 0 {
+			// Nothing left on it, and the UNSUBSCRIBEs are confirmed.
 			g.conn.Close()
 			ps.global = nil
-			clear(ps.gotCh)
-			clear(ps.gotPat)
-		} else if len(cmds) > 0 {
-			g.conn.Write(cmds) // a failure shows in the reader, which resets the state
+		}
+	}
+	for k := range ps.lostSubs {
+		if !ps.wants(k) {
+			delete(ps.lostSubs, k)
 		}
 	}
 	// Shard channels: each on the master of its slot.
@@ -316,6 +371,9 @@ func (ps *pubsub) reconcile() {
 	for ch, pc := range ps.gotShard {
 		b := t.slots[Slot([]byte(ch))]
 		if !ps.shard[ch] || b == nil || b.addr != pc.addr {
+			if ps.shard[ch] {
+				ps.lostSubs[psKey{psShard, ch}] = true // the slot moved
+			}
 			delete(ps.gotShard, ch)
 			pc.fifo = append(pc.fifo, psOp{sub: false, ch: ch})
 			pending[pc] = appendCommand(pending[pc], [][]byte{[]byte("SUNSUBSCRIBE"), []byte(ch)})
@@ -337,6 +395,7 @@ func (ps *pubsub) reconcile() {
 			ps.conns[b.addr] = pc
 		}
 		ps.gotShard[ch] = pc
+		ps.noteSubscribe(psKey{psShard, ch})
 		pc.fifo = append(pc.fifo, psOp{sub: true, ch: ch})
 		pending[pc] = appendCommand(pending[pc], [][]byte{[]byte("SSUBSCRIBE"), []byte(ch)})
 	}
@@ -359,11 +418,13 @@ func (ps *pubsub) reconcile() {
 			delete(ps.conns, addr)
 		}
 	}
+	ps.flushPending() // what the changes above settled
 }
 
 // diffCommand appends CMD with the names in want but not in got (and
-// records them in got when add, removes them otherwise).
-func diffCommand(dst []byte, cmd string, want, got map[string]bool, add bool) []byte {
+// records them in got when add, removes them otherwise), and counts the
+// answers g now owes.
+func (ps *pubsub) diffCommand(dst []byte, g *psConn, cmd string, kind int8, want, got map[string]bool, add bool) []byte {
 	var names [][]byte
 	for k := range want {
 		if !got[k] {
@@ -374,13 +435,55 @@ func diffCommand(dst []byte, cmd string, want, got map[string]bool, add bool) []
 		return dst
 	}
 	for _, n := range names {
+		k := psKey{kind, string(n)}
 		if add {
-			got[string(n)] = true
+			got[k.name] = true
+			ps.noteSubscribe(k)
 		} else {
-			delete(want, string(n))
+			delete(want, k.name)
 		}
+		g.wait[k]++
+		g.inflight++
 	}
 	return appendCommand(dst, append([][]byte{[]byte(cmd)}, names...))
+}
+
+// noteSubscribe counts a subscription made again after the cluster dropped
+// it. Called with ps.mu held.
+func (ps *pubsub) noteSubscribe(k psKey) {
+	if ps.lostSubs[k] {
+		delete(ps.lostSubs, k)
+		ps.c.s.m.resubscribes.Inc()
+	}
+}
+
+func (ps *pubsub) wants(k psKey) bool {
+	switch k.kind {
+	case psChannel:
+		return ps.channels[k.name]
+	case psPattern:
+		return ps.patterns[k.name]
+	}
+	return ps.shard[k.name]
+}
+
+// dropGlobal closes the channels-and-patterns connection; the manager
+// subscribes again on the home master. Called with ps.mu held.
+func (ps *pubsub) dropGlobal() {
+	ps.global.conn.Close()
+	ps.global = nil
+	for ch := range ps.gotCh {
+		if ps.channels[ch] {
+			ps.lostSubs[psKey{psChannel, ch}] = true
+		}
+	}
+	for pat := range ps.gotPat {
+		if ps.patterns[pat] {
+			ps.lostSubs[psKey{psPattern, pat}] = true
+		}
+	}
+	clear(ps.gotCh)
+	clear(ps.gotPat)
 }
 
 // dial opens a subscribe connection and starts its reader; nil on failure
@@ -397,7 +500,7 @@ func (ps *pubsub) dial(addr string, shard bool) *psConn {
 		ps.log.Debug("pubsub: dial failed", "addr", addr, "err", err)
 		return nil
 	}
-	pc := &psConn{addr: addr, conn: conn, shard: shard}
+	pc := &psConn{addr: addr, conn: conn, shard: shard, wait: map[psKey]int{}}
 	ps.wg.Add(1)
 	go ps.read(pc)
 	return pc
@@ -426,6 +529,10 @@ func (ps *pubsub) read(pc *psConn) {
 			forward = ps.patterns[string(ch)]
 		case "smessage":
 			forward = ps.shard[string(ch)] && ps.gotShard[string(ch)] == pc
+		case "subscribe", "unsubscribe":
+			ps.answered(pc, psKey{psChannel, string(ch)})
+		case "psubscribe", "punsubscribe":
+			ps.answered(pc, psKey{psPattern, string(ch)})
 		case "ssubscribe":
 			if len(pc.fifo) > 0 {
 				pc.fifo = pc.fifo[1:]
@@ -437,10 +544,21 @@ func (ps *pubsub) read(pc *psConn) {
 				// Redis dropped it: the slot moved or this node is no
 				// longer its master.
 				delete(ps.gotShard, string(ch))
+				if ps.shard[string(ch)] {
+					ps.lostSubs[psKey{psShard, string(ch)}] = true
+				}
 				ps.c.s.topo.requestRefresh()
 			}
 		case "-":
-			if len(pc.fifo) > 0 {
+			if !pc.shard {
+				// Nothing tells which name failed: start this
+				// connection over (the client's wait ends at
+				// retry_timeout if it keeps failing).
+				ps.log.Warn("pubsub: backend refused a subscription", "addr", pc.addr, "reply", string(trimCRLF(frame)))
+				if ps.global == pc {
+					ps.dropGlobal()
+				}
+			} else if len(pc.fifo) > 0 {
 				op := pc.fifo[0]
 				pc.fifo = pc.fifo[1:]
 				if op.sub && ps.gotShard[op.ch] == pc {
@@ -450,14 +568,28 @@ func (ps *pubsub) read(pc *psConn) {
 			}
 			ps.log.Debug("pubsub: backend error", "addr", pc.addr, "reply", string(trimCRLF(frame)))
 		}
-		ps.mu.Unlock()
 		if forward {
 			if frame[0] == '*' && ps.c.proto.Load() == 3 {
 				frame[0] = '>' // the same frame as a RESP3 push
 			}
-			ps.enqueue(frame)
+			ps.emitLocked(frame)
+		} else if kind != "message" && kind != "pmessage" && kind != "smessage" {
+			ps.flushPending() // a subscription may have settled
 		}
+		ps.mu.Unlock()
 	}
+}
+
+// answered notes the backend's answer to a (P)(UN)SUBSCRIBE on the
+// channels-and-patterns connection. Called with ps.mu held.
+func (ps *pubsub) answered(pc *psConn, k psKey) {
+	if pc != ps.global || pc.wait[k] == 0 {
+		return
+	}
+	if pc.wait[k]--; pc.wait[k] == 0 {
+		delete(pc.wait, k)
+	}
+	pc.inflight--
 }
 
 // lost forgets what a dead connection carried; the manager subscribes
@@ -466,9 +598,7 @@ func (ps *pubsub) lost(pc *psConn) {
 	pc.conn.Close()
 	ps.mu.Lock()
 	if ps.global == pc {
-		ps.global = nil
-		clear(ps.gotCh)
-		clear(ps.gotPat)
+		ps.dropGlobal()
 	}
 	if ps.conns[pc.addr] == pc {
 		delete(ps.conns, pc.addr)
@@ -476,8 +606,12 @@ func (ps *pubsub) lost(pc *psConn) {
 	for ch, on := range ps.gotShard {
 		if on == pc {
 			delete(ps.gotShard, ch)
+			if ps.shard[ch] {
+				ps.lostSubs[psKey{psShard, ch}] = true
+			}
 		}
 	}
+	ps.flushPending() // unsubscribes it carried are settled
 	ps.mu.Unlock()
 	select {
 	case <-ps.done:
@@ -549,8 +683,155 @@ func (s *Server) pubsubLimits() (hard, soft int, softFor time.Duration) {
 	return int(l.Hard), int(l.Soft), l.SoftFor
 }
 
-// enqueue adds bytes for the client, enforcing the output limits.
+// enqueue queues bytes for the client, behind any confirmation still
+// waiting for the backend.
 func (ps *pubsub) enqueue(b []byte) {
+	ps.mu.Lock()
+	ps.emitLocked(b)
+	ps.mu.Unlock()
+}
+
+// emitLocked is enqueue with ps.mu held.
+func (ps *pubsub) emitLocked(b []byte) {
+	if len(ps.pend) == 0 {
+		ps.pushOut(b)
+		return
+	}
+	if len(b) == 0 {
+		return
+	}
+	ps.pend = append(ps.pend, psPending{plain: true, b: append([]byte(nil), b...)})
+	ps.pendBytes += len(b)
+	ps.pushOut(nil) // the limits count what waits too
+}
+
+// expect queues a confirmation that leaves once the backend agrees.
+// Called with ps.mu held; flushPending releases what is settled.
+func (ps *pubsub) expect(k psKey, sub bool, frame []byte, now time.Time) {
+	ps.pend = append(ps.pend, psPending{key: k, sub: sub, b: frame, since: now})
+	ps.pendBytes += len(frame)
+}
+
+// flushPending moves to the output queue the pending entries up to the
+// first confirmation the backend has not yet given. Called with ps.mu held.
+func (ps *pubsub) flushPending() {
+	n := 0
+	for n < len(ps.pend) {
+		p := &ps.pend[n]
+		if !p.plain && !ps.settled(p.key, p.sub) && !ps.superseded(n) {
+			break
+		}
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	var out []byte
+	for i := range ps.pend[:n] {
+		out = append(out, ps.pend[i].b...)
+		ps.pendBytes -= len(ps.pend[i].b)
+	}
+	rest := copy(ps.pend, ps.pend[n:])
+	clear(ps.pend[rest:])
+	ps.pend = ps.pend[:rest]
+	if rest == 0 {
+		select {
+		case ps.settledCh <- struct{}{}:
+		default:
+		}
+	}
+	ps.pushOut(out)
+}
+
+// settled reports whether the backend's state of k is the one a
+// (un)subscribe confirmation promises: subscribed and confirmed, or not
+// subscribed with nothing in flight. Called with ps.mu held.
+func (ps *pubsub) settled(k psKey, sub bool) bool {
+	if k.kind == psShard {
+		for _, pc := range ps.conns {
+			for _, op := range pc.fifo {
+				if op.ch == k.name {
+					return false
+				}
+			}
+		}
+		return (ps.gotShard[k.name] != nil) == sub
+	}
+	if g := ps.global; g != nil && g.wait[k] > 0 {
+		return false
+	}
+	got := ps.gotCh
+	if k.kind == psPattern {
+		got = ps.gotPat
+	}
+	return got[k.name] == sub // empty without a connection
+}
+
+// superseded: a later pending entry reverses pend[i] (SUBSCRIBE a then
+// UNSUBSCRIBE a in one pipeline). The backend goes straight to the last
+// state, and the client, which sent both, cannot tell: pend[i] leaves as
+// soon as it is at the head.
+func (ps *pubsub) superseded(i int) bool {
+	p := &ps.pend[i]
+	for _, q := range ps.pend[i+1:] {
+		if !q.plain && q.key == p.key && q.sub != p.sub {
+			return true
+		}
+	}
+	return false
+}
+
+// settle waits until no confirmation is pending, at most wait.
+func (ps *pubsub) settle(wait time.Duration) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		ps.mu.Lock()
+		n := len(ps.pend)
+		ps.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ps.settledCh:
+		case <-timer.C:
+			return
+		}
+	}
+}
+
+// expire ends a client whose oldest pending confirmation the cluster has
+// not given within retry_timeout (its master unreachable and no other
+// taking over): it gets an error in place of the confirmation and its
+// connection closes, so it reconnects and subscribes again.
+func (ps *pubsub) expire(now time.Time) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	timeout := ps.c.s.cfg.RetryTimeout
+	if len(ps.pend) == 0 || now.Sub(ps.pend[0].since) < timeout {
+		return
+	}
+	k := ps.pend[0].key
+	ps.log.Warn("pubsub: the cluster did not confirm a subscription in time; closing the client",
+		"client_id", ps.c.id, "name", printable([]byte(k.name)), "timeout", timeout)
+	ps.pend, ps.pendBytes = nil, 0
+	select {
+	case ps.settledCh <- struct{}{}:
+	default:
+	}
+	ps.pushOut([]byte("-CLUSTERDOWN slotway: the cluster did not confirm the subscription change within " + timeout.String() + "\r\n"))
+	ps.outMu.Lock()
+	ps.closing = true
+	ps.outMu.Unlock()
+	select {
+	case ps.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pushOut adds bytes to the output queue, enforcing the output limits on
+// it and what is pending. Called with ps.mu held.
+func (ps *pubsub) pushOut(b []byte) {
 	hard, soft, softFor := ps.c.s.pubsubLimits()
 	ps.outMu.Lock()
 	if ps.dead {
@@ -558,7 +839,7 @@ func (ps *pubsub) enqueue(b []byte) {
 		return
 	}
 	ps.out = append(ps.out, b...)
-	size := len(ps.out) + ps.writing
+	size := len(ps.out) + ps.writing + ps.pendBytes
 	over := false
 	switch {
 	case hard > 0 && size > hard:
@@ -578,10 +859,18 @@ func (ps *pubsub) enqueue(b []byte) {
 	}
 	ps.outMu.Unlock()
 	if over {
+		ps.pend, ps.pendBytes = nil, 0
+		select {
+		case ps.settledCh <- struct{}{}:
+		default:
+		}
 		ps.c.s.m.outputLimitKills.Inc()
 		ps.log.Warn("client disconnected: pubsub output buffer over its limit (it does not read fast enough)",
 			"client_id", ps.c.id, "addr", ps.c.conn.RemoteAddr().String(), "queued_bytes", size)
 		ps.c.conn.Close()
+		return
+	}
+	if len(b) == 0 {
 		return
 	}
 	select {
@@ -617,7 +906,11 @@ func (ps *pubsub) writer() {
 		ps.outMu.Lock()
 		ps.writing = 0
 		empty := len(ps.out) == 0
+		closing := ps.closing && empty
 		ps.outMu.Unlock()
+		if closing {
+			ps.c.conn.Close() // after the error expire queued
+		}
 		if cap(buf) <= 1<<20 {
 			spare = buf[:0]
 		} else {
