@@ -3,12 +3,15 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slotway/slotway/internal/redistest"
+	"github.com/slotway/slotway/proxy"
 )
 
 // pubsubRounds is how many subscribe → confirmation → publish rounds each
@@ -110,4 +113,129 @@ func receive(t *testing.T, ps *redis.PubSub, want string) {
 	if got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
+}
+
+// TestPubSubRepliesInRedisOrder: pipelined (un)subscribes, duplicates,
+// PINGs, unsubscribes of everything and of nothing, and RESET get the
+// replies a single Redis gives, in its order, although each confirmation
+// now waits for the backend.
+func TestPubSubRepliesInRedisOrder(t *testing.T) {
+	shortIf(t)
+	oracle := redistest.StartStandalone(t).Addr
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	p := startProxy(t, c)
+	scripts := []struct {
+		name    string
+		hello3  bool
+		script  string
+		replies int
+	}{
+		{"channels and patterns", false,
+			"SUBSCRIBE a b a\r\nPING\r\nPSUBSCRIBE p* a\r\nUNSUBSCRIBE x a\r\nPING x\r\n" +
+				"UNSUBSCRIBE\r\nPUNSUBSCRIBE p*\r\nPUNSUBSCRIBE a\r\nUNSUBSCRIBE\r\nPUNSUBSCRIBE\r\nPING\r\n",
+			3 + 1 + 2 + 2 + 1 + 1 + 1 + 1 + 1 + 1 + 1},
+		{"subscribe, unsubscribe and again", false,
+			"SUBSCRIBE a\r\nSUBSCRIBE a\r\nUNSUBSCRIBE a\r\nSUBSCRIBE a\r\nPING\r\nUNSUBSCRIBE a\r\nUNSUBSCRIBE a\r\nPING\r\n",
+			8},
+		{"commands before and after, then RESET", false,
+			"SET k v\r\nGET k\r\nSUBSCRIBE r1 r2\r\nPING\r\nRESET\r\nGET k\r\n", 2 + 2 + 1 + 1 + 1},
+		{"shard channels", false,
+			"SSUBSCRIBE {s}x {s}y\r\nPING\r\nSUNSUBSCRIBE {s}x\r\nSSUBSCRIBE {s}x\r\nSUNSUBSCRIBE {s}x {s}y {s}z\r\nPING\r\n",
+			2 + 1 + 1 + 1 + 3 + 1},
+		{"RESP3: commands between", true,
+			"SUBSCRIBE a\r\nGET k\r\nSET k w\r\nSUBSCRIBE b\r\nGET k\r\nUNSUBSCRIBE\r\nGET k\r\n", 1 + 1 + 1 + 1 + 1 + 2 + 1},
+	}
+	for _, sc := range scripts {
+		t.Run(sc.name, func(t *testing.T) {
+			var got [2][]string
+			for i, addr := range []string{oracle, p.Addr().String()} {
+				r := dialRaw(t, addr)
+				r.expect("del", "DEL k\r\n")
+				r.reply()
+				if sc.hello3 {
+					r.send("HELLO 3\r\n")
+					r.reply()
+				}
+				r.send(sc.script)
+				for range sc.replies {
+					got[i] = append(got[i], r.reply())
+				}
+			}
+			if !slices.Equal(got[0], got[1]) {
+				t.Errorf("replies\n\tredis:   %q\n\tslotway: %q", got[0], got[1])
+			}
+		})
+	}
+}
+
+// TestSubscribeAcrossHomeFailover: while the master holding the
+// subscriptions fails over, a SUBSCRIBE is confirmed only once it holds on
+// the new master; the subscriptions already made are made again there and
+// counted in slotway_proxy_pubsub_resubscribes_total.
+func TestSubscribeAcrossHomeFailover(t *testing.T) {
+	shortIf(t)
+	c := redistest.New(t, redistest.Options{Masters: 3, Replicas: 1, NodeTimeout: 2 * time.Second})
+	long := func(cfg *proxy.Config) { cfg.RetryTimeout = 60 * time.Second }
+	p1, p2 := startProxy(t, c, long), startProxy(t, c, long)
+	sub := dialRaw(t, p1.Addr().String())
+	sub.c.SetDeadline(time.Now().Add(90 * time.Second))
+	sub.expect("subscribe", "SUBSCRIBE before\r\nPSUBSCRIBE pat*\r\n", "[subscribe before :1]", "[psubscribe pat* :2]")
+	pub := dialRaw(t, p2.Addr().String())
+	pub.c.SetDeadline(time.Now().Add(90 * time.Second))
+	pub.expect("publish", "PUBLISH before 1\r\n", ":1")
+	sub.expect("message", "", "[message before 1]")
+
+	ctx := context.Background()
+	home, err := c.MasterOf(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Kill(home); err != nil {
+		t.Fatal(err)
+	}
+	// Sent while the home master is down: confirmed once the new one has
+	// it, with the PING's reply behind it.
+	sub.expect("subscribe during the failover", "SUBSCRIBE during\r\nPING\r\n", "[subscribe during :3]", "[pong ]")
+	pub.expect("publish after the confirmation", "PUBLISH during 2\r\n", ":1")
+	sub.expect("message", "", "[message during 2]")
+	// The channel and the pattern from before were subscribed again (in
+	// the same round as the new channel, or before it).
+	pub.expect("publish to the old channel", "PUBLISH before 3\r\n", ":1")
+	sub.expect("message", "", "[message before 3]")
+	pub.expect("publish to the pattern", "PUBLISH pattern 4\r\n", ":1")
+	sub.expect("pmessage", "", "[pmessage pat* pattern 4]")
+	if got := p1.counter(t, "slotway_proxy_pubsub_resubscribes_total"); got != 2 {
+		t.Errorf("slotway_proxy_pubsub_resubscribes_total = %v, want 2 (a channel and a pattern)", got)
+	}
+	if _, err := c.WaitForFailover(ctx, home); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSubscribeNotConfirmedFailsClearly: when no master can take the
+// subscription, the client is not left waiting: after retry_timeout it
+// gets -CLUSTERDOWN and its connection closes (go-redis and most clients
+// then reconnect and subscribe again).
+func TestSubscribeNotConfirmedFailsClearly(t *testing.T) {
+	shortIf(t)
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	p := startProxy(t, c, func(cfg *proxy.Config) { cfg.RetryTimeout = time.Second })
+	ctx := context.Background()
+	home, err := c.MasterOf(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Kill(home); err != nil {
+		t.Fatal(err)
+	}
+	sub := dialRaw(t, p.Addr().String())
+	sub.send("SUBSCRIBE nowhere\r\nPING\r\n")
+	if got := sub.reply(); !strings.HasPrefix(got, "-CLUSTERDOWN ") {
+		t.Fatalf("reply = %q, want -CLUSTERDOWN", got)
+	}
+	if _, err := sub.rd.ReadByte(); err == nil {
+		t.Fatal("connection still open after the error")
+	}
+	other := dialRaw(t, p.Addr().String())
+	other.expect("still serving", "PING\r\n", "+PONG")
 }
