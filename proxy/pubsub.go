@@ -68,6 +68,7 @@ type pubsub struct {
 	// sent after them, in order. Its head, when any, is a confirmation.
 	pend      []psPending
 	pendBytes int
+	pendKeys  map[psKey]int // confirmations in pend, by name
 	settledCh chan struct{} // poked when pend empties
 
 	outMu     sync.Mutex
@@ -132,8 +133,8 @@ func (c *client) pubsubSession() *pubsub {
 		channels: map[string]bool{}, patterns: map[string]bool{}, shard: map[string]bool{},
 		gotCh: map[string]bool{}, gotPat: map[string]bool{},
 		conns: map[string]*psConn{}, gotShard: map[string]*psConn{}, lostSubs: map[psKey]bool{},
-		settledCh: make(chan struct{}, 1),
-		poke:      make(chan struct{}, 1), wake: make(chan struct{}, 1),
+		pendKeys: map[psKey]int{}, settledCh: make(chan struct{}, 1),
+		poke: make(chan struct{}, 1), wake: make(chan struct{}, 1),
 		done: make(chan struct{}), flushed: make(chan struct{}),
 	}
 	c.ps = ps
@@ -710,6 +711,7 @@ func (ps *pubsub) emitLocked(b []byte) {
 func (ps *pubsub) expect(k psKey, sub bool, frame []byte, now time.Time) {
 	ps.pend = append(ps.pend, psPending{key: k, sub: sub, b: frame, since: now})
 	ps.pendBytes += len(frame)
+	ps.pendKeys[k]++
 }
 
 // flushPending moves to the output queue the pending entries up to the
@@ -728,19 +730,37 @@ func (ps *pubsub) flushPending() {
 	}
 	var out []byte
 	for i := range ps.pend[:n] {
-		out = append(out, ps.pend[i].b...)
-		ps.pendBytes -= len(ps.pend[i].b)
+		p := &ps.pend[i]
+		out = append(out, p.b...)
+		ps.pendBytes -= len(p.b)
+		if !p.plain {
+			if ps.pendKeys[p.key]--; ps.pendKeys[p.key] == 0 {
+				delete(ps.pendKeys, p.key)
+			}
+		}
 	}
-	rest := copy(ps.pend, ps.pend[n:])
-	clear(ps.pend[rest:])
-	ps.pend = ps.pend[:rest]
-	if rest == 0 {
+	clear(ps.pend[:n])
+	if n == len(ps.pend) {
+		ps.pend = ps.pend[:0]
 		select {
 		case ps.settledCh <- struct{}{}:
 		default:
 		}
+	} else {
+		ps.pend = ps.pend[n:] // a queue: append reallocates what is left
 	}
 	ps.pushOut(out)
+}
+
+// dropPending forgets what is pending (the client is being closed).
+// Called with ps.mu held.
+func (ps *pubsub) dropPending() {
+	ps.pend, ps.pendBytes = nil, 0
+	clear(ps.pendKeys)
+	select {
+	case ps.settledCh <- struct{}{}:
+	default:
+	}
 }
 
 // settled reports whether the backend's state of k is the one a
@@ -773,6 +793,9 @@ func (ps *pubsub) settled(k psKey, sub bool) bool {
 // soon as it is at the head.
 func (ps *pubsub) superseded(i int) bool {
 	p := &ps.pend[i]
+	if ps.pendKeys[p.key] < 2 {
+		return false
+	}
 	for _, q := range ps.pend[i+1:] {
 		if !q.plain && q.key == p.key && q.sub != p.sub {
 			return true
@@ -814,11 +837,7 @@ func (ps *pubsub) expire(now time.Time) {
 	k := ps.pend[0].key
 	ps.log.Warn("pubsub: the cluster did not confirm a subscription in time; closing the client",
 		"client_id", ps.c.id, "name", printable([]byte(k.name)), "timeout", timeout)
-	ps.pend, ps.pendBytes = nil, 0
-	select {
-	case ps.settledCh <- struct{}{}:
-	default:
-	}
+	ps.dropPending()
 	ps.pushOut([]byte("-CLUSTERDOWN slotway: the cluster did not confirm the subscription change within " + timeout.String() + "\r\n"))
 	ps.outMu.Lock()
 	ps.closing = true
@@ -859,11 +878,7 @@ func (ps *pubsub) pushOut(b []byte) {
 	}
 	ps.outMu.Unlock()
 	if over {
-		ps.pend, ps.pendBytes = nil, 0
-		select {
-		case ps.settledCh <- struct{}{}:
-		default:
-		}
+		ps.dropPending()
 		ps.c.s.m.outputLimitKills.Inc()
 		ps.log.Warn("client disconnected: pubsub output buffer over its limit (it does not read fast enough)",
 			"client_id", ps.c.id, "addr", ps.c.conn.RemoteAddr().String(), "queued_bytes", size)
