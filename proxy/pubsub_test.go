@@ -129,6 +129,9 @@ func TestShardedPubSubFollowsSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 	publishUntil(t, "after-failover", pub, sub, ch)
+	if got := p.counter(t, "slotway_proxy_pubsub_resubscribes_total"); got < 2 {
+		t.Errorf("slotway_proxy_pubsub_resubscribes_total = %v, want at least 2 (a slot move and a failover)", got)
+	}
 }
 
 // TestSlowSubscriberIsCutOff: a subscriber that never reads is disconnected
