@@ -8,15 +8,17 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slotway/slotway/internal/ownkeys"
 	"github.com/slotway/slotway/proxy"
 )
 
 // Slotway's own keys share one slot (the hash tag of EventsKey), which the
-// planner moves last.
+// planner moves last. Package ownkeys names them for the proxy too, which
+// hides them from clients.
 const (
-	EventsKey = "slotway:events"
-	leaseKey  = "{slotway:events}:lease"
-	intentKey = "{slotway:events}:intent"
+	EventsKey = ownkeys.Events
+	leaseKey  = ownkeys.Lease
+	intentKey = ownkeys.Intent
 )
 
 // ErrFenced: another leader holds the lease with a newer (or equal, live)
