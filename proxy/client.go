@@ -351,7 +351,7 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 			ci.stats.errors.Add(1)
 			return
 		}
-		c.prepareFanout(req, ci, raw)
+		c.prepareFanout(req, ci, args, raw)
 		return
 	case kindUnsupported:
 		req.reply = appendError(req.reply, "ERR command '"+ci.displayName()+"' is not supported by slotway: "+ci.reason)
@@ -364,6 +364,11 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 		}
 	default:
 		slot, cross := ci.slotOf(args)
+		if k := ci.namesOwnKey(args, slot, cross); k != nil {
+			req.reply = appendError(req.reply, reservedKeyMsg(k))
+			ci.stats.errors.Add(1)
+			return
+		}
 		blocking := ci.kind == kindBlocking || (ci.blockArg && findKeyword(args, "BLOCK", 1) > 0)
 		if cross && !blocking && ci.split != splitNone && c.s.splitAllowed(ci) {
 			c.prepareSplit(req, ci, args)
