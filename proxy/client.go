@@ -47,6 +47,14 @@ const (
 	stBlock                 // a blocking command: runs alone on its own connection
 )
 
+// unroute lets a retried request be routed afresh; a fan-out part stays
+// on its master (another master would run it twice, and this one never).
+func (r *request) unroute() {
+	if !r.pinned {
+		r.target, r.asking = nil, false
+	}
+}
+
 func (r *request) complete() {
 	if r.batch.pending.Add(-1) == 0 {
 		r.batch.done <- struct{}{}
@@ -439,7 +447,8 @@ func (c *client) execute(top, subs []request) {
 						}
 						c.s.topo.requestRefresh()
 						if now.Before(deadline) {
-							r.state, r.target, r.asking = stSend, nil, false
+							r.state = stSend
+							r.unroute()
 							resend, wait = true, true
 							continue
 						}
@@ -491,7 +500,8 @@ func (c *client) execute(top, subs []request) {
 						c.s.topo.requestRefresh()
 					}
 					if now.Before(deadline) {
-						r.state, r.target, r.asking = stSend, nil, false
+						r.state = stSend
+						r.unroute()
 						resend, wait = true, true
 					} else {
 						r.info.stats.errors.Add(1)

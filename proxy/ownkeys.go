@@ -134,18 +134,28 @@ return false
 // them, all in one script, so no write of the lease can fall between the
 // save and the restore and be undone. A master that holds no key of their
 // slot only flushes (it touches no key, so it logs no cluster error).
-// The parts are sent after ASKING, so a master importing the slot can
-// read the keys it already has. A key access refused for another reason
-// than "not local" (the cluster is down) fails the whole command before
-// anything is flushed.
+//
+// While the slot migrates, the parts are sent after ASKING, so the
+// importing master reads and restores the keys it already has. The master
+// the slot leaves could not restore them (a write of a missing key there
+// is redirected), so it flushes nothing and answers TRYAGAIN, which the
+// proxy retries on that master until proxy.retry_timeout. It is told by a
+// probe of a reserved key that never exists: only there is it refused as
+// "not local". Any other refusal (the cluster is down) fails the command
+// on that master before anything is flushed.
 var flushScript = luaOwn + `
 local saved = {}
 if redis.call('CLUSTER', 'COUNTKEYSINSLOT', ` + strconv.Itoa(ownSlot) + `) > 0 then
+  local probe = redis.pcall('EXISTS', '{` + ownkeys.Events + `}:probe')
+  if type(probe) == 'table' and probe.err then
+    if string.find(probe.err, 'non local key', 1, true) then
+      return redis.error_reply('TRYAGAIN slot ` + strconv.Itoa(ownSlot) + ` (Slotway own keys) is migrating; flushing this master waits for it')
+    end
+    return probe
+  end
   for _, k in ipairs(ownkeys) do
-    local d = redis.pcall('DUMP', k)
-    if type(d) == 'table' and d.err then
-      if not string.find(d.err, 'non local key', 1, true) then return d end
-    elseif d then
+    local d = redis.call('DUMP', k)
+    if d then
       local t = redis.call('PTTL', k)
       if t ~= 0 and t ~= -2 then saved[#saved + 1] = {k, d, math.max(t, 0)} end
     end

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -279,4 +280,111 @@ func fmtArgs(a []any) string {
 		s = append(s, x.(string))
 	}
 	return strings.Join(s, " ")
+}
+
+// TestFlushKeepsOwnKeysMidMigration: while the own keys' slot migrates,
+// some of them on each side, FLUSHALL through the proxy flushes the other
+// masters and the importing one (keeping its own keys), and waits on the
+// master the slot leaves (TRYAGAIN, retried) until the move ends; then all
+// four own keys are there and nothing else.
+func TestFlushKeepsOwnKeysMidMigration(t *testing.T) {
+	shortIf(t)
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	p := startProxy(t, c, func(cfg *proxy.Config) { cfg.RetryTimeout = 2 * time.Minute })
+	rc := p.client(t, func(o *redis.Options) { o.ReadTimeout = 3 * time.Minute })
+	ctx := context.Background()
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds(), MaxRedirects: 16})
+	t.Cleanup(func() { cc.Close() })
+	writeOwnKeys(t, ctx, cc)
+	for i := range 50 {
+		if err := rc.Set(ctx, "mid:"+strconv.Itoa(i), "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, err := c.MasterOf(ctx, ownkeys.Slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	masters, _ := c.Masters(ctx)
+	dst := masters[0]
+	if dst == src {
+		dst = masters[1]
+	}
+	if err := c.BeginMigration(ctx, ownkeys.Slot, src, dst); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.MigrateKeys(ctx, ownkeys.Slot, src, dst, 2); err != nil || n != 2 {
+		t.Fatalf("moved %d keys, %v", n, err)
+	}
+	flushed := make(chan error, 1)
+	go func() { flushed <- rc.FlushAll(ctx).Err() }()
+	redistest.WaitFor(t, 30*time.Second, "the master the slot leaves to answer TRYAGAIN", func() bool {
+		return p.counter(t, "slotway_proxy_redirects_total", "kind", "tryagain") > 0
+	})
+	if n := src.Client().ClusterCountKeysInSlot(ctx, ownkeys.Slot).Val(); n != 2 {
+		t.Errorf("the source holds %d own keys while the flush waits, want 2", n)
+	}
+	if _, err := c.MigrateKeys(ctx, ownkeys.Slot, src, dst, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.FinishMigration(ctx, ownkeys.Slot, src, dst); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-flushed; err != nil {
+		t.Fatalf("FLUSHALL mid-migration: %v", err)
+	}
+	total := int64(0)
+	for _, m := range masters {
+		total += m.Client().DBSize(ctx).Val()
+	}
+	if onDst := dst.Client().DBSize(ctx).Val(); onDst != 4 || total != 4 {
+		t.Errorf("after FLUSHALL mid-migration: %d keys on the new owner, %d in all; want the 4 own keys", onDst, total)
+	}
+	checkOwnKeys(t, ctx, cc, "FLUSHALL mid-migration")
+}
+
+// TestFlushKeepsConcurrentLeaseWrites: writes to the lease while flushes
+// run through the proxy are never undone (the save and the restore are
+// one atomic step on the master).
+func TestFlushKeepsConcurrentLeaseWrites(t *testing.T) {
+	shortIf(t)
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	p := startProxy(t, c)
+	rc := p.client(t)
+	ctx := context.Background()
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds()})
+	t.Cleanup(func() { cc.Close() })
+	done := make(chan error, 1)
+	stop := make(chan struct{})
+	go func() {
+		var last int64
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			n, err := cc.HIncrBy(ctx, ownkeys.Lease, "term", 1).Result()
+			if err != nil {
+				done <- err
+				return
+			}
+			if n != last+1 {
+				done <- fmt.Errorf("lease term went from %d to %d: a write was undone", last, n)
+				return
+			}
+			last = n
+		}
+	}()
+	for i := range 30 {
+		rc.Set(ctx, "w:"+strconv.Itoa(i), "v", 0)
+		if err := rc.FlushAll(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
