@@ -184,6 +184,27 @@ func (g *Group) IsLeader() (bool, uint64) {
 	return s.Leader == g.cfg.Name && s.Quorum, s.Term
 }
 
+// LeaseTerm is the highest term of the scaling lease seen in the group:
+// the scaler refuses to take the lease with a lower one, even when the
+// lease's own key was lost (a FLUSHALL sent to the node directly).
+func (g *Group) LeaseTerm() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t := g.meta.LeaseTerm
+	for _, p := range g.nodes {
+		t = max(t, p.meta.LeaseTerm)
+	}
+	return t
+}
+
+// NoteLeaseTerm records a term this member holds the scaling lease with;
+// the heartbeats carry it to the others.
+func (g *Group) NoteLeaseTerm(term uint64) {
+	g.mu.Lock()
+	g.meta.LeaseTerm = max(g.meta.LeaseTerm, term)
+	g.mu.Unlock()
+}
+
 func (g *Group) memberlistConfig() (*memberlist.Config, error) {
 	host, port, err := net.SplitHostPort(g.cfg.Bind)
 	if err != nil {
@@ -392,9 +413,9 @@ func (g *Group) tick(now time.Time) {
 	case self.Role == RoleDraining:
 	case res.Holder == g.cfg.Name && self.Role != RoleHolder:
 		// Terms only grow: count every member we know, not just the alive.
-		term := self.Term
+		term := max(self.Term, self.LeaseTerm)
 		for _, ms := range view {
-			term = max(term, ms.Term)
+			term = max(term, ms.Term, ms.LeaseTerm)
 		}
 		term++
 		g.setRole(RoleHolder, "elected", term)
@@ -443,6 +464,9 @@ func (g *Group) tick(now time.Time) {
 		Role: self.Role.String(), Quorum: res.Quorum, Reason: res.Reason, Members: view}
 	g.mu.Lock()
 	g.meta.Holder = st.Holder
+	for _, p := range g.nodes {
+		g.meta.LeaseTerm = max(g.meta.LeaseTerm, p.meta.LeaseTerm) // carried on for members that leave
+	}
 	// A fresh slice: copies of g.meta handed out earlier (selfMeta) share
 	// the old one and may be encoding it right now.
 	var gone []string

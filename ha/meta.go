@@ -14,6 +14,11 @@ type Meta struct {
 	Witness   bool   `json:"w,omitempty"` // votes, never holds
 	Role      Role   `json:"r"`           // candidate, holder, draining
 	Term      uint64 `json:"t"`           // term of its last claim
+	// LeaseTerm is the highest term of the scaling lease this member knows
+	// of (its own renewals and the others' metadata). Every member carries
+	// it on, so it outlives the member that took the lease and a flush of
+	// the Redis node that holds the lease.
+	LeaseTerm uint64 `json:"lt,omitempty"`
 	// Holder is who this member sees holding the VIP: a member that has
 	// not heard the holder yet (rejoining after a partition) learns from
 	// the others that there is one.

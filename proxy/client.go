@@ -47,6 +47,14 @@ const (
 	stBlock                 // a blocking command: runs alone on its own connection
 )
 
+// unroute lets a retried request be routed afresh; a fan-out part stays
+// on its master (another master would run it twice, and this one never).
+func (r *request) unroute() {
+	if !r.pinned {
+		r.target, r.asking = nil, false
+	}
+}
+
 func (r *request) complete() {
 	if r.batch.pending.Add(-1) == 0 {
 		r.batch.done <- struct{}{}
@@ -351,7 +359,7 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 			ci.stats.errors.Add(1)
 			return
 		}
-		c.prepareFanout(req, ci, raw)
+		c.prepareFanout(req, ci, args, raw)
 		return
 	case kindUnsupported:
 		req.reply = appendError(req.reply, "ERR command '"+ci.displayName()+"' is not supported by slotway: "+ci.reason)
@@ -364,6 +372,11 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 		}
 	default:
 		slot, cross := ci.slotOf(args)
+		if k := ci.namesOwnKey(args, slot, cross); k != nil {
+			req.reply = appendError(req.reply, reservedKeyMsg(k))
+			ci.stats.errors.Add(1)
+			return
+		}
 		blocking := ci.kind == kindBlocking || (ci.blockArg && findKeyword(args, "BLOCK", 1) > 0)
 		if cross && !blocking && ci.split != splitNone && c.s.splitAllowed(ci) {
 			c.prepareSplit(req, ci, args)
@@ -434,7 +447,8 @@ func (c *client) execute(top, subs []request) {
 						}
 						c.s.topo.requestRefresh()
 						if now.Before(deadline) {
-							r.state, r.target, r.asking = stSend, nil, false
+							r.state = stSend
+							r.unroute()
 							resend, wait = true, true
 							continue
 						}
@@ -486,7 +500,8 @@ func (c *client) execute(top, subs []request) {
 						c.s.topo.requestRefresh()
 					}
 					if now.Before(deadline) {
-						r.state, r.target, r.asking = stSend, nil, false
+						r.state = stSend
+						r.unroute()
 						resend, wait = true, true
 					} else {
 						r.info.stats.errors.Add(1)

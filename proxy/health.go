@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slotway/slotway/internal/ownkeys"
 )
 
 // NodeHealth is what the active health check last saw of one node.
@@ -43,6 +45,9 @@ type NodeInfo struct {
 	Migrating []int `json:"migrating,omitempty"`
 	Importing []int `json:"importing,omitempty"`
 	offset    int64 // master_repl_offset or slave_repl_offset
+	// ownKeys and ownExpires count Slotway's own keys (and those of them
+	// with a TTL) among Keys and Expires: INFO keyspace leaves them out.
+	ownKeys, ownExpires int64
 }
 
 // parseMyMigrations reads "[slot->-id]" and "[slot-<-id]" markers from the
@@ -244,6 +249,12 @@ func (h *healthChecker) check(ctx context.Context, addr string, prev NodeHealth)
 			if nh.Info.Role == "master" {
 				if nodes, nerr := c.ClusterNodes(ctx).Result(); nerr == nil {
 					nh.Info.Migrating, nh.Info.Importing = parseMyMigrations(nodes)
+				}
+				if b := h.o.load().slots[ownSlot]; b != nil && b.addr == addr {
+					nh.Info.ownKeys, nh.Info.ownExpires = prev.Info.ownKeys, prev.Info.ownExpires
+					if v, err := ownCount.Run(ctx, c, ownkeys.All).Int64Slice(); err == nil && len(v) == 2 {
+						nh.Info.ownKeys, nh.Info.ownExpires = v[0], v[1]
+					}
 				}
 			}
 		}

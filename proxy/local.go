@@ -301,8 +301,8 @@ func cmdInfo_(c *client, args [][]byte, dst []byte) []byte {
 		var keys, expires, ttlWeighted int64
 		for _, m := range s.topo.load().masters {
 			if nh, ok := h[m.addr]; ok {
-				keys += nh.Info.Keys
-				expires += nh.Info.Expires
+				keys += nh.Info.Keys - nh.Info.ownKeys // Slotway's own keys are not the clients'
+				expires += nh.Info.Expires - nh.Info.ownExpires
 				ttlWeighted += nh.Info.AvgTTL * nh.Info.Expires
 			}
 		}

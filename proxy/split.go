@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"strconv"
 )
 
@@ -14,7 +15,8 @@ const (
 	splitMSet            // OK only when every part is OK
 	splitCount           // integers summed (DEL, UNLINK, EXISTS, TOUCH)
 	// Fan-out: the same command to every master.
-	fanSum      // DBSIZE: integers summed
+	fanSum      // PUBSUB NUMPAT: integers summed
+	fanDBSize   // DBSIZE: integers summed, minus the last part (Slotway's own keys)
 	fanConcat   // KEYS: arrays concatenated (capped)
 	fanAllOK    // FLUSHALL, FLUSHDB, SCRIPT FLUSH: OK when every master says OK
 	fanFirst    // SCRIPT LOAD: every master answers the same; return one
@@ -33,7 +35,7 @@ const scanNodeBits = 10
 
 // fanoutCommands go to every master.
 var fanoutCommands = map[string]splitKind{
-	"dbsize": fanSum, "keys": fanConcat, "flushall": fanAllOK, "flushdb": fanAllOK, "randomkey": fanAnyBulk,
+	"dbsize": fanDBSize, "keys": fanConcat, "flushall": fanAllOK, "flushdb": fanAllOK, "randomkey": fanAnyBulk,
 	"script|load": fanFirst, "script|exists": fanAndArray, "script|flush": fanAllOK, "script|kill": fanAnyOK,
 	"function|load": fanFirst, "function|delete": fanAllOK, "function|flush": fanAllOK,
 	"function|restore": fanAllOK, "function|kill": fanAnyOK,
@@ -97,12 +99,14 @@ func mergeScan(r *request, part *request) []byte {
 	out = appendHeader(out, '$', int64(len(s)))
 	out = append(out, s...)
 	out = append(out, '\r', '\n')
-	return append(out, elems[1]...)
+	return filterOwnArray(out, elems[1])
 }
 
 // prepareFanout sends raw to every master of the current slot map, one
-// part each, pinned to that master.
-func (c *client) prepareFanout(req *request, ci *cmdInfo, raw []byte) {
+// part each, pinned to that master. Commands that would show or delete
+// Slotway's own keys send their replacement (ownkeys.go) instead; DBSIZE
+// gets one more part that counts the own keys, subtracted when merging.
+func (c *client) prepareFanout(req *request, ci *cmdInfo, args [][]byte, raw []byte) {
 	t := c.s.topo.load()
 	if len(t.masters) == 0 {
 		req.reply = appendError(req.reply, "CLUSTERDOWN Hash slot not served")
@@ -111,9 +115,20 @@ func (c *client) prepareFanout(req *request, ci *cmdInfo, raw []byte) {
 	req.subFrom = len(c.subs)
 	for _, b := range t.masters {
 		sub := c.newSub(ci)
-		sub.own = append(sub.own[:0], raw...)
+		if own := ownFanoutRaw(sub.own, ci, args); own != nil {
+			sub.own = own
+			sub.asking = ci.name != "randomkey" // FLUSH: see flushScript
+		} else {
+			sub.own = append(sub.own[:0], raw...)
+		}
 		sub.raw = sub.own
 		sub.target, sub.pinned = b, true
+	}
+	if ci.split == fanDBSize {
+		sub := c.newSub(ci)
+		sub.own = appendCommandName(sub.own[:0], existsCmd, ownKeyArgs)
+		sub.raw = sub.own
+		sub.slot = ownSlot
 	}
 	req.subTo = len(c.subs)
 	req.info = ci
@@ -267,6 +282,14 @@ func (c *client) mergeSplits(reqs []request) {
 		switch r.info.split {
 		case fanSum:
 			r.reply = sumReplies(r.reply, parts)
+		case fanDBSize:
+			r.reply = sumReplies(r.reply, parts[:len(parts)-1])
+			own := parts[len(parts)-1].reply
+			if len(own) > 3 && own[0] == ':' {
+				n, _ := parseSigned(own[1 : len(own)-2])
+				sum, _ := parseSigned(r.reply[1 : len(r.reply)-2])
+				r.reply = appendHeader(r.reply[:0], ':', max(sum-n, 0))
+			}
 		case fanConcat:
 			r.reply = c.concatReplies(r, parts)
 		case fanFirst:
@@ -381,6 +404,9 @@ func (c *client) concatReplies(r *request, parts []request) []byte {
 		e, ok := arrayElems(parts[j].reply)
 		if !ok {
 			return appendError(r.reply[:0], "ERR slotway: malformed reply from a master")
+		}
+		if bytes.Contains(parts[j].reply, ownMarker) {
+			e = dropOwn(e)
 		}
 		all[j] = e
 		total += len(e)

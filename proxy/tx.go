@@ -113,6 +113,10 @@ func (c *client) handleTx(args [][]byte, raw []byte, dst []byte) []byte {
 		return appendError(dst, "ERR command '"+ci.displayName()+"' cannot run inside a transaction through slotway")
 	}
 	slot, cross := ci.slotOf(args)
+	if k := ci.namesOwnKey(args, slot, cross); k != nil {
+		tx.dirty = true
+		return appendError(dst, reservedKeyMsg(k))
+	}
 	if cross || (slot >= 0 && tx.slot >= 0 && slot != tx.slot) {
 		tx.dirty = true
 		return appendError(dst, "CROSSSLOT Keys in request don't hash to the same slot")
@@ -159,6 +163,9 @@ func (c *client) watch(args [][]byte, raw []byte, dst []byte) []byte {
 		return appendError(dst, "ERR wrong number of arguments for 'watch' command")
 	}
 	slot, cross := ci.slotOf(args)
+	if k := ci.namesOwnKey(args, slot, cross); k != nil {
+		return appendError(dst, reservedKeyMsg(k))
+	}
 	if cross || (c.tx.watch != nil && slot != c.tx.wslot) {
 		return appendError(dst, "CROSSSLOT Keys in request don't hash to the same slot")
 	}

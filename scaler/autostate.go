@@ -11,11 +11,13 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/slotway/slotway/internal/ownkeys"
 )
 
 // autoKey holds paused, dry_run, state (the policy's counters) and status
 // (the leader's last AutoStatus, for the other instances).
-const autoKey = "{slotway:events}:autoscaler"
+const autoKey = ownkeys.Autoscaler
 
 // restore rebuilds the policy state: counters from the hash, the last
 // actions from the event stream, and an action that a previous leader

@@ -8,15 +8,17 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slotway/slotway/internal/ownkeys"
 	"github.com/slotway/slotway/proxy"
 )
 
 // Slotway's own keys share one slot (the hash tag of EventsKey), which the
-// planner moves last.
+// planner moves last. Package ownkeys names them for the proxy too, which
+// hides them from clients.
 const (
-	EventsKey = "slotway:events"
-	leaseKey  = "{slotway:events}:lease"
-	intentKey = "{slotway:events}:intent"
+	EventsKey = ownkeys.Events
+	leaseKey  = ownkeys.Lease
+	intentKey = ownkeys.Intent
 )
 
 // ErrFenced: another leader holds the lease with a newer (or equal, live)
@@ -43,12 +45,25 @@ end
 return {1, ARGV[1], ARGV[2]}
 `)
 
+// TermKeeper keeps the lease's highest term outside the cluster (the HA
+// group's member metadata, which *ha.Group implements): the lease's key is
+// lost when someone flushes its node directly, and with it the term that
+// fences a deposed leader. Both methods are called from the scaler's
+// goroutines and must not block.
+type TermKeeper interface {
+	// LeaseTerm is the highest lease term the group has seen.
+	LeaseTerm() uint64
+	// NoteLeaseTerm records a term this instance holds the lease with.
+	NoteLeaseTerm(term uint64)
+}
+
 // Lease is the term-stamped scaling lease kept in the cluster.
 type Lease struct {
 	rc     redis.UniversalClient
 	holder string
 	ttl    time.Duration
 	term   func() (bool, uint64) // this instance's leadership and term
+	terms  TermKeeper            // nil: the cluster's key is the only record
 }
 
 // Renew takes or renews the lease for the current term; ErrFenced when
@@ -62,6 +77,11 @@ func (l *Lease) renew(ctx context.Context, in *Intent) (uint64, error) {
 	if !leader {
 		return term, fmt.Errorf("%w: this instance is not the leader", ErrFenced)
 	}
+	if l.terms != nil {
+		if seen := l.terms.LeaseTerm(); term < seen {
+			return term, fmt.Errorf("%w (the group has seen term %d; ours %d)", ErrFenced, seen, term)
+		}
+	}
 	args := []any{term, l.holder, l.ttl.Milliseconds()}
 	if in != nil {
 		args = append(args, in.Slot, in.Source, in.Target, in.Step)
@@ -71,6 +91,9 @@ func (l *Lease) renew(ctx context.Context, in *Intent) (uint64, error) {
 		return term, fmt.Errorf("renew scaling lease: %w", err)
 	}
 	if len(res) == 3 && res[0] == int64(1) {
+		if l.terms != nil {
+			l.terms.NoteLeaseTerm(term)
+		}
 		return term, nil
 	}
 	return term, fmt.Errorf("%w (term %v, holder %v; ours %d)", ErrFenced, res[1], res[2], term)

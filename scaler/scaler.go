@@ -22,6 +22,9 @@ type Options struct {
 	// Leader reports this instance's leadership and term; nil: a single
 	// instance, always the leader, term 1.
 	Leader func() (bool, uint64)
+	// Terms keeps the lease's highest term in the group as well. Optional
+	// (nil: the lease's key in the cluster is the only record).
+	Terms TermKeeper
 	// RefreshProxies asks the local proxy to re-read the slot map (before
 	// a drained node is forgotten). Optional.
 	RefreshProxies func()
@@ -99,7 +102,7 @@ func New(cfg Config, opts Options) (*Scaler, error) {
 		return nil, err
 	}
 	s.m = m
-	s.lease = &Lease{rc: s.rc, holder: opts.Name, ttl: 30 * time.Second, term: opts.Leader}
+	s.lease = &Lease{rc: s.rc, holder: opts.Name, ttl: 30 * time.Second, term: opts.Leader, terms: opts.Terms}
 	s.hook = newNotifier(cfg.Notify, nil, opts.Log, func(result string) { m.notifications.WithLabelValues(result).Inc() })
 	s.ev = &events{rc: s.rc, log: opts.Log, actor: opts.Name, notify: s.hook.notify}
 	switch cfg.Provider.Kind {

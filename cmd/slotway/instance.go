@@ -96,7 +96,7 @@ func newScaler(cfg fileConfig, name string, p *proxy.Server, group *ha.Group, re
 		opts.Nodes.TLS = p.BackendTLS
 	}
 	if group != nil {
-		opts.Leader = group.IsLeader
+		opts.Leader, opts.Terms = group.IsLeader, group
 	}
 	opts.SlotOps = groupSlotOps(name, p, group, &http.Client{Timeout: 3 * time.Second})
 	return scaler.New(*cfg.Scaler, opts)
