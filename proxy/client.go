@@ -101,6 +101,10 @@ type client struct {
 	subCounts  [3]atomic.Int32 // sub, psub, ssub
 	proto      atomic.Int32    // RESP version: 2 or 3
 	resp3      bool            // proto == 3, for this goroutine
+	// Requests parked for the retry budget, and since when (unix nanos,
+	// 0: none), for the parked gauges.
+	parkedN  atomic.Int32
+	parkedAt atomic.Int64
 }
 
 func (s *Server) newClient(id uint64, conn net.Conn) *client {
@@ -405,6 +409,9 @@ func (c *client) execute(top, subs []request) {
 			}
 		}
 		if sent == 0 {
+			if !deadline.IsZero() {
+				c.unpark()
+			}
 			return
 		}
 		for i, p := range c.dirty {
@@ -415,7 +422,7 @@ func (c *client) execute(top, subs []request) {
 		if c.batch.pending.Add(-1) != 0 {
 			<-c.batch.done
 		}
-		resend, wait := false, false
+		resend, wait, parked := false, false, 0
 		now := time.Time{}
 		for _, reqs := range sets {
 			for i := range reqs {
@@ -429,13 +436,14 @@ func (c *client) execute(top, subs []request) {
 						if now.IsZero() {
 							now = time.Now()
 							if deadline.IsZero() {
-								deadline = now.Add(c.s.cfg.RetryTimeout)
+								deadline = now.Add(c.s.retryBudget())
 							}
 						}
 						c.s.topo.requestRefresh()
 						if now.Before(deadline) {
 							r.state, r.target, r.asking = stSend, nil, false
 							resend, wait = true, true
+							parked++
 							continue
 						}
 					}
@@ -479,7 +487,7 @@ func (c *client) execute(top, subs []request) {
 					if now.IsZero() {
 						now = time.Now()
 						if deadline.IsZero() {
-							deadline = now.Add(c.s.cfg.RetryTimeout)
+							deadline = now.Add(c.s.retryBudget())
 						}
 					}
 					if kind == redirClusterDown {
@@ -488,6 +496,7 @@ func (c *client) execute(top, subs []request) {
 					if now.Before(deadline) {
 						r.state, r.target, r.asking = stSend, nil, false
 						resend, wait = true, true
+						parked++
 					} else {
 						r.info.stats.errors.Add(1)
 					}
@@ -495,9 +504,13 @@ func (c *client) execute(top, subs []request) {
 			}
 		}
 		if !resend {
+			if !deadline.IsZero() {
+				c.unpark()
+			}
 			return
 		}
 		if wait {
+			c.park(parked, now)
 			time.Sleep(min(bo.next(), max(time.Until(deadline), 0)))
 		}
 	}

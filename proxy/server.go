@@ -40,6 +40,7 @@ type Server struct {
 	// counters cannot be read back cheaply).
 	redirCount [5]atomic.Uint64
 	scripts    scriptCache // bodies of EVAL'd and loaded scripts, for NOSCRIPT
+	budget     retryBudget // how long failing commands are parked
 
 	closing       atomic.Bool // set when draining: clients stop reading
 	mu            sync.Mutex
@@ -75,6 +76,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, erro
 		return nil, fmt.Errorf("proxy config: %w", err)
 	}
 	s.users = users
+	s.initRetryBudget()
 	m, err := newMetrics(reg, s)
 	if err != nil {
 		return nil, fmt.Errorf("register proxy metrics: %w", err)
@@ -120,6 +122,7 @@ func (s *Server) Run(ctx context.Context) error {
 	bwg.Go(func() { s.topo.run(bctx) })
 	bwg.Go(func() { s.health.run(bctx) })
 	bwg.Go(func() { s.bootstrap(bctx) })
+	bwg.Go(func() { s.watchNodeTimeout(bctx) })
 
 	acceptDone := make(chan error, 1)
 	go func() { acceptDone <- s.acceptLoop() }()
