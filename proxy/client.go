@@ -527,6 +527,12 @@ func (c *client) send(r *request) {
 			if b != nil && t.replicas != nil && r.info != nil && r.info.flags&flagReadonly != 0 {
 				if rb := c.s.pickReplica(t.replicas[b], c.id); rb != nil {
 					b = rb
+				} else if c.s.cfg.ReadFrom == "replica" {
+					// Never the master: that is what prefer-replica is for.
+					r.reply = appendError(r.reply[:0], "CLUSTERDOWN slotway: no healthy replica of master "+b.addr+" (proxy.read_from replica)")
+					r.state = stDone
+					r.info.stats.errors.Add(1)
+					return
 				}
 			}
 		} else if len(t.masters) > 0 {

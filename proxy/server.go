@@ -250,10 +250,11 @@ func (s *Server) totalCommands() uint64 {
 func (s *Server) ctxBackground() context.Context { return context.Background() }
 
 // pickReplica returns a healthy replica for this client, or nil (then
-// the master serves the read). A replica qualifies only once the health
-// checker has seen it up with its replication link up: a replica that has
-// just been attached, or is resyncing, answers from an empty or stale
-// dataset (replica-serve-stale-data), which would look like lost keys.
+// the master serves the read with prefer-replica; with replica it fails).
+// A replica qualifies only once the health checker has seen it up with
+// its replication link up: a replica that has just been attached, or is
+// resyncing, answers from an empty or stale dataset
+// (replica-serve-stale-data), which would look like lost keys.
 func (s *Server) pickReplica(replicas []*backend, clientID uint64) *backend {
 	if len(replicas) == 0 {
 		return nil
