@@ -81,8 +81,14 @@ func (c *client) block(r *request, args [][]byte) {
 	}
 	var addr string
 	asking := false
-	deadline := time.Now().Add(c.s.cfg.RetryTimeout)
+	deadline := time.Now().Add(c.s.retryBudget())
 	bo := backoff{base: 5 * time.Millisecond, cap: 200 * time.Millisecond, cur: 5 * time.Millisecond}
+	parked := false
+	defer func() {
+		if parked {
+			c.unpark()
+		}
+	}()
 	for redirects := uint8(0); ; {
 		if addr == "" {
 			a, err := c.masterAddr(r.slot)
@@ -102,6 +108,8 @@ func (c *client) block(r *request, args [][]byte) {
 			// Nothing reached the master: wait for the topology to
 			// name its successor and try there.
 			c.s.topo.requestRefresh()
+			c.park(1, time.Now())
+			parked = true
 			time.Sleep(bo.next())
 			addr, asking = "", false
 			continue

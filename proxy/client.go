@@ -109,6 +109,10 @@ type client struct {
 	subCounts  [3]atomic.Int32 // sub, psub, ssub
 	proto      atomic.Int32    // RESP version: 2 or 3
 	resp3      bool            // proto == 3, for this goroutine
+	// Requests parked for the retry budget, and since when (unix nanos,
+	// 0: none), for the parked gauges.
+	parkedN  atomic.Int32
+	parkedAt atomic.Int64
 }
 
 func (s *Server) newClient(id uint64, conn net.Conn) *client {
@@ -418,6 +422,9 @@ func (c *client) execute(top, subs []request) {
 			}
 		}
 		if sent == 0 {
+			if !deadline.IsZero() {
+				c.unpark()
+			}
 			return
 		}
 		for i, p := range c.dirty {
@@ -428,7 +435,7 @@ func (c *client) execute(top, subs []request) {
 		if c.batch.pending.Add(-1) != 0 {
 			<-c.batch.done
 		}
-		resend, wait := false, false
+		resend, wait, parked := false, false, 0
 		now := time.Time{}
 		for _, reqs := range sets {
 			for i := range reqs {
@@ -442,7 +449,7 @@ func (c *client) execute(top, subs []request) {
 						if now.IsZero() {
 							now = time.Now()
 							if deadline.IsZero() {
-								deadline = now.Add(c.s.cfg.RetryTimeout)
+								deadline = now.Add(c.s.retryBudget())
 							}
 						}
 						c.s.topo.requestRefresh()
@@ -450,6 +457,7 @@ func (c *client) execute(top, subs []request) {
 							r.state = stSend
 							r.unroute()
 							resend, wait = true, true
+							parked++
 							continue
 						}
 					}
@@ -493,7 +501,7 @@ func (c *client) execute(top, subs []request) {
 					if now.IsZero() {
 						now = time.Now()
 						if deadline.IsZero() {
-							deadline = now.Add(c.s.cfg.RetryTimeout)
+							deadline = now.Add(c.s.retryBudget())
 						}
 					}
 					if kind == redirClusterDown {
@@ -503,6 +511,7 @@ func (c *client) execute(top, subs []request) {
 						r.state = stSend
 						r.unroute()
 						resend, wait = true, true
+						parked++
 					} else {
 						r.info.stats.errors.Add(1)
 					}
@@ -510,9 +519,13 @@ func (c *client) execute(top, subs []request) {
 			}
 		}
 		if !resend {
+			if !deadline.IsZero() {
+				c.unpark()
+			}
 			return
 		}
 		if wait {
+			c.park(parked, now)
 			time.Sleep(min(bo.next(), max(time.Until(deadline), 0)))
 		}
 	}
@@ -529,6 +542,12 @@ func (c *client) send(r *request) {
 			if b != nil && t.replicas != nil && r.info != nil && r.info.flags&flagReadonly != 0 {
 				if rb := c.s.pickReplica(t.replicas[b], c.id); rb != nil {
 					b = rb
+				} else if c.s.cfg.ReadFrom == "replica" {
+					// Never the master: that is what prefer-replica is for.
+					r.reply = appendError(r.reply[:0], "CLUSTERDOWN slotway: no healthy replica of master "+b.addr+" (proxy.read_from replica)")
+					r.state = stDone
+					r.info.stats.errors.Add(1)
+					return
 				}
 			}
 		} else if len(t.masters) > 0 {

@@ -353,81 +353,121 @@ func TestAuthAndLimits(t *testing.T) {
 	}
 }
 
-// TestReadFromReplicas: with read_from replica, reads are served by the
-// replicas; with every replica gone, by the masters.
+// TestReadFromReplicas: with read_from replica or prefer-replica, reads
+// are served by the replicas. When a master has no healthy replica,
+// replica answers -CLUSTERDOWN naming that master and prefer-replica reads
+// from the master.
 func TestReadFromReplicas(t *testing.T) {
 	shortIf(t)
 	c := redistest.New(t, redistest.Options{Masters: 3, Replicas: 1})
-	p := startProxy(t, c, func(cfg *proxy.Config) { cfg.ReadFrom = "replica" })
-	rc := p.client(t)
+	strict := startProxy(t, c, func(cfg *proxy.Config) { cfg.ReadFrom = "replica" })
+	prefer := startProxy(t, c, func(cfg *proxy.Config) { cfg.ReadFrom = "prefer-replica" })
+	src, prc := strict.client(t), prefer.client(t)
 	ctx := context.Background()
 	for i := range 300 {
-		if err := rc.Set(ctx, "rr:"+strconv.Itoa(i), "v", 0).Err(); err != nil {
+		if err := src.Set(ctx, "rr:"+strconv.Itoa(i), "v", 0).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	masters, _ := c.Masters(ctx)
 	var replicas []*redistest.Node
+	replicaOf := map[*redistest.Node]*redistest.Node{}
 	for _, m := range masters {
-		if err := m.Client().Do(ctx, "WAIT", 1, 5000).Err(); err != nil {
+		// Replication is ordered: once a write of this connection has
+		// reached the replica, the proxy's writes before it have too.
+		ranges, err := c.SlotRanges(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := ""
+		for i := 0; key == ""; i++ {
+			k := "rr-sync:" + strconv.Itoa(i)
+			for _, r := range ranges {
+				if s := proxy.Slot([]byte(k)); s >= r.Start && s <= r.End {
+					key = k
+				}
+			}
+		}
+		conn := m.Client().Conn()
+		err = conn.Set(ctx, key, "1", 0).Err()
+		if err == nil {
+			err = conn.Do(ctx, "WAIT", 1, 5000).Err()
+		}
+		conn.Close()
+		if err != nil {
 			t.Fatal(err)
 		}
 		r, _ := c.Replicas(ctx, m)
 		replicas = append(replicas, r...)
+		replicaOf[m] = r[0]
 	}
 	// Reads go to a replica only once the health checker has seen its
 	// replication link up.
-	redistest.WaitFor(t, 30*time.Second, "the proxy to see every replica in sync", func() bool {
-		h := p.Health()
-		for _, r := range replicas {
-			if nh := h[r.Addr]; !nh.Up || nh.Info.LinkStatus != "up" {
-				return false
+	redistest.WaitFor(t, 30*time.Second, "the proxies to see every replica in sync", func() bool {
+		for _, p := range []*testProxy{strict, prefer} {
+			h := p.Health()
+			for _, r := range replicas {
+				if nh := h[r.Addr]; !nh.Up || nh.Info.LinkStatus != "up" {
+					return false
+				}
 			}
 		}
 		return true
 	})
-	getCalls := func(n *redistest.Node) int64 {
-		info := n.Client().Info(ctx, "commandstats").Val()
-		for line := range strings.SplitSeq(info, "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_get:calls="); ok {
-				calls, _ := strconv.ParseInt(v[:strings.IndexByte(v, ',')], 10, 64)
-				return calls
+	getCalls := func(nodes ...*redistest.Node) (sum int64) {
+		for _, n := range nodes {
+			info := n.Client().Info(ctx, "commandstats").Val()
+			for line := range strings.SplitSeq(info, "\n") {
+				if v, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_get:calls="); ok {
+					calls, _ := strconv.ParseInt(v[:strings.IndexByte(v, ',')], 10, 64)
+					sum += calls
+				}
 			}
 		}
-		return 0
+		return sum
 	}
-	var masterBefore int64
-	for _, m := range masters {
-		masterBefore += getCalls(m)
-	}
-	for i := range 300 {
-		if v, err := rc.Get(ctx, "rr:"+strconv.Itoa(i)).Result(); err != nil || v != "v" {
-			t.Fatalf("GET rr:%d = %q, %v", i, v, err)
+	for _, rc := range []*redis.Client{src, prc} {
+		masterBefore, replicaBefore := getCalls(masters...), getCalls(replicas...)
+		for i := range 300 {
+			if v, err := rc.Get(ctx, "rr:"+strconv.Itoa(i)).Result(); err != nil || v != "v" {
+				t.Fatalf("GET rr:%d = %q, %v", i, v, err)
+			}
+		}
+		if m, r := getCalls(masters...)-masterBefore, getCalls(replicas...)-replicaBefore; m != 0 || r < 300 {
+			t.Errorf("GETs: %d on replicas, %d on masters; want all 300 on replicas", r, m)
 		}
 	}
-	var replicaGets, masterAfter int64
-	for _, r := range replicas {
-		replicaGets += getCalls(r)
+
+	// The replica of rr:0's master gone: that master has no healthy replica.
+	m, err := c.MasterOf(ctx, proxy.Slot([]byte("rr:0")))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, m := range masters {
-		masterAfter += getCalls(m)
+	if err := c.Kill(replicaOf[m]); err != nil {
+		t.Fatal(err)
 	}
-	if replicaGets < 300 || masterAfter != masterBefore {
-		t.Errorf("GETs: %d on replicas, %d more on masters; want all 300 on replicas", replicaGets, masterAfter-masterBefore)
-	}
-	// Every replica gone: reads fall back to the masters.
-	for _, r := range replicas {
-		if err := c.Kill(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	redistest.WaitFor(t, 30*time.Second, "reads to fall back to the masters", func() bool {
-		return rc.Get(ctx, "rr:7").Val() == "v"
+	redistest.WaitFor(t, 30*time.Second, "the proxies to see the replica down", func() bool {
+		return !strict.Health()[replicaOf[m].Addr].Up && !prefer.Health()[replicaOf[m].Addr].Up
 	})
-	for i := range 50 {
-		if v, err := rc.Get(ctx, "rr:"+strconv.Itoa(i)).Result(); err != nil || v != "v" {
-			t.Fatalf("GET rr:%d after the replicas died = %q, %v", i, v, err)
+	other := ""
+	for i := 1; other == ""; i++ {
+		if o, err := c.MasterOf(ctx, proxy.Slot([]byte("rr:"+strconv.Itoa(i)))); err == nil && o != m {
+			other = "rr:" + strconv.Itoa(i)
 		}
+	}
+	err = src.Get(ctx, "rr:0").Err()
+	if want := "CLUSTERDOWN slotway: no healthy replica of master " + m.Addr + " "; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("read_from replica, GET of a master without a healthy replica: %v, want %q...", err, want)
+	}
+	if v, err := src.Get(ctx, other).Result(); err != nil || v != "v" {
+		t.Errorf("read_from replica, GET %s of a master with its replica: %q, %v", other, v, err)
+	}
+	before := getCalls(m)
+	if v, err := prc.Get(ctx, "rr:0").Result(); err != nil || v != "v" {
+		t.Errorf("read_from prefer-replica, GET of a master without a healthy replica: %q, %v", v, err)
+	}
+	if n := getCalls(m) - before; n != 1 {
+		t.Errorf("read_from prefer-replica: %d GETs on the master, want 1", n)
 	}
 }
 

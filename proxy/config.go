@@ -27,7 +27,9 @@ type Config struct {
 	MaxRedirects uint8 `yaml:"max_redirects"`
 	// RetryTimeout is how long a command is retried on TRYAGAIN,
 	// CLUSTERDOWN or an unreachable master (e.g. during a failover) before
-	// the client gets the error. Default 3s.
+	// the client gets the error. 0 (default): derived from the cluster's
+	// cluster-node-timeout, long enough for a replica to be promoted
+	// (retrybudget.go).
 	RetryTimeout time.Duration `yaml:"retry_timeout"`
 	// HealthInterval is the period of active PING checks on every node.
 	// Default 1s.
@@ -63,10 +65,11 @@ type Config struct {
 	// MaxClients refuses connections past this many ("-ERR max number of
 	// clients reached"). 0: no limit. Default 10000, as Redis.
 	MaxClients int `yaml:"max_clients"`
-	// ReadFrom: where read-only commands go. master (default), or
-	// prefer-replica / replica: a healthy replica of the slot's master
-	// (READONLY connections), the master when none is healthy. Replica
-	// reads may lag behind the last writes.
+	// ReadFrom: where read-only commands go. master (default);
+	// prefer-replica: a healthy replica of the slot's master (READONLY
+	// connections), the master when none is healthy; replica: a healthy
+	// replica only, -CLUSTERDOWN when none is. Replica reads may lag
+	// behind the last writes.
 	ReadFrom string `yaml:"read_from"`
 	// TLS, when cert_file and key_file are set, makes the client listener
 	// speak TLS only (minimum TLS 1.2).
@@ -183,7 +186,6 @@ func DefaultConfig() Config {
 		},
 		BackendConns:    2,
 		MaxRedirects:    5,
-		RetryTimeout:    3 * time.Second,
 		HealthInterval:  time.Second,
 		HealthTimeout:   500 * time.Millisecond,
 		ShutdownTimeout: 10 * time.Second,
@@ -221,7 +223,9 @@ func (c Config) Validate() error {
 	}
 	positive("cluster.refresh_interval", c.Cluster.RefreshInterval)
 	positive("cluster.dial_timeout", c.Cluster.DialTimeout)
-	positive("retry_timeout", c.RetryTimeout)
+	if c.RetryTimeout < 0 {
+		errs = append(errs, config.Errorf("retry_timeout", "must be >= 0 (0: derived from cluster-node-timeout), got %v", c.RetryTimeout))
+	}
 	positive("health_interval", c.HealthInterval)
 	positive("health_timeout", c.HealthTimeout)
 	positive("shutdown_timeout", c.ShutdownTimeout)

@@ -160,6 +160,18 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			Name: "slotway_proxy_masters",
 			Help: "Masters that serve slots in the current slot map.",
 		}, func() float64 { return float64(len(s.topo.load().masters)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "slotway_proxy_parked_requests",
+			Help: "Commands parked now: retried while their master is unreachable or the cluster answers TRYAGAIN or CLUSTERDOWN (a failover, a slot move).",
+		}, func() float64 { n, _ := s.parked(time.Now()); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "slotway_proxy_parked_longest_seconds",
+			Help: "How long the longest-parked command has been waiting; 0 when none is.",
+		}, func() float64 { _, d := s.parked(time.Now()); return d.Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "slotway_proxy_retry_budget_seconds",
+			Help: "How long a command is parked before its client gets the error: proxy.retry_timeout, or derived from cluster-node-timeout.",
+		}, func() float64 { return s.retryBudget().Seconds() }),
 		&commandCollector{s: s},
 		latencyCollector{s: s},
 	}

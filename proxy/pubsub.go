@@ -154,7 +154,7 @@ func (c *client) resetPubsub() {
 	// What is owed before a RESET's or QUIT's reply: the confirmations
 	// still waiting for the backend (the manager ends the wait at
 	// retry_timeout).
-	ps.settle(c.s.cfg.RetryTimeout + time.Second)
+	ps.settle(c.s.retryBudget() + time.Second)
 	c.ps = nil
 	close(ps.done)
 	ps.wg.Wait() // the manager closes the backend connections
@@ -830,7 +830,7 @@ func (ps *pubsub) settle(wait time.Duration) {
 func (ps *pubsub) expire(now time.Time) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	timeout := ps.c.s.cfg.RetryTimeout
+	timeout := ps.c.s.retryBudget()
 	if len(ps.pend) == 0 || now.Sub(ps.pend[0].since) < timeout {
 		return
 	}

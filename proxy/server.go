@@ -40,6 +40,7 @@ type Server struct {
 	// counters cannot be read back cheaply).
 	redirCount [5]atomic.Uint64
 	scripts    scriptCache // bodies of EVAL'd and loaded scripts, for NOSCRIPT
+	budget     retryBudget // how long failing commands are parked
 
 	closing       atomic.Bool // set when draining: clients stop reading
 	mu            sync.Mutex
@@ -75,6 +76,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, erro
 		return nil, fmt.Errorf("proxy config: %w", err)
 	}
 	s.users = users
+	s.initRetryBudget()
 	m, err := newMetrics(reg, s)
 	if err != nil {
 		return nil, fmt.Errorf("register proxy metrics: %w", err)
@@ -120,6 +122,7 @@ func (s *Server) Run(ctx context.Context) error {
 	bwg.Go(func() { s.topo.run(bctx) })
 	bwg.Go(func() { s.health.run(bctx) })
 	bwg.Go(func() { s.bootstrap(bctx) })
+	bwg.Go(func() { s.watchNodeTimeout(bctx) })
 
 	acceptDone := make(chan error, 1)
 	go func() { acceptDone <- s.acceptLoop() }()
@@ -247,10 +250,11 @@ func (s *Server) totalCommands() uint64 {
 func (s *Server) ctxBackground() context.Context { return context.Background() }
 
 // pickReplica returns a healthy replica for this client, or nil (then
-// the master serves the read). A replica qualifies only once the health
-// checker has seen it up with its replication link up: a replica that has
-// just been attached, or is resyncing, answers from an empty or stale
-// dataset (replica-serve-stale-data), which would look like lost keys.
+// the master serves the read with prefer-replica; with replica it fails).
+// A replica qualifies only once the health checker has seen it up with
+// its replication link up: a replica that has just been attached, or is
+// resyncing, answers from an empty or stale dataset
+// (replica-serve-stale-data), which would look like lost keys.
 func (s *Server) pickReplica(replicas []*backend, clientID uint64) *backend {
 	if len(replicas) == 0 {
 		return nil

@@ -11,6 +11,11 @@ type Stats struct {
 	P50, P99      time.Duration
 	Families      []FamilyStats
 	TopologyAge   time.Duration
+	// Parked commands now (retried through a failover or slot move), how
+	// long the oldest has waited, and how long one may (the retry budget).
+	Parked        int
+	ParkedLongest time.Duration
+	RetryBudget   time.Duration
 }
 
 // FamilyStats is one command family.
@@ -64,5 +69,7 @@ func (s *Server) Stats() Stats {
 	if t := s.topo.load(); !t.at.IsZero() {
 		st.TopologyAge = time.Since(t.at)
 	}
+	st.Parked, st.ParkedLongest = s.parked(time.Now())
+	st.RetryBudget = s.retryBudget()
 	return st
 }

@@ -101,6 +101,11 @@ type ProxyStatus struct {
 	P99MS          float64           `json:"latency_p99_ms"`
 	Redirects      map[string]uint64 `json:"redirects"` // moved, ask, tryagain, clusterdown
 	Families       []FamilyStatus    `json:"families"`
+	// Commands parked now (retried through a failover or a slot move),
+	// how long the oldest has waited, and the retry budget.
+	Parked        int64   `json:"parked_requests"`
+	ParkedLongest float64 `json:"parked_longest_seconds"`
+	RetryBudget   float64 `json:"retry_budget_seconds"`
 }
 
 // FamilyStatus is one command family (the Redis ACL category: string,

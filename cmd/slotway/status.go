@@ -64,7 +64,8 @@ func (s *statusSource) Status() stats.Status {
 	st.Proxy = stats.ProxyStatus{
 		Clients: int64(ps.Clients), CommandsTotal: ps.CommandsTotal, ErrorsTotal: ps.ErrorsTotal,
 		P50MS: ms(ps.P50.Seconds()), P99MS: ms(ps.P99.Seconds()), Redirects: ps.Redirects,
-		Families: []stats.FamilyStatus{},
+		Families: []stats.FamilyStatus{}, Parked: int64(ps.Parked), ParkedLongest: ps.ParkedLongest.Seconds(),
+		RetryBudget: ps.RetryBudget.Seconds(),
 	}
 	for _, f := range ps.Families {
 		st.Proxy.Families = append(st.Proxy.Families, stats.FamilyStatus{Family: f.Family, Calls: f.Calls, Errors: f.Errors,

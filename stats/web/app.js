@@ -298,6 +298,8 @@
     setText('proxy-p99', fmtMS(p.latency_p99_ms));
     setText('proxy-commands', fmtInt(p.commands_total));
     setText('proxy-errors', fmtInt(p.errors_total));
+    const budget = (p.retry_budget_seconds || 0).toFixed(0) + 's';
+    setText('proxy-parked', p.parked_requests ? fmtInt(p.parked_requests) + ' · ' + (p.parked_longest_seconds || 0).toFixed(1) + 's of ' + budget : '0 · ' + budget + ' budget');
     const r = p.redirects || {};
     for (const k of ['moved', 'ask', 'tryagain', 'clusterdown']) setText('redirect-' + k, fmtInt(r[k] || 0));
     const fams = (p.families || []).slice().sort((a, b) => b.calls - a.calls || (a.family < b.family ? -1 : 1));
