@@ -97,10 +97,15 @@ type ProxyStatus struct {
 	CommandsPerSec float64           `json:"commands_per_sec"`
 	CommandsTotal  uint64            `json:"commands_total"`
 	ErrorsTotal    uint64            `json:"errors_total"`
-	P50MS          float64           `json:"latency_p50_ms"`
-	P99MS          float64           `json:"latency_p99_ms"`
+	P50MS          *float64          `json:"latency_p50_ms"` // over LatencyWindow; null: no command in it
+	P99MS          *float64          `json:"latency_p99_ms"` // over LatencyWindow; null: no command in it
+	LatencyWindow  float64           `json:"latency_window_seconds"`
 	Redirects      map[string]uint64 `json:"redirects"` // moved, ask, tryagain, clusterdown
 	Families       []FamilyStatus    `json:"families"`
+
+	// Latency is the source's latency histogram since start; the server
+	// takes the windowed p50/p99 from two of them.
+	Latency []LatencyBucket `json:"-"`
 }
 
 // FamilyStatus is one command family (the Redis ACL category: string,
@@ -123,7 +128,7 @@ type SeriesStatus struct {
 type SeriesPoint struct {
 	T              time.Time        `json:"t"`
 	OpsPerSec      float64          `json:"ops_per_sec"`
-	P99MS          float64          `json:"latency_p99_ms"`
+	P99MS          *float64         `json:"latency_p99_ms"` // of the commands since the point before; null: none
 	MemoryByMaster map[string]int64 `json:"memory_by_master"`
 	OpsByMaster    map[string]int64 `json:"ops_by_master"`
 }
