@@ -69,7 +69,9 @@ func (sm *sampler) sample(src Source, now time.Time) {
 	p := SeriesPoint{T: now, OpsPerSec: sm.perSec, P99MS: p99,
 		MemoryByMaster: map[string]int64{}, OpsByMaster: map[string]int64{}}
 	for _, n := range st.Cluster.Nodes {
-		if n.Role == "master" {
+		// A node whose last check failed has no current memory or ops/s:
+		// leave a gap rather than repeat what it said before.
+		if n.Role == "master" && !n.Stale {
 			p.MemoryByMaster[n.Addr] = n.UsedMemory
 			p.OpsByMaster[n.Addr] = n.OpsPerSec
 		}

@@ -80,6 +80,13 @@ type NodeStatus struct {
 	LatencyMS  float64   `json:"ping_ms"`
 	LastCheck  time.Time `json:"last_check"`
 	LastError  string    `json:"last_error,omitempty"`
+
+	// Stale says the last check failed, so the values above that come
+	// from the node (keys through ping_ms) are from LastOK, StaleSeconds
+	// ago (0 when it never answered), not current.
+	Stale        bool      `json:"stale"`
+	LastOK       time.Time `json:"last_ok"` // the last check that succeeded
+	StaleSeconds float64   `json:"stale_seconds,omitempty"`
 }
 
 // SlotRange is a run of slots owned by one master.

@@ -83,6 +83,14 @@ func (s *statusSource) Status() stats.Status {
 			Clients: h.Info.Clients, OpsPerSec: h.Info.OpsPerSec, HitRatio: -1, ReplLag: h.Info.ReplLag,
 			LatencyMS: ms(h.Latency.Seconds()), LastCheck: h.LastCheck, LastError: h.LastError,
 		}
+		if checked {
+			ns.LastOK = h.LastOK
+			// The values above are what the node said at its last good
+			// check; say so when a later one failed.
+			if ns.Stale = h.Failures > 0; ns.Stale && !h.LastOK.IsZero() {
+				ns.StaleSeconds = time.Since(h.LastOK).Seconds()
+			}
+		}
 		if ns.SlotRanges == nil {
 			ns.SlotRanges = [][2]int{}
 		}
