@@ -409,7 +409,8 @@
       drawn = drawn || !!d;
       if (d) h += `<path class="line" d="${d}" stroke="${s.color}"><title>${esc(s.name)}</title></path>` + dots;
     }
-    if (!drawn) h += `<text class="nodata" x="${(L + W - R) / 2}" y="${H / 2}">No data yet</text>`;
+    // Points without values: e.g. no command, so no p99, in 15 minutes.
+    if (!drawn) h += `<text class="nodata" x="${(L + W - R) / 2}" y="${H / 2}">${times.some((t) => t >= t0) ? 'No values in these 15 minutes' : 'No data yet'}</text>`;
     svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
     svg.setAttribute('height', H);
     setHTML(svg, h + '<g class="hover"></g>');
