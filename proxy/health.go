@@ -20,6 +20,7 @@ type NodeHealth struct {
 	Up        bool          `json:"up"`
 	Since     time.Time     `json:"since"` // when Up last changed
 	LastCheck time.Time     `json:"last_check"`
+	LastOK    time.Time     `json:"last_ok"` // the last check that passed; Latency and Info are from it
 	Latency   time.Duration `json:"latency_ns"`
 	Failures  int           `json:"consecutive_failures"`
 	LastError string        `json:"last_error,omitempty"`
@@ -243,7 +244,7 @@ func (h *healthChecker) check(ctx context.Context, addr string, prev NodeHealth)
 	nh.Addr = addr
 	nh.LastCheck = time.Now()
 	if err == nil {
-		nh.Latency = nh.LastCheck.Sub(start)
+		nh.Latency, nh.LastOK = nh.LastCheck.Sub(start), nh.LastCheck
 		if info, ierr := c.Info(ctx, "memory", "stats", "clients", "keyspace", "replication").Result(); ierr == nil {
 			nh.Info = parseInfo(info)
 			if nh.Info.Role == "master" {

@@ -1,6 +1,9 @@
 package proxy
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Stats is the data path's counters for the stats page.
 type Stats struct {
@@ -16,6 +19,12 @@ type Stats struct {
 	Parked        int
 	ParkedLongest time.Duration
 	RetryBudget   time.Duration
+
+	// Latency counts every command since start by latency bucket: the
+	// i-th took at most LatencyBounds[i] seconds (and more than the
+	// bound before); the last, one more than the bounds, is the rest.
+	Latency       []uint64
+	LatencyBounds []float64
 }
 
 // FamilyStats is one command family.
@@ -66,6 +75,11 @@ func (s *Server) Stats() Stats {
 		}
 	}
 	st.P50, st.P99 = all.quantile(0.5), all.quantile(0.99)
+	st.Latency = make([]uint64, len(all.counts))
+	for i := range all.counts {
+		st.Latency[i] = all.counts[i].Load()
+	}
+	st.LatencyBounds = slices.Clone(latencyBuckets)
 	if t := s.topo.load(); !t.at.IsZero() {
 		st.TopologyAge = time.Since(t.at)
 	}

@@ -29,12 +29,20 @@ type autoscaler struct {
 	timeline []TimelinePoint
 	resume   *request  // an interrupted action to finish before deciding anew
 	slotOps  []float64 // the last evaluation's per-slot ops/s
+	// known is the newest view of the group-wide flags (read at a tick,
+	// or set here by Control); AutoStatus shows it over the published
+	// status, which is only as new as the leader's last evaluation.
+	known knownFlags
 }
 
 func newAutoscaler(s *Scaler, slotOps SlotOpsFunc) *autoscaler {
+	reason := "the autoscaler is off (scaler.enabled: false)"
+	if s.cfg.Enabled {
+		reason = "no evaluation yet"
+	}
 	return &autoscaler{s: s, cfg: s.cfg, pol: s.cfg.policy(), log: s.log,
 		col:    &collector{nodes: s.opts.Nodes, seeds: s.opts.Seeds, slotOps: slotOps, timeout: 3 * time.Second},
-		status: AutoStatus{Interval: s.cfg.Interval, Decision: "none", Reason: "the autoscaler is off (scaler.enabled: false)"}}
+		status: AutoStatus{Enabled: s.cfg.Enabled, DryRun: s.cfg.DryRun, Interval: s.cfg.Interval, Decision: "none", Reason: reason}}
 }
 
 // run evaluates every interval; it only runs with scaler.enabled, so an
@@ -61,6 +69,7 @@ func (a *autoscaler) tick(ctx context.Context, now time.Time) {
 		}
 		a.mu.Unlock()
 		a.loadPublished(ctx)
+		a.flags(ctx) // for AutoStatus: a pause shows before the leader's next evaluation
 		return
 	}
 	a.mu.Lock()
@@ -93,7 +102,7 @@ func (a *autoscaler) tick(ctx context.Context, now time.Time) {
 		holds = append(holds, "a "+op.Kind+" operation is running")
 	}
 	if paused {
-		holds = append(holds, "paused by an operator")
+		holds = append(holds, pausedHold)
 	}
 	sample.Hold = strings.Join(holds, "; ")
 	a.s.m.signal.WithLabelValues("masters_unreachable").Set(float64(ms.unreachable))

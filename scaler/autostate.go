@@ -107,6 +107,7 @@ func actionName(action string) string {
 func (a *autoscaler) flags(ctx context.Context) (paused, dryRun bool) {
 	rctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
+	at := time.Now()
 	vals, err := a.s.rc.HMGet(rctx, autoKey, "paused", "dry_run").Result()
 	dryRun = a.cfg.DryRun
 	if err != nil || len(vals) != 2 {
@@ -118,7 +119,53 @@ func (a *autoscaler) flags(ctx context.Context) (paused, dryRun bool) {
 	if v, ok := vals[1].(string); ok && v != "" {
 		dryRun = v == "1"
 	}
+	a.mu.Lock()
+	a.known.note("paused", paused, at)
+	a.known.note("dry_run", dryRun, at)
+	a.mu.Unlock()
 	return paused, dryRun
+}
+
+// knownFlags is the newest value of each flag with when it was learnt:
+// a read counts from when it was sent, a Control from when the cluster
+// acknowledged it, so a read that may have missed a Control is older.
+type knownFlags struct {
+	paused, dryRun     bool
+	pausedAt, dryRunAt time.Time
+}
+
+func (k *knownFlags) note(field string, on bool, at time.Time) {
+	switch {
+	case field == "paused" && !at.Before(k.pausedAt):
+		k.paused, k.pausedAt = on, at
+	case field == "dry_run" && !at.Before(k.dryRunAt):
+		k.dryRun, k.dryRunAt = on, at
+	}
+}
+
+// pausedHold is the hold a pause puts on the policy.
+const pausedHold = "paused by an operator"
+
+// over puts the known flags over st, which is never newer (the leader
+// reads them at the start of the evaluation it publishes), and keeps its
+// hold in step with paused.
+func (k *knownFlags) over(st *AutoStatus) {
+	if !k.pausedAt.IsZero() && st.Paused != k.paused {
+		st.Paused = k.paused
+		var holds []string
+		for h := range strings.SplitSeq(st.Hold, "; ") {
+			if h != "" && h != pausedHold {
+				holds = append(holds, h)
+			}
+		}
+		if st.Paused {
+			holds = append(holds, pausedHold)
+		}
+		st.Hold = strings.Join(holds, "; ")
+	}
+	if !k.dryRunAt.IsZero() {
+		st.DryRun = k.dryRun
+	}
 }
 
 // Control pauses or resumes the autoscaler, or turns dry-run on or off,
@@ -143,6 +190,9 @@ func (s *Scaler) Control(op string, on bool) error {
 	if err := s.rc.HSet(ctx, autoKey, field, val).Err(); err != nil {
 		return fmt.Errorf("store %s in the cluster: %w", field, err)
 	}
+	s.auto.mu.Lock()
+	s.auto.known.note(field, val == "1", time.Now())
+	s.auto.mu.Unlock()
 	reason := op
 	if op == "dry_run" {
 		reason = fmt.Sprintf("dry_run %v", on)
@@ -187,8 +237,15 @@ func (s *Scaler) AutoStatus() AutoStatus {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	st := a.status
+	a.known.over(&st)
 	st.Signals = slices.Clone(st.Signals)
 	st.Timeline = slices.Clone(st.Timeline)
+	if st.Enabled && st.Leader == "" {
+		// Nothing published yet: the leader is known all the same.
+		if leader, _ := s.opts.Leader(); leader {
+			st.Leader = s.opts.Name
+		}
+	}
 	return st
 }
 

@@ -29,6 +29,7 @@ func (s *Server) status() Status {
 	st.Instance.UptimeSeconds = now.Sub(s.started).Seconds()
 	st.Instance.StatsAddr = s.ln.Addr().String()
 	st.Proxy.CommandsPerSec = s.series.rate()
+	st.Proxy.P50MS, st.Proxy.P99MS, st.Proxy.LatencyWindow = s.series.latency(now, st.Proxy.Latency)
 	st.Series = s.series.snapshot()
 	if st.Scaler.State == "" {
 		st.Scaler.State = "off: no scaler: section"

@@ -80,6 +80,13 @@ type NodeStatus struct {
 	LatencyMS  float64   `json:"ping_ms"`
 	LastCheck  time.Time `json:"last_check"`
 	LastError  string    `json:"last_error,omitempty"`
+
+	// Stale says the last check failed, so the values above that come
+	// from the node (keys through ping_ms) are from LastOK, StaleSeconds
+	// ago (0 when it never answered), not current.
+	Stale        bool      `json:"stale"`
+	LastOK       time.Time `json:"last_ok"` // the last check that succeeded
+	StaleSeconds float64   `json:"stale_seconds,omitempty"`
 }
 
 // SlotRange is a run of slots owned by one master.
@@ -97,8 +104,9 @@ type ProxyStatus struct {
 	CommandsPerSec float64           `json:"commands_per_sec"`
 	CommandsTotal  uint64            `json:"commands_total"`
 	ErrorsTotal    uint64            `json:"errors_total"`
-	P50MS          float64           `json:"latency_p50_ms"`
-	P99MS          float64           `json:"latency_p99_ms"`
+	P50MS          *float64          `json:"latency_p50_ms"` // over LatencyWindow; null: no command in it
+	P99MS          *float64          `json:"latency_p99_ms"` // over LatencyWindow; null: no command in it
+	LatencyWindow  float64           `json:"latency_window_seconds"`
 	Redirects      map[string]uint64 `json:"redirects"` // moved, ask, tryagain, clusterdown
 	Families       []FamilyStatus    `json:"families"`
 	// Commands parked now (retried through a failover or a slot move),
@@ -106,6 +114,10 @@ type ProxyStatus struct {
 	Parked        int64   `json:"parked_requests"`
 	ParkedLongest float64 `json:"parked_longest_seconds"`
 	RetryBudget   float64 `json:"retry_budget_seconds"`
+
+	// Latency is the source's latency histogram since start; the server
+	// takes the windowed p50/p99 from two of them.
+	Latency []LatencyBucket `json:"-"`
 }
 
 // FamilyStatus is one command family (the Redis ACL category: string,
@@ -128,7 +140,7 @@ type SeriesStatus struct {
 type SeriesPoint struct {
 	T              time.Time        `json:"t"`
 	OpsPerSec      float64          `json:"ops_per_sec"`
-	P99MS          float64          `json:"latency_p99_ms"`
+	P99MS          *float64         `json:"latency_p99_ms"` // of the commands since the point before; null: none
 	MemoryByMaster map[string]int64 `json:"memory_by_master"`
 	OpsByMaster    map[string]int64 `json:"ops_by_master"`
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -63,7 +64,7 @@ func (s *statusSource) Status() stats.Status {
 	ps := s.proxy.Stats()
 	st.Proxy = stats.ProxyStatus{
 		Clients: int64(ps.Clients), CommandsTotal: ps.CommandsTotal, ErrorsTotal: ps.ErrorsTotal,
-		P50MS: ms(ps.P50.Seconds()), P99MS: ms(ps.P99.Seconds()), Redirects: ps.Redirects,
+		Latency: latencyBuckets(ps.Latency, ps.LatencyBounds), Redirects: ps.Redirects,
 		Families: []stats.FamilyStatus{}, Parked: int64(ps.Parked), ParkedLongest: ps.ParkedLongest.Seconds(),
 		RetryBudget: ps.RetryBudget.Seconds(),
 	}
@@ -82,6 +83,14 @@ func (s *statusSource) Status() stats.Status {
 			SlotRanges: n.Slots, Keys: h.Info.Keys, UsedMemory: h.Info.UsedMemory, MaxMemory: h.Info.MaxMemory,
 			Clients: h.Info.Clients, OpsPerSec: h.Info.OpsPerSec, HitRatio: -1, ReplLag: h.Info.ReplLag,
 			LatencyMS: ms(h.Latency.Seconds()), LastCheck: h.LastCheck, LastError: h.LastError,
+		}
+		if checked {
+			ns.LastOK = h.LastOK
+			// The values above are what the node said at its last good
+			// check; say so when a later one failed.
+			if ns.Stale = h.Failures > 0; ns.Stale && !h.LastOK.IsZero() {
+				ns.StaleSeconds = time.Since(h.LastOK).Seconds()
+			}
 		}
 		if ns.SlotRanges == nil {
 			ns.SlotRanges = [][2]int{}
@@ -177,3 +186,16 @@ func groupStatus(s ha.State) *stats.GroupStatus {
 }
 
 func ms(seconds float64) float64 { return seconds * 1000 }
+
+// latencyBuckets maps the proxy's latency histogram onto the stats
+// server's, which takes windowed quantiles from it.
+func latencyBuckets(counts []uint64, bounds []float64) []stats.LatencyBucket {
+	out := make([]stats.LatencyBucket, len(counts))
+	for i, c := range counts {
+		out[i] = stats.LatencyBucket{UpperMS: math.Inf(1), Count: c}
+		if i < len(bounds) {
+			out[i].UpperMS = ms(bounds[i])
+		}
+	}
+	return out
+}

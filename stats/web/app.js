@@ -264,6 +264,11 @@
       const st = String(n.status || '?').toUpperCase(), since = ts(n.since);
       const ranges = n.slot_ranges || [];
       const isM = n.role === 'master';
+      // A node whose last check failed: what it said before is not shown
+      // as if it were current; Last check says how old it is.
+      const okAt = ts(n.last_ok), age = okAt ? fmtDur((now - okAt) / 1000) : '';
+      const staleTitle = n.stale ? (okAt ? `stale: the node last answered ${age} ago (${stamp(okAt)})` : 'stale: the node never answered a check') : '';
+      const fresh = (h) => (n.stale ? '<span class="muted">–</span>' : h);
       let repl = '–';
       if (!isM) {
         repl = n.repl_link ? badge(n.repl_link === 'up' ? 'up' : 'down', n.repl_link) : '–';
@@ -279,16 +284,17 @@
         ['slots', n.slot_count ? `<b>${fmtInt(n.slot_count)}</b> <span class="ranges">${esc(ranges.slice(0, 3).map(rangeText).join(', '))}` +
           (ranges.length > 3 ? ` +${ranges.length - 3} more` : '') + '</span>' : '<span class="muted">–</span>',
           ranges.length > 3 ? ranges.slice(0, 200).map(rangeText).join(', ') : ''],
-        ['num', fmtInt(n.keys)],
-        ['memory', memCell(n)],
-        ['num', fmtInt(n.connected_clients)],
-        ['num', fmtInt(n.ops_per_sec)],
-        ['num', n.hit_ratio == null || n.hit_ratio < 0 ? '–' : (100 * n.hit_ratio).toFixed(1) + '%'],
-        ['repl', repl],
-        ['num', n.status === 'UP' || n.ping_ms ? fmtMS(n.ping_ms) : '–'],
-        ['ago', esc(fmtAgo(ts(n.last_check), now))],
+        ['num', fresh(fmtInt(n.keys)), staleTitle],
+        ['memory', fresh(memCell(n)), staleTitle],
+        ['num', fresh(fmtInt(n.connected_clients)), staleTitle],
+        ['num', fresh(fmtInt(n.ops_per_sec)), staleTitle],
+        ['num', fresh(n.hit_ratio == null || n.hit_ratio < 0 ? '–' : (100 * n.hit_ratio).toFixed(1) + '%'), staleTitle],
+        ['repl', fresh(repl), staleTitle],
+        ['num', fresh(n.status === 'UP' || n.ping_ms ? fmtMS(n.ping_ms) : '–'), staleTitle],
+        n.stale ? ['ago', badge('warn', okAt ? 'stale ' + age : 'no answer yet'), staleTitle + `; the last check (${fmtAgo(ts(n.last_check), now)}) failed`] :
+          ['ago', esc(fmtAgo(ts(n.last_check), now))],
       ];
-    }, (n) => 'node ' + (n.role === 'master' ? 'master' : 'replica') + ' st-' + String(n.status).toLowerCase(), 'No nodes known yet');
+    }, (n) => 'node ' + (n.role === 'master' ? 'master' : 'replica') + ' st-' + String(n.status).toLowerCase() + (n.stale ? ' stale' : ''), 'No nodes known yet');
   }
 
   function renderProxy(p) {
@@ -405,7 +411,8 @@
       drawn = drawn || !!d;
       if (d) h += `<path class="line" d="${d}" stroke="${s.color}"><title>${esc(s.name)}</title></path>` + dots;
     }
-    if (!drawn) h += `<text class="nodata" x="${(L + W - R) / 2}" y="${H / 2}">No data yet</text>`;
+    // Points without values: e.g. no command, so no p99, in 15 minutes.
+    if (!drawn) h += `<text class="nodata" x="${(L + W - R) / 2}" y="${H / 2}">${times.some((t) => t >= t0) ? 'No values in these 15 minutes' : 'No data yet'}</text>`;
     svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
     svg.setAttribute('height', H);
     setHTML(svg, h + '<g class="hover"></g>');

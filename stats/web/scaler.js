@@ -41,11 +41,23 @@ window.SlotwayScaler = function (ui) {
   }
 
   // ---------- the autoscaler ----------
+  // The group's leader evaluates; before it has published an evaluation
+  // the status names none, so the group's view fills in.
+  function leaderOf(a) {
+    if (a.leader) return a.leader;
+    const st = ui.last(), g = st && st.group;
+    return (g && g.quorum && g.leader) || '';
+  }
   function stateLine(a, now) {
     const parts = [a.enabled ? badge('up', 'enabled') : badge('grey', 'disabled')];
     if (a.paused) parts.push(badge('warn', 'paused'));
     if (a.dry_run) parts.push(badge('warn', 'dry run'));
-    parts.push(`<span>leader <b>${esc(a.leader || 'none')}</b></span>`);
+    if (!a.enabled) {
+      // Nothing evaluates, so there is no leader or evaluation to show.
+      parts.push('<span class="muted">scaler.enabled is false: no automatic scaling; the scaling operations (Rebalance, <code>slotway cluster</code>) still work</span>');
+      return parts.join(' ');
+    }
+    parts.push(`<span>leader <b>${esc(leaderOf(a) || 'none')}</b></span>`);
     const ev = ts(a.evaluated);
     parts.push(`<span>evaluated <b>${esc(ev ? fmtAgo(ev, now) : 'never')}</b>` +
       (a.interval_ns > 0 ? ` <span class="muted">every ${esc(a.interval_ns < 1e9 ? Math.round(a.interval_ns / 1e6) + 'ms' : fmtDur(a.interval_ns / 1e9))}</span>` : '') + '</span>');
@@ -162,7 +174,13 @@ window.SlotwayScaler = function (ui) {
   function render(s, now) {
     s = s || {};
     setText('scaler-state', s.state || '–');
-    setHTML('scaler-enabled', yesno(!!s.enabled));
+    // "Enabled" is the autoscaler (scaler.enabled), as in the line below;
+    // without one only the scaling operations exist.
+    const a = s.auto, on = !!(s.enabled && a && a.enabled);
+    setHTML('scaler-enabled', yesno(on) + (on && a.paused ? ' ' + badge('warn', 'paused') : '') +
+      (!on && s.enabled ? ' <span class="muted">manual only</span>' : ''));
+    $('scaler-enabled').title = !s.enabled ? 'No scaler: section' : on ? 'The autoscaler runs (scaler.enabled: true)' :
+      'The autoscaler is off (scaler.enabled: false); the scaling operations work';
     renderAuto(s.auto, now);
     renderEvents(s);
   }
@@ -186,7 +204,8 @@ window.SlotwayScaler = function (ui) {
     set('btn-rebalance', !s.enabled, 'Rebalance', s.enabled ? 'Move slots so the masters hold even shares (runs on the leader)' : 'Needs a scaler: section');
     if (!s.enabled) return ' Scaling buttons need a <code>scaler:</code> section.';
     if (!a) return ' Pause and dry run need the autoscaler.';
-    return ' Pause and dry run apply to the whole group' + (a.leader ? `; the leader ${esc(a.leader)} evaluates and runs Rebalance.` : '.');
+    const ld = leaderOf(a);
+    return ' Pause and dry run apply to the whole group' + (ld ? `; the leader ${esc(ld)} evaluates and runs Rebalance.` : '.');
   }
 
   function init() {
