@@ -81,7 +81,7 @@ func (c *client) block(r *request, args [][]byte) {
 	}
 	var addr string
 	asking := false
-	deadline := time.Now().Add(c.s.cfg.RetryTimeout)
+	deadline := time.Now().Add(c.s.settings().retryTimeout)
 	bo := backoff{base: 5 * time.Millisecond, cap: 200 * time.Millisecond, cur: 5 * time.Millisecond}
 	for redirects := uint8(0); ; {
 		if addr == "" {
@@ -130,7 +130,7 @@ func (c *client) block(r *request, args [][]byte) {
 			c.s.m.redirects[kind].Inc()
 			c.s.redirCount[kind].Add(1)
 			b := c.s.topo.backendForRedirect(to, nil)
-			if b == nil || redirects >= c.s.cfg.MaxRedirects {
+			if b == nil || redirects >= c.s.settings().maxRedirects {
 				r.info.stats.errors.Add(1)
 				return
 			}

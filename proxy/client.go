@@ -106,9 +106,12 @@ type client struct {
 func (s *Server) newClient(id uint64, conn net.Conn) *client {
 	c := &client{
 		s: s, id: id, conn: conn,
-		rd:      newReader(conn, s.limits),
+		rd:      newReader(conn, s.settings().limits),
 		out:     make([]byte, 0, 16<<10),
 		created: time.Now(),
+	}
+	if len(s.settings().users) == 0 {
+		c.user = openUser // so a reload that adds users does not log it out
 	}
 	c.proto.Store(2)
 	c.batch.done = make(chan struct{}, 1)
@@ -128,8 +131,9 @@ func (c *client) serve() {
 		c.resetPubsub()
 		c.conn.Close()
 	}()
-	maxBatch := c.s.limits.MaxBatchLen
+	maxBatch := c.s.settings().limits.MaxBatchLen
 	for !c.quit {
+		c.rd.lim = c.s.settings().limits // a reload applies from the next batch
 		n := 0
 		c.rd.inline = c.rd.inline[:0]
 		c.resetSubs()
@@ -141,7 +145,7 @@ func (c *client) serve() {
 				if n > 0 {
 					break
 				}
-				if d := c.s.cfg.ClientIdleTimeout; d > 0 {
+				if d := c.s.settings().clientIdleTimeout; d > 0 {
 					if c.s.closing.Load() {
 						return // do not undo the drain's deadline
 					}
@@ -165,7 +169,7 @@ func (c *client) serve() {
 			if n == len(c.reqs) {
 				c.reqs = append(c.reqs, request{batch: &c.batch})
 			}
-			if ((c.subscribed() && !c.resp3) || isPubsubCommand(args)) && !c.tx.active && (len(c.s.users) == 0 || c.user != nil) {
+			if ((c.subscribed() && !c.resp3) || isPubsubCommand(args)) && !c.tx.active && (len(c.s.settings().users) == 0 || c.user != nil) {
 				// Subscriptions change the connection's state: what the
 				// batch holds so far is answered first.
 				if n > 0 {
@@ -181,7 +185,7 @@ func (c *client) serve() {
 				}
 				continue
 			}
-			if c.isTxCommand(args) && (len(c.s.users) == 0 || c.user != nil) {
+			if c.isTxCommand(args) && (len(c.s.settings().users) == 0 || c.user != nil) {
 				// A barrier: what the batch holds so far runs first, so a
 				// transaction sees the writes pipelined before it.
 				if n > 0 {
@@ -300,7 +304,7 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 	} else {
 		ci = localInfo(args[0]) // PING and friends work before the table is known
 	}
-	if len(c.s.users) > 0 && c.user == nil && !preAuth(ci) {
+	if len(c.s.settings().users) > 0 && c.user == nil && !preAuth(ci) {
 		req.reply = appendError(req.reply, "NOAUTH Authentication required.")
 		return
 	}
@@ -346,7 +350,7 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 			c.prepareScan(req, ci, args)
 			return
 		}
-		if (ci.name == "flushall" || ci.name == "flushdb") && c.s.cfg.DisableFlush {
+		if (ci.name == "flushall" || ci.name == "flushdb") && c.s.settings().disableFlush {
 			req.reply = appendError(req.reply, "ERR "+upper([]byte(ci.name))+" is disabled in this proxy (proxy.disable_flush)")
 			ci.stats.errors.Add(1)
 			return
@@ -429,7 +433,7 @@ func (c *client) execute(top, subs []request) {
 						if now.IsZero() {
 							now = time.Now()
 							if deadline.IsZero() {
-								deadline = now.Add(c.s.cfg.RetryTimeout)
+								deadline = now.Add(c.s.settings().retryTimeout)
 							}
 						}
 						c.s.topo.requestRefresh()
@@ -459,7 +463,7 @@ func (c *client) execute(top, subs []request) {
 				case redirMoved, redirAsk:
 					c.s.m.redirects[kind].Inc()
 					c.s.redirCount[kind].Add(1)
-					if r.redirects >= c.s.cfg.MaxRedirects {
+					if r.redirects >= c.s.settings().maxRedirects {
 						r.info.stats.errors.Add(1)
 						continue
 					}
@@ -479,7 +483,7 @@ func (c *client) execute(top, subs []request) {
 					if now.IsZero() {
 						now = time.Now()
 						if deadline.IsZero() {
-							deadline = now.Add(c.s.cfg.RetryTimeout)
+							deadline = now.Add(c.s.settings().retryTimeout)
 						}
 					}
 					if kind == redirClusterDown {
