@@ -60,8 +60,17 @@ func newSettings(cfg Config) (*settings, error) {
 	}, nil
 }
 
-// settings returns the current snapshot of the reloadable keys.
-func (s *Server) settings() *settings { return s.set.Load() }
+// settings returns the current snapshot of the reloadable keys. A
+// Server built without New (in tests) has the zero settings, as it had
+// the zero Config.
+func (s *Server) settings() *settings {
+	if set := s.set.Load(); set != nil {
+		return set
+	}
+	return &zeroSettings
+}
+
+var zeroSettings settings
 
 // Reload applies the reloadable keys of cfg (ReloadableKeys) to the
 // running server; cfg's other keys are ignored (the caller warns about
