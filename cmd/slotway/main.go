@@ -122,7 +122,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	setFileLevel(logLevel, cfg)
+	logLevel.Set(fileLevel(cfg, flagLevel))
 	inst, err := newInstance(cfg, log)
 	if err != nil {
 		return err

@@ -16,7 +16,6 @@ import (
 	"sync"
 
 	"github.com/slotway/slotway/ha"
-	"github.com/slotway/slotway/internal/fileconfig"
 	"github.com/slotway/slotway/proxy"
 	"github.com/slotway/slotway/scaler"
 )
@@ -125,11 +124,7 @@ func (r *reloader) apply(cfg fileConfig, applied []string) {
 		errs = append(errs, r.inst.group.Reload(*cfg.HA))
 	}
 	if changed("log") {
-		level := r.flagLevel
-		if cfg.Log.Level != "" {
-			level, _ = fileconfig.ParseLevel(cfg.Log.Level) // validated
-		}
-		r.level.Set(level)
+		r.level.Set(fileLevel(cfg, r.flagLevel))
 	}
 	if err := errors.Join(errs...); err != nil {
 		r.log.Error("a component refused its reloaded config", "err", err)
@@ -235,11 +230,11 @@ func joinKey(path, key string) string {
 	return path + "." + key
 }
 
-// setFileLevel applies log.level at start; without it the -log-level
-// flag's level stays.
-func setFileLevel(lv *slog.LevelVar, cfg fileConfig) {
-	if cfg.Log.Level != "" {
-		l, _ := fileconfig.ParseLevel(cfg.Log.Level) // validated
-		lv.Set(l)
+// fileLevel is log.level, or flag (-log-level) when the file has none.
+func fileLevel(cfg fileConfig, flag slog.Level) slog.Level {
+	var l slog.Level
+	if cfg.Log.Level == "" || l.UnmarshalText([]byte(strings.ToUpper(cfg.Log.Level))) != nil { // validated
+		return flag
 	}
+	return l
 }

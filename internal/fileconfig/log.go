@@ -14,20 +14,10 @@ type LogConfig struct {
 	Level string `yaml:"level"`
 }
 
-// ParseLevel reads a log level as the -log-level flag and log.level
-// write it: debug, info, warn or error, any case.
-func ParseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	err := l.UnmarshalText([]byte(strings.ToUpper(s)))
-	return l, err
-}
-
 // Validate reports a bad level, relative to `log`.
 func (c LogConfig) Validate() error {
-	if c.Level == "" {
-		return nil
-	}
-	if _, err := ParseLevel(c.Level); err != nil {
+	var l slog.Level
+	if c.Level != "" && l.UnmarshalText([]byte(strings.ToUpper(c.Level))) != nil {
 		return config.Errorf("level", "must be debug, info, warn or error, got %q", c.Level)
 	}
 	return nil
