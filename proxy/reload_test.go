@@ -1,8 +1,14 @@
 package proxy_test
 
 import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/slotway/slotway/internal/redistest"
 	"github.com/slotway/slotway/proxy"
@@ -55,4 +61,61 @@ func TestReloadKeepsConnections(t *testing.T) {
 		t.Error("Reload took max_args 0")
 	}
 	again.expect("invalid config changed nothing", "DEL a b c d\r\n", ":0")
+}
+
+// TestReloadUnderTraffic reloads over and over while clients run
+// commands: none fails, and under -race no access is unsynchronized.
+func TestReloadUnderTraffic(t *testing.T) {
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	var cfg proxy.Config
+	p := startProxy(t, c, func(pc *proxy.Config) { cfg = *pc })
+	ctx := context.Background()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	var ops atomic.Int64
+	for w := range 4 {
+		wg.Go(func() {
+			rc := redis.NewClient(&redis.Options{Addr: p.Addr().String(), MaxRetries: -1})
+			defer rc.Close()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				key := fmt.Sprintf("rt:%d:%d", w, i%100)
+				if err := rc.Set(ctx, key, i, 0).Err(); err != nil {
+					errs <- fmt.Errorf("SET %s: %w", key, err)
+					return
+				}
+				if err := rc.MGet(ctx, key, "rt:other").Err(); err != nil {
+					errs <- fmt.Errorf("MGET: %w", err)
+					return
+				}
+				ops.Add(1)
+			}
+		})
+	}
+	// Reload until the clients have run 1000 command pairs meanwhile.
+	deadline := time.Now().Add(2 * time.Minute)
+	for i := 0; ops.Load() < 1000 && len(errs) == 0; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("clients ran only %d command pairs in 2 minutes", ops.Load())
+		}
+		cfg.KeysLimit = i
+		cfg.MaxRedirects = uint8(1 + i%5)
+		cfg.ClientIdleTimeout = time.Duration(i) * time.Minute
+		cfg.ReadFrom = []string{"master", "prefer-replica"}[i%2]
+		cfg.Limits.MaxArgs = 1000 + i
+		if err := p.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
