@@ -485,7 +485,7 @@ func (g *Group) tick(now time.Time) {
 // updateHealth lowers our effective priority to 0 while the instance cannot
 // serve, so an unhealthy member is never elected and a holder steps down.
 func (g *Group) updateHealth() {
-	eff := g.cfg.Priority
+	eff := g.configuredPriority() // ha.priority, as a reload left it
 	if g.cfg.Witness || !g.healthy() {
 		eff = 0
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os/exec"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,19 +23,22 @@ type hookEvent struct {
 // so they see transitions in order; a full queue drops the oldest reason
 // rather than blocking the election loop.
 type hookRunner struct {
-	cfg   HooksConfig
+	cfg   atomic.Pointer[HooksConfig] // a reload swaps it (reload.go)
 	vip   string
 	log   *slog.Logger
 	queue chan hookEvent
 }
 
 func newHookRunner(cfg HooksConfig, vip string, log *slog.Logger) *hookRunner {
-	return &hookRunner{cfg: cfg, vip: vip, log: log, queue: make(chan hookEvent, 64)}
+	h := &hookRunner{vip: vip, log: log, queue: make(chan hookEvent, 64)}
+	h.cfg.Store(&cfg)
+	return h
 }
 
 func (h *hookRunner) fire(name string, st *State) {
-	cmd := map[string]string{"on_holder": h.cfg.OnHolder, "on_backup": h.cfg.OnBackup,
-		"on_leader": h.cfg.OnLeader, "on_fault": h.cfg.OnFault}[name]
+	hc := h.cfg.Load()
+	cmd := map[string]string{"on_holder": hc.OnHolder, "on_backup": hc.OnBackup,
+		"on_leader": hc.OnLeader, "on_fault": hc.OnFault}[name]
 	h.log.Info("transition", "event", name, "role", st.Role, "term", st.Term, "holder", st.Holder,
 		"leader", st.Leader, "reason", st.Reason)
 	if cmd == "" {

@@ -218,18 +218,19 @@ func (s *Server) proxyConfig() [][2]string {
 	if s.ln != nil {
 		host, port, _ = net.SplitHostPort(s.ln.Addr().String())
 	}
-	idle := int64(s.cfg.ClientIdleTimeout / time.Second)
+	set := s.settings()
+	idle := int64(set.clientIdleTimeout / time.Second)
 	return [][2]string{
 		{"bind", host},
 		{"port", port},
-		{"maxclients", strconv.Itoa(s.cfg.MaxClients)},
+		{"maxclients", strconv.Itoa(set.maxClients)},
 		{"timeout", strconv.FormatInt(idle, 10)},
-		{"proto-max-bulk-len", strconv.FormatInt(s.limits.MaxBulkLen, 10)},
+		{"proto-max-bulk-len", strconv.FormatInt(set.limits.MaxBulkLen, 10)},
 		{"databases", "1"},
 		{"cluster-enabled", "no"},
-		{"slotway-read-from", s.cfg.ReadFrom},
-		{"slotway-max-redirects", strconv.Itoa(int(s.cfg.MaxRedirects))},
-		{"slotway-keys-limit", strconv.Itoa(s.cfg.KeysLimit)},
+		{"slotway-read-from", set.readFrom},
+		{"slotway-max-redirects", strconv.Itoa(int(set.maxRedirects))},
+		{"slotway-keys-limit", strconv.Itoa(set.keysLimit)},
 	}
 }
 

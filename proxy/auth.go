@@ -108,10 +108,11 @@ func (u *user) permits(ci *cmdInfo) bool {
 
 // authenticate handles AUTH [user] password; it returns the reply.
 func (c *client) authenticate(name, password []byte, dst []byte) []byte {
-	if len(c.s.users) == 0 {
+	users := c.s.settings().users
+	if len(users) == 0 {
 		return appendError(dst, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 	}
-	u := c.s.users[string(name)]
+	u := users[string(name)]
 	if u == nil || !u.check(password) {
 		c.s.m.authFailures.Inc()
 		return appendError(dst, "WRONGPASS invalid username-password pair or user is disabled.")

@@ -138,7 +138,7 @@ func (c *client) block(r *request, args [][]byte) {
 			c.s.m.redirects[kind].Inc()
 			c.s.redirCount[kind].Add(1)
 			b := c.s.topo.backendForRedirect(to, nil)
-			if b == nil || redirects >= c.s.cfg.MaxRedirects {
+			if b == nil || redirects >= c.s.settings().maxRedirects {
 				r.info.stats.errors.Add(1)
 				return
 			}

@@ -118,9 +118,12 @@ type client struct {
 func (s *Server) newClient(id uint64, conn net.Conn) *client {
 	c := &client{
 		s: s, id: id, conn: conn,
-		rd:      newReader(conn, s.limits),
+		rd:      newReader(conn, s.settings().limits),
 		out:     make([]byte, 0, 16<<10),
 		created: time.Now(),
+	}
+	if len(s.settings().users) == 0 {
+		c.user = openUser // so a reload that adds users does not log it out
 	}
 	c.proto.Store(2)
 	c.batch.done = make(chan struct{}, 1)
@@ -140,8 +143,9 @@ func (c *client) serve() {
 		c.resetPubsub()
 		c.conn.Close()
 	}()
-	maxBatch := c.s.limits.MaxBatchLen
+	maxBatch := c.s.settings().limits.MaxBatchLen
 	for !c.quit {
+		c.rd.lim = c.s.settings().limits // a reload applies from the next batch
 		n := 0
 		c.rd.inline = c.rd.inline[:0]
 		c.resetSubs()
@@ -153,7 +157,7 @@ func (c *client) serve() {
 				if n > 0 {
 					break
 				}
-				if d := c.s.cfg.ClientIdleTimeout; d > 0 {
+				if d := c.s.settings().clientIdleTimeout; d > 0 {
 					if c.s.closing.Load() {
 						return // do not undo the drain's deadline
 					}
@@ -177,7 +181,7 @@ func (c *client) serve() {
 			if n == len(c.reqs) {
 				c.reqs = append(c.reqs, request{batch: &c.batch})
 			}
-			if ((c.subscribed() && !c.resp3) || isPubsubCommand(args)) && !c.tx.active && (len(c.s.users) == 0 || c.user != nil) {
+			if ((c.subscribed() && !c.resp3) || isPubsubCommand(args)) && !c.tx.active && (len(c.s.settings().users) == 0 || c.user != nil) {
 				// Subscriptions change the connection's state: what the
 				// batch holds so far is answered first.
 				if n > 0 {
@@ -193,7 +197,7 @@ func (c *client) serve() {
 				}
 				continue
 			}
-			if c.isTxCommand(args) && (len(c.s.users) == 0 || c.user != nil) {
+			if c.isTxCommand(args) && (len(c.s.settings().users) == 0 || c.user != nil) {
 				// A barrier: what the batch holds so far runs first, so a
 				// transaction sees the writes pipelined before it.
 				if n > 0 {
@@ -312,7 +316,7 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 	} else {
 		ci = localInfo(args[0]) // PING and friends work before the table is known
 	}
-	if len(c.s.users) > 0 && c.user == nil && !preAuth(ci) {
+	if len(c.s.settings().users) > 0 && c.user == nil && !preAuth(ci) {
 		req.reply = appendError(req.reply, "NOAUTH Authentication required.")
 		return
 	}
@@ -358,7 +362,7 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 			c.prepareScan(req, ci, args)
 			return
 		}
-		if (ci.name == "flushall" || ci.name == "flushdb") && c.s.cfg.DisableFlush {
+		if (ci.name == "flushall" || ci.name == "flushdb") && c.s.settings().disableFlush {
 			req.reply = appendError(req.reply, "ERR "+upper([]byte(ci.name))+" is disabled in this proxy (proxy.disable_flush)")
 			ci.stats.errors.Add(1)
 			return
@@ -481,7 +485,7 @@ func (c *client) execute(top, subs []request) {
 				case redirMoved, redirAsk:
 					c.s.m.redirects[kind].Inc()
 					c.s.redirCount[kind].Add(1)
-					if r.redirects >= c.s.cfg.MaxRedirects {
+					if r.redirects >= c.s.settings().maxRedirects {
 						r.info.stats.errors.Add(1)
 						continue
 					}
@@ -542,7 +546,7 @@ func (c *client) send(r *request) {
 			if b != nil && t.replicas != nil && r.info != nil && r.info.flags&flagReadonly != 0 {
 				if rb := c.s.pickReplica(t.replicas[b], c.id); rb != nil {
 					b = rb
-				} else if c.s.cfg.ReadFrom == "replica" {
+				} else if c.s.settings().readFrom == "replica" {
 					// Never the master: that is what prefer-replica is for.
 					r.reply = appendError(r.reply[:0], "CLUSTERDOWN slotway: no healthy replica of master "+b.addr+" (proxy.read_from replica)")
 					r.state = stDone

@@ -153,7 +153,7 @@ func cmdHello(c *client, args [][]byte, dst []byte) []byte {
 			return appendError(dst, "ERR Syntax error in HELLO option '"+printable(args[i])+"'")
 		}
 	}
-	if len(c.s.users) > 0 && c.user == nil {
+	if len(c.s.settings().users) > 0 && c.user == nil {
 		return appendError(dst, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 	}
 	c.setProto(proto)

@@ -680,7 +680,7 @@ func bulkAt(f []byte, pos int) ([]byte, int, bool) {
 
 // pubsubLimits: hard, soft and the soft period of the output queue.
 func (s *Server) pubsubLimits() (hard, soft int, softFor time.Duration) {
-	l := s.cfg.Limits.PubsubOutput
+	l := s.settings().pubsubOutput
 	return int(l.Hard), int(l.Soft), l.SoftFor
 }
 

@@ -51,21 +51,24 @@ type retryBudget struct {
 func (s *Server) retryBudget() time.Duration { return time.Duration(s.budget.cur.Load()) }
 
 // initRetryBudget sets the budget before any command runs.
+// It is called again by Reload: an explicit proxy.retry_timeout applies at
+// once; back to 0, the budget is derived from the node timeout last read.
 func (s *Server) initRetryBudget() {
-	if s.cfg.RetryTimeout > 0 {
-		s.budget.cur.Store(int64(s.cfg.RetryTimeout))
+	if rt := s.settings().retryTimeout; rt > 0 {
+		s.budget.cur.Store(int64(rt))
 		return
 	}
-	s.budget.cur.Store(int64(retryBudgetFor(redisDefaultNodeTimeout)))
+	nt := time.Duration(s.budget.nodeTimeout.Load())
+	if nt == 0 {
+		nt = redisDefaultNodeTimeout
+	}
+	s.budget.cur.Store(int64(retryBudgetFor(nt)))
 }
 
 // watchNodeTimeout derives the budget from cluster-node-timeout until ctx
 // ends: as soon as the slot map is known, then every nodeTimeoutEvery.
-// With proxy.retry_timeout set it returns at once.
+// While proxy.retry_timeout is set (it can be reloaded) it reads nothing.
 func (s *Server) watchNodeTimeout(ctx context.Context) {
-	if s.cfg.RetryTimeout > 0 {
-		return
-	}
 	t := time.NewTicker(s.cfg.Cluster.RefreshInterval)
 	defer t.Stop()
 	var next time.Time
@@ -75,7 +78,7 @@ func (s *Server) watchNodeTimeout(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			if now.Before(next) {
+			if now.Before(next) || s.settings().retryTimeout > 0 {
 				continue
 			}
 		}
@@ -94,7 +97,7 @@ func (s *Server) watchNodeTimeout(ctx context.Context) {
 		default:
 			failing = false
 			if old := time.Duration(s.budget.nodeTimeout.Swap(int64(nt))); old != nt {
-				s.budget.cur.Store(int64(retryBudgetFor(nt)))
+				s.initRetryBudget()
 				s.log.Info("retry budget derived from cluster-node-timeout", "node_timeout", nt, "retry_budget", s.retryBudget())
 			}
 		}

@@ -25,13 +25,12 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	ln      net.Listener
-	limits  Limits
+	set     atomic.Pointer[settings] // the keys a reload changes (reload.go)
 	topo    *topologyOwner
 	health  *healthChecker
 	m       *metrics
 	started time.Time
 
-	users    map[string]*user // proxy.users; empty: no AUTH required
 	table    atomic.Pointer[commandTable]
 	redisVer atomic.Pointer[string]
 	slotOps  [SlotCount]atomic.Uint64
@@ -64,18 +63,12 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, erro
 	s := &Server{
 		cfg: cfg, log: log, started: time.Now(),
 		clients: map[*client]struct{}{},
-		limits: Limits{
-			MaxBulkLen:  int64(cfg.Limits.MaxBulkLen),
-			MaxArgs:     cfg.Limits.MaxArgs,
-			MaxInline:   int(cfg.Limits.MaxInlineLen),
-			MaxBatchLen: 1024,
-		},
 	}
-	users, err := compileUsers(cfg.Users)
+	set, err := newSettings(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("proxy config: %w", err)
 	}
-	s.users = users
+	s.set.Store(set)
 	s.initRetryBudget()
 	m, err := newMetrics(reg, s)
 	if err != nil {
@@ -161,7 +154,7 @@ func (s *Server) acceptLoop() error {
 		delay = 0
 		s.acceptedCount.Add(1)
 		s.m.accepted.Inc()
-		if s.cfg.MaxClients > 0 && s.clientCount() >= s.cfg.MaxClients {
+		if limit := s.settings().maxClients; limit > 0 && s.clientCount() >= limit {
 			s.m.rejectedClients.Inc()
 			conn.SetWriteDeadline(time.Now().Add(time.Second))
 			_, _ = conn.Write([]byte("-ERR max number of clients reached\r\n"))
@@ -199,7 +192,7 @@ func (s *Server) drainClients() {
 	select {
 	case <-done:
 		return
-	case <-time.After(s.cfg.ShutdownTimeout):
+	case <-time.After(s.settings().shutdownTimeout):
 	}
 	s.mu.Lock()
 	n := len(s.clients)
@@ -270,7 +263,7 @@ func (s *Server) pickReplica(replicas []*backend, clientID uint64) *backend {
 }
 
 // splitAllowed applies proxy.cross_slot: split unless set to reject.
-func (s *Server) splitAllowed(ci *cmdInfo) bool { return s.cfg.CrossSlot[ci.name] != "reject" }
+func (s *Server) splitAllowed(ci *cmdInfo) bool { return s.settings().crossSlot[ci.name] != "reject" }
 
 func (s *Server) redisVersion() string {
 	if v := s.redisVer.Load(); v != nil {

@@ -411,7 +411,7 @@ func (c *client) concatReplies(r *request, parts []request) []byte {
 		all[j] = e
 		total += len(e)
 	}
-	if limit := c.s.cfg.KeysLimit; limit > 0 && total > limit {
+	if limit := c.s.settings().keysLimit; limit > 0 && total > limit {
 		return appendError(r.reply[:0], "ERR KEYS would return "+strconv.Itoa(total)+" keys, over proxy.keys_limit "+strconv.Itoa(limit)+"; use SCAN")
 	}
 	out := appendHeader(r.reply[:0], '*', int64(total))

@@ -80,8 +80,9 @@ func (a *autoscaler) tick(ctx context.Context, now time.Time) {
 		a.restore(ctx, now)
 	}
 	paused, dryRun := a.flags(ctx)
+	cfg, pol := a.policy() // a reload may change them (reload.go)
 	st := AutoStatus{Enabled: a.cfg.Enabled, Paused: paused, DryRun: dryRun, Leader: a.s.opts.Name, Interval: a.cfg.Interval,
-		Evaluated: now, Cycles: CycleStatus{UpNeeded: a.cfg.UpCycles, DownNeeded: a.cfg.DownCycles, ImbalanceNeeds: a.cfg.RebalanceCycles}}
+		Evaluated: now, Cycles: CycleStatus{UpNeeded: cfg.UpCycles, DownNeeded: cfg.DownCycles, ImbalanceNeeds: cfg.RebalanceCycles}}
 	defer func() { a.publish(ctx, st) }()
 	if a.tryResume() {
 		st.Decision, st.Reason = "none", "finishing an action the previous leader started"
@@ -107,13 +108,13 @@ func (a *autoscaler) tick(ctx context.Context, now time.Time) {
 	sample.Hold = strings.Join(holds, "; ")
 	a.s.m.signal.WithLabelValues("masters_unreachable").Set(float64(ms.unreachable))
 	a.mu.Lock()
-	d, next := Decide(a.pol, a.st, sample)
+	d, next := Decide(pol, a.st, sample)
 	a.st = next // unchanged by a held evaluation
 	prevBreached := a.breached
 	a.mu.Unlock()
 	if sample.Hold != "" {
 		// The signals are still shown (and breaches still reported).
-		d.Signals, d.Breached = Measure(a.pol, sample)
+		d.Signals, d.Breached = Measure(pol, sample)
 	}
 	// Masters the cluster has, answering or not (the sample has only
 	// those that answered).
@@ -135,8 +136,8 @@ func (a *autoscaler) tick(ctx context.Context, now time.Time) {
 	ps := a.st
 	a.mu.Unlock()
 	st.Cycles.Up, st.Cycles.Down, st.Cycles.Imbalanced = ps.Up, ps.Down, ps.Imbalanced
-	st.UpCooldownLeft = left(ps.LastUp, a.cfg.UpCooldown, now)
-	st.DownCooldownLeft = left(ps.LastDown, a.cfg.DownCooldown, now)
+	st.UpCooldownLeft = left(ps.LastUp, cfg.UpCooldown, now)
+	st.DownCooldownLeft = left(ps.LastDown, cfg.DownCooldown, now)
 	st.Decision, st.Reason = d.Kind, d.Reason
 	a.point(TimelinePoint{Time: now, Masters: n})
 	if d.Kind == "none" {

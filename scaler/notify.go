@@ -62,6 +62,7 @@ func (c NotifyConfig) Validate() error {
 // notify is safe for concurrent use; run is called once. Delivery is at
 // least once: a retry after a timeout may repeat what the receiver got.
 type notifier struct {
+	// url and on are guarded by mu: a reload changes them (setConfig).
 	url    string
 	on     []string
 	client *http.Client
@@ -103,13 +104,17 @@ func newNotifier(cfg NotifyConfig, client *http.Client, log *slog.Logger, result
 // notify queues ev if its kind is enabled. It never waits for the network:
 // it is called from the scaling loop, which a slow receiver must not stall.
 func (n *notifier) notify(ev Event) {
-	if n == nil || n.url == "" || !slices.Contains(n.on, ev.Kind) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	if n.url == "" || !slices.Contains(n.on, ev.Kind) {
+		n.mu.Unlock()
 		return
 	}
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
-	n.mu.Lock()
 	// The newest events say most about the cluster as it is now.
 	full := len(n.queue) >= n.queueLen
 	var dropped Event
@@ -130,7 +135,7 @@ func (n *notifier) notify(ev Event) {
 
 // run delivers queued events until ctx ends; an event being sent then is lost.
 func (n *notifier) run(ctx context.Context) {
-	if n == nil || n.url == "" {
+	if n == nil {
 		<-ctx.Done()
 		return
 	}
@@ -201,7 +206,13 @@ func (n *notifier) deliver(ctx context.Context, ev Event) {
 func (n *notifier) post(ctx context.Context, body []byte) (retry bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, n.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.url, bytes.NewReader(body))
+	n.mu.Lock()
+	webhook := n.url
+	n.mu.Unlock()
+	if webhook == "" {
+		return false, errors.New("scaler.notify.webhook was removed by a reload")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, webhook, bytes.NewReader(body))
 	if err != nil {
 		return false, errors.New("build request: invalid webhook URL")
 	}

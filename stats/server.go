@@ -101,6 +101,8 @@ type Server struct {
 	started time.Time
 	page    *template.Template
 	series  sampler
+
+	reloader atomic.Pointer[Reloader] // POST /api/v1/reload (reload.go)
 }
 
 // New binds cfg.Listen. reg receives Go runtime and process collectors;
@@ -236,6 +238,7 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, hol
 			s.control(w, r, op)
 		}))
 	}
+	mux.Handle("POST /api/v1/reload", admin(token, s.handleReload))
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)

@@ -35,7 +35,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, *level)
+	log, _, err := newLogger(stderr, *level)
 	if err != nil {
 		return err
 	}

@@ -85,15 +85,22 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 
 type usageError struct{ error }
 
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+// newLogger returns the logger and its level, which a reload may change.
+func newLogger(w io.Writer, level string) (*slog.Logger, *slog.LevelVar, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
-		return nil, usageError{fmt.Errorf("-log-level: %w", err)}
+		return nil, nil, usageError{fmt.Errorf("-log-level: %w", err)}
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	lv := new(slog.LevelVar)
+	lv.Set(l)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv})), lv, nil
 }
 
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
+	// At once: SIGHUP's default action is to end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var path string
@@ -106,14 +113,16 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if path == "" {
 		return usageError{errors.New("-config FILE is required")}
 	}
-	log, err := newLogger(stderr, *level)
+	log, logLevel, err := newLogger(stderr, *level)
 	if err != nil {
 		return err
 	}
+	flagLevel := logLevel.Level()
 	cfg, err := loadConfig(path)
 	if err != nil {
 		return err
 	}
+	logLevel.Set(fileLevel(cfg, flagLevel))
 	inst, err := newInstance(cfg, log)
 	if err != nil {
 		return err
@@ -125,7 +134,11 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("slotway started as a witness (votes, runs no proxy)", "version", proxy.Version,
 			"stats", inst.stats.Addr().String())
 	}
+	rl := newReloader(path, cfg, inst, log, logLevel, flagLevel)
+	inst.stats.SetReloader(rl)
+	stopReloads := rl.watch(ctx, hup)
 	err = inst.run(ctx)
+	stopReloads()
 	log.Info("slotway stopped")
 	return err
 }

@@ -65,6 +65,7 @@ func TestSystemdUnit(t *testing.T) {
 		{"User", "slotway"},
 		{"Group", "slotway"},
 		{"ExecStart", "/usr/local/bin/slotway run -config /etc/slotway/slotway.yaml"},
+		{"ExecReload", "/bin/kill -HUP $MAINPID"},
 		{"Restart", "on-failure"},
 		{"KillSignal", "SIGTERM"},
 		{"NoNewPrivileges", "yes"},

@@ -22,6 +22,7 @@ type File struct {
 	HA *ha.Config `yaml:"ha"`
 	// Scaler is optional: without it this instance moves no slot.
 	Scaler *scaler.Config `yaml:"scaler"`
+	Log    LogConfig      `yaml:"log"`
 }
 
 // Default is the configuration of keys the file leaves out.
@@ -31,7 +32,7 @@ func Default() File {
 
 // Validate reports every bad field, with its path.
 func (c *File) Validate() error {
-	errs := []error{config.Prefix("stats", c.Stats.Validate())}
+	errs := []error{config.Prefix("stats", c.Stats.Validate()), config.Prefix("log", c.Log.Validate())}
 	if !c.WitnessOnly() {
 		errs = append(errs, config.Prefix("proxy", c.Proxy.Validate()))
 	}

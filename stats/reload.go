@@ -1,0 +1,32 @@
+package stats
+
+import "net/http"
+
+// Reloader is what the stats server needs to reload the instance's config
+// (POST /api/v1/reload). Reload may be called from several requests at
+// once and must serialize itself.
+type Reloader interface {
+	// Reload re-reads the config file and applies what can change without
+	// a restart; the result is the summary sent as JSON. An error means
+	// the file is invalid and nothing changed; its text is the answer.
+	Reload() (any, error)
+}
+
+// SetReloader enables POST /api/v1/reload.
+func (s *Server) SetReloader(r Reloader) { s.reloader.Store(&r) }
+
+// handleReload answers 200 with the summary, or 400 with the error text
+// when the file is invalid (then nothing changed).
+func (s *Server) handleReload(w http.ResponseWriter, _ *http.Request) {
+	p := s.reloader.Load()
+	if p == nil {
+		http.Error(w, "this instance cannot reload its config", http.StatusNotFound)
+		return
+	}
+	res, err := (*p).Reload()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
