@@ -32,7 +32,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	statsListen := fs.String("stats", "127.0.0.1:8100", "stats address of the first instance (the second uses the next port)")
 	pprof := fs.Bool("pprof", false, "serve /debug/pprof/ on the stats listeners")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, *level)

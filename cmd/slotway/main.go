@@ -71,6 +71,10 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
+	var fe flagError
+	if errors.As(err, &fe) {
+		return 2 // the flag package printed it, with the usage
+	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "slotway %s: %v\n", args[0], err)
@@ -100,7 +104,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&path, "config", "", "config file (YAML)")
 	fs.StringVar(&path, "c", "", "config file (shorthand for -config)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if path == "" {
