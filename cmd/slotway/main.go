@@ -7,10 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/slotway/slotway/proxy"
@@ -89,35 +87,27 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 
 type usageError struct{ error }
 
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
-		return nil, usageError{fmt.Errorf("-log-level: %w", err)}
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
-}
-
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var path string
 	fs.StringVar(&path, "config", "", "config file (YAML)")
 	fs.StringVar(&path, "c", "", "config file (shorthand for -config)")
-	level := fs.String("log-level", "info", "debug, info, warn or error")
+	logf := addLogFlags(fs, "info")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if path == "" {
 		return usageError{errors.New("-config FILE is required")}
 	}
-	log, err := newLogger(stderr, *level)
-	if err != nil {
+	if err := logf.check(); err != nil {
 		return err
 	}
 	cfg, err := loadConfig(path)
 	if err != nil {
 		return err
 	}
+	log := logf.logger(stderr, cfg.Log.Format)
 	inst, err := newInstance(cfg, log)
 	if err != nil {
 		return err
