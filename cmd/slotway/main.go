@@ -17,7 +17,8 @@ import (
 const usage = `Slotway makes a Redis Cluster look like one Redis server.
 
 Usage:
-  slotway run -config FILE     run an instance (also -c FILE)
+  slotway run -config FILE     run an instance (also -c FILE); with -check,
+                               check the file and exit 0 or 1
   slotway demo                 start a local Redis Cluster with Slotway in front
   slotway cluster -config FILE status | rebalance | scale N | drain HOST:PORT | fix
                                run a scaling operation on the group's leader
@@ -32,7 +33,8 @@ Usage:
                                size; write results.csv, .json and .svg
   slotway version              print the version
 
-Run 'slotway COMMAND -h' for a command's flags.
+Run 'slotway COMMAND -h' for a command's flags. Exit status: 0 on
+success, 1 on failure, 2 for a bad command line.
 `
 
 func main() {
@@ -94,6 +96,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&path, "config", "", "config file (YAML)")
 	fs.StringVar(&path, "c", "", "config file (shorthand for -config)")
 	logf := addLogFlags(fs, "info")
+	check := fs.Bool("check", false, "check the config file and exit (0 good, 1 not): its values, the files it names, the listen addresses; starts and dials nothing")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -106,6 +109,14 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg, err := loadConfig(path)
 	if err != nil {
 		return err
+	}
+	// The same checks as -check, before anything starts or dials.
+	if err := checkConfig(path, cfg); err != nil {
+		return err
+	}
+	if *check {
+		fmt.Fprintf(stderr, "config %s: ok\n", path)
+		return nil
 	}
 	log := logf.logger(stderr, cfg.Log.Format)
 	inst, err := newInstance(cfg, log)

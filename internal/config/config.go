@@ -122,6 +122,22 @@ func Parse(data []byte, dst any) error {
 		func(e error) error { return e })
 }
 
+// Locate fills in the line of every FieldError in err from the YAML file
+// data (as Parse does for Validate's errors), for checks made after
+// loading; other errors pass unchanged.
+func Locate(data []byte, err error) error {
+	if err == nil {
+		return nil
+	}
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil || len(root.Content) == 0 {
+		return err
+	}
+	doc := root.Content[0]
+	return mapFieldErrors(err, func(fe *FieldError) { fe.Line = lineOf(doc, fe.Field) },
+		func(e error) error { return e })
+}
+
 // checkKeys walks the YAML tree against the struct's yaml tags and reports
 // every unknown key with its full path and line, and every value that
 // would not decode into its field's type with the path, what would parse

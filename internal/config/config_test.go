@@ -110,3 +110,14 @@ func FuzzParse(f *testing.F) {
 		_ = Parse(in, &v) // must not panic, whatever the input
 	})
 }
+
+func TestLocate(t *testing.T) {
+	in := []byte("proxy:\n  listen: a:1\n  seeds: [x]\n")
+	err := Locate(in, errors.Join(Errorf("proxy.seeds[0]", "unreadable"), errors.New("other")))
+	if want := "line 3: proxy.seeds[0]: unreadable\nother"; err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+	if Locate(in, nil) != nil {
+		t.Error("Locate(nil) is not nil")
+	}
+}
