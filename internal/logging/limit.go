@@ -17,7 +17,8 @@ const maxKeys = 4096
 // others in the interval are counted; the next line written for them (the
 // next occurrence after the interval, or, when none comes, the last one
 // counted, once any later record shows that the interval is over) carries
-// repeated=N, the number not written. Lines are the same when level,
+// repeated=N: it stands for N occurrences, itself and those not written
+// since the previous line. Lines are the same when level,
 // message, the logger's With attributes and the record's attributes other
 // than errors are: an error's text varies (addresses, counts) while it is
 // the same trouble. Time is the records' own, so the logic needs no clock.
@@ -114,7 +115,7 @@ func (s *limitState) decide(h *Limit, r slog.Record) []pending {
 		return out
 	case w != nil && w.suppressed > 0:
 		r = r.Clone()
-		r.AddAttrs(slog.Int("repeated", w.suppressed))
+		r.AddAttrs(slog.Int("repeated", w.suppressed+1))
 	}
 	if w != nil || len(s.seen) < maxKeys {
 		s.seen[k] = &window{until: now.Add(s.every)}

@@ -84,6 +84,23 @@ func TestLimitOutage(t *testing.T) {
 	}
 }
 
+// TestLimitNextOccurrence: when the next occurrence after the interval
+// comes before any sweep, it is written with the count it stands for.
+func TestLimitNextOccurrence(t *testing.T) {
+	c := &collect{}
+	h := NewLimit(c, 10*time.Second)
+	logAt(h, 0, slog.LevelWarn, "a")
+	logAt(h, 5*time.Second, slog.LevelWarn, "b")
+	logAt(h, 6*time.Second, slog.LevelWarn, "b")
+	logAt(h, 7*time.Second, slog.LevelWarn, "b")
+	logAt(h, 10*time.Second, slog.LevelInfo, "sweep") // b's interval runs to 15 s
+	logAt(h, 16*time.Second, slog.LevelWarn, "b")
+	want := "WARN a\nWARN b\nINFO sweep\nWARN b repeated=3"
+	if got := strings.Join(c.lines, "\n"); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
 func TestLimitKeys(t *testing.T) {
 	c := &collect{}
 	l := NewLimit(c, 10*time.Second)
@@ -135,5 +152,36 @@ func TestLimitKeys(t *testing.T) {
 		if !found {
 			t.Errorf("missing %q in\n%s", w, strings.Join(c.lines, "\n"))
 		}
+	}
+}
+
+// TestLimitConcurrent: loggers of one Limit used from many goroutines
+// lose no count (run with -race).
+func TestLimitConcurrent(t *testing.T) {
+	c := &collect{}
+	l := NewLimit(c, time.Hour)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		h := l.WithAttrs([]slog.Attr{slog.Int("g", g)})
+		wg.Go(func() {
+			for i := range 100 {
+				logAt(h, time.Duration(i)*time.Millisecond, slog.LevelWarn, "same")
+			}
+		})
+	}
+	wg.Wait()
+	logAt(l, 2*time.Hour, slog.LevelInfo, "later")
+	total := 0
+	for _, line := range c.lines {
+		if strings.Contains(line, " same") {
+			n := 0
+			if i := strings.Index(line, "repeated="); i >= 0 {
+				fmt.Sscan(line[i+len("repeated="):], &n)
+			}
+			total += max(1, n)
+		}
+	}
+	if total != 800 || len(c.lines) != 17 {
+		t.Errorf("%d lines counting %d warnings, want 17 lines counting 800:\n%s", len(c.lines), total, strings.Join(c.lines, "\n"))
 	}
 }

@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// RepeatEvery is how often one repeated warning is written at most; the
-// line after a quiet spell carries repeated=N, the count left out.
+// RepeatEvery is how often one repeated warning is written at most; a
+// line written for several carries repeated=N, the number it stands for.
 const RepeatEvery = 10 * time.Second
 
 // New returns a logger writing format ("text" or "json"; anything else is
