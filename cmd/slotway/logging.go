@@ -38,8 +38,10 @@ func (f *logFlags) check() error {
 }
 
 // logger makes the process's logger, in the -log-format or else
-// fileFormat, and routes go-redis's own logger (a process-wide setting)
-// into it with component=go-redis. Call check first.
+// fileFormat, and routes into it, as process-wide settings, go-redis's
+// own logger (with component=go-redis) and the standard log package (the
+// HTTP server's errors, at Info), so every line has one format. Call
+// check first.
 func (f *logFlags) logger(w io.Writer, fileFormat string) *slog.Logger {
 	format := f.format
 	if format == "" {
@@ -47,5 +49,6 @@ func (f *logFlags) logger(w io.Writer, fileFormat string) *slog.Logger {
 	}
 	log := logging.New(w, f.lvl, format)
 	redis.SetLogger(logging.RedisLogger{Log: log.With("component", "go-redis")})
+	slog.SetDefault(log)
 	return log
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -106,4 +108,26 @@ func TestRunLogsJSON(t *testing.T) {
 		t.Errorf("%d 'topology refresh failed' lines for %d failed refreshes; want at least 1 and fewer\n%s", refreshLines, failures, out)
 	}
 	t.Logf("%d failed refreshes, %d lines", failures, refreshLines)
+}
+
+// TestStdLogRouted: lines of the standard log package (net/http's server
+// errors) come out in the -log-format too.
+func TestStdLogRouted(t *testing.T) {
+	old := slog.Default()
+	t.Cleanup(func() {
+		slog.SetDefault(old)
+		log.SetOutput(os.Stderr)
+		log.SetFlags(log.LstdFlags)
+	})
+	var buf syncBuffer
+	f := &logFlags{level: "info", format: "json"}
+	if err := f.check(); err != nil {
+		t.Fatal(err)
+	}
+	f.logger(&buf, "text")
+	log.Printf("http: TLS handshake error from %s: EOF", "10.0.0.9:51234")
+	var m map[string]any
+	if err := json.Unmarshal([]byte(buf.String()), &m); err != nil || m["msg"] != "http: TLS handshake error from 10.0.0.9:51234: EOF" {
+		t.Errorf("got %q (%v)", buf.String(), err)
+	}
 }
