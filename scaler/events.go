@@ -61,7 +61,7 @@ func (e *events) add(ctx context.Context, ev Event) {
 		level = slog.LevelWarn
 	}
 	if ev.Kind != "slot_moved" {
-		e.log.Log(ctx, level, "scaler: "+ev.Kind, "slot", ev.Slot, "node", ev.Node, "keys", ev.Keys, "term", ev.Term, "reason", ev.Reason)
+		e.log.Log(ctx, level, "scaler: "+ev.Kind, ev.logAttrs()...)
 	}
 	// Single slot moves stay in memory: thousands of them would push the
 	// group's history out of the capped stream; "slots_moved" sums them up.
@@ -78,6 +78,28 @@ func (e *events) add(ctx context.Context, ev Event) {
 	if err != nil {
 		e.log.Debug("scaler: event not stored in the cluster", "err", err)
 	}
+}
+
+// logAttrs are the event's fields that have a value: no slot=-1 node=""
+// keys=0 reason="" on events about no slot or node.
+func (ev Event) logAttrs() []any {
+	var out []any
+	if ev.Slot >= 0 {
+		out = append(out, "slot", ev.Slot)
+	}
+	if ev.Node != "" {
+		out = append(out, "node", ev.Node)
+	}
+	if ev.Keys != 0 {
+		out = append(out, "keys", ev.Keys)
+	}
+	if ev.Term != 0 {
+		out = append(out, "term", ev.Term)
+	}
+	if ev.Reason != "" {
+		out = append(out, "reason", ev.Reason)
+	}
+	return out
 }
 
 // recent returns the last n events, newest last: from the cluster's

@@ -143,7 +143,7 @@ func newToolFlags(name, usage string, stderr io.Writer) (*flag.FlagSet, *authFla
 
 // parse parses args (flags only) and fills in the password.
 func (a *authFlags) parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

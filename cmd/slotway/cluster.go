@@ -41,7 +41,7 @@ func cmdCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Usage = func() { fmt.Fprint(stderr, clusterUsage) }
 	path := fs.String("config", "", "config file")
 	fs.StringVar(path, "c", "", "config file (short for -config)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	rest := fs.Args()

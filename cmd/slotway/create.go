@@ -44,7 +44,7 @@ func cmdCreate(ctx context.Context, args []string, configPath string, stdout, st
 	password := fs.String("password", "", "password for the nodes")
 	fs.StringVar(&configPath, "config", configPath, "config file")
 	fs.StringVar(&configPath, "c", configPath, "config file (short for -config)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	addrs := fs.Args()

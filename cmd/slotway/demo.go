@@ -31,14 +31,14 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	listen := fs.String("listen", "127.0.0.1:7100", "client address of the first instance (the second uses the next port); taken ports fall back to free ones")
 	statsListen := fs.String("stats", "127.0.0.1:8100", "stats address of the first instance (the second uses the next port)")
 	pprof := fs.Bool("pprof", false, "serve /debug/pprof/ on the stats listeners")
-	level := fs.String("log-level", "warn", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	logf := addLogFlags(fs, "warn")
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	log, _, err := newLogger(stderr, *level)
-	if err != nil {
+	if err := logf.check(fs); err != nil {
 		return err
 	}
+	log := logf.logger(stderr, logf.lvl, "text")
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return errors.New("redis-server not found on PATH; install it with: apt-get install -y redis-server redis-tools")
 	}

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/slotway/slotway/proxy"
@@ -19,7 +18,8 @@ import (
 const usage = `Slotway makes a Redis Cluster look like one Redis server.
 
 Usage:
-  slotway run -config FILE     run an instance (also -c FILE)
+  slotway run -config FILE     run an instance (also -c FILE); with -check,
+                               check the file and exit 0 or 1
   slotway demo                 start a local Redis Cluster with Slotway in front
   slotway cluster -config FILE status | rebalance | scale N | drain HOST:PORT | fix
                                run a scaling operation on the group's leader
@@ -34,7 +34,8 @@ Usage:
                                size; write results.csv, .json and .svg
   slotway version              print the version
 
-Run 'slotway COMMAND -h' for a command's flags.
+Run 'slotway COMMAND -h' for a command's flags. Exit status: 0 on
+success, 1 on failure, 2 for a bad command line.
 `
 
 func main() {
@@ -71,6 +72,10 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
+	var fe flagError
+	if errors.As(err, &fe) {
+		return 2 // the flag package printed it, with the usage
+	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "slotway %s: %v\n", args[0], err)
@@ -85,17 +90,6 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 
 type usageError struct{ error }
 
-// newLogger returns the logger and its level, which a reload may change.
-func newLogger(w io.Writer, level string) (*slog.Logger, *slog.LevelVar, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
-		return nil, nil, usageError{fmt.Errorf("-log-level: %w", err)}
-	}
-	lv := new(slog.LevelVar)
-	lv.Set(l)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv})), lv, nil
-}
-
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	// At once: SIGHUP's default action is to end the process.
 	hup := make(chan os.Signal, 1)
@@ -106,23 +100,32 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	var path string
 	fs.StringVar(&path, "config", "", "config file (YAML)")
 	fs.StringVar(&path, "c", "", "config file (shorthand for -config)")
-	level := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	logf := addLogFlags(fs, "info")
+	check := fs.Bool("check", false, "check the config file and exit (0 good, 1 not): its values, the files it names, the listen addresses; starts and dials nothing")
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if path == "" {
 		return usageError{errors.New("-config FILE is required")}
 	}
-	log, logLevel, err := newLogger(stderr, *level)
-	if err != nil {
+	if err := logf.check(fs); err != nil {
 		return err
 	}
-	flagLevel := logLevel.Level()
 	cfg, err := loadConfig(path)
 	if err != nil {
 		return err
 	}
-	logLevel.Set(fileLevel(cfg, flagLevel))
+	// The same checks as -check, before anything starts or dials.
+	if err := checkConfig(path, cfg); err != nil {
+		return err
+	}
+	if *check {
+		fmt.Fprintf(stderr, "config %s: ok\n", path)
+		return nil
+	}
+	logLevel := new(slog.LevelVar)
+	logLevel.Set(logf.levelFor(cfg.Log))
+	log := logf.logger(stderr, logLevel, cfg.Log.Format)
 	inst, err := newInstance(cfg, log)
 	if err != nil {
 		return err
@@ -134,7 +137,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("slotway started as a witness (votes, runs no proxy)", "version", proxy.Version,
 			"stats", inst.stats.Addr().String())
 	}
-	rl := newReloader(path, cfg, inst, log, logLevel, flagLevel)
+	rl := newReloader(path, cfg, inst, log, logLevel, logf.levelFor)
 	inst.stats.SetReloader(rl)
 	stopReloads := rl.watch(ctx, hup)
 	err = inst.run(ctx)

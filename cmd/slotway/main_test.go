@@ -36,6 +36,9 @@ func TestConfigErrors(t *testing.T) {
 		{"scaler plans order", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\nscaler:\n  plans: [1gb, 512mb]\n", "scaler.plans[1]: plans must be positive sizes in ascending order"},
 		{"scaler webhook", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\nscaler:\n  notify:\n    webhook: ftp://x\n", "line 6: scaler.notify.webhook"},
 		{"scaler unknown key", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\nscaler:\n  up_cycle: 3\n", "line 5: unknown key scaler.up_cycle"},
+		{"int for duration", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\n  retry_timeout: 3\n", "line 4: proxy.retry_timeout: want a duration such as 3s, got 3"},
+		{"ha type error", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\nha:\n  name: p1\n  bind: 127.0.0.1:7946\n  priority: high\n", "line 7: ha.priority: want an integer, got high"},
+		{"scaler percentage", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\nscaler:\n  imbalance: lots\n", "line 5: scaler.imbalance: want a percentage like 2%, got \"lots\""},
 		{"backend tls cert without key", "proxy:\n  cluster:\n    seeds: [\"a:1\"]\n    tls:\n      enabled: true\n      cert_file: x.crt\n", "line 4: proxy.cluster.tls.key_file: required when cert_file is set"},
 	}
 	for _, tc := range tests {

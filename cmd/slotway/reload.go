@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/slotway/slotway/internal/logging"
 	"log/slog"
 	"os"
 	"reflect"
@@ -32,18 +33,18 @@ type reloadResult struct {
 
 // reloader re-reads path and applies it to inst.
 type reloader struct {
-	path      string
-	inst      *instance
-	log       *slog.Logger
-	level     *slog.LevelVar
-	flagLevel slog.Level // -log-level, for a file without log.level
+	path     string
+	inst     *instance
+	log      *slog.Logger
+	level    *slog.LevelVar
+	levelFor func(logging.Config) slog.Level // -log-level if given, else log.level
 
 	mu      sync.Mutex // one reload at a time
 	running fileConfig // the config in effect
 }
 
-func newReloader(path string, cfg fileConfig, inst *instance, log *slog.Logger, level *slog.LevelVar, flagLevel slog.Level) *reloader {
-	return &reloader{path: path, inst: inst, log: log, level: level, flagLevel: flagLevel, running: cfg}
+func newReloader(path string, cfg fileConfig, inst *instance, log *slog.Logger, level *slog.LevelVar, levelFor func(logging.Config) slog.Level) *reloader {
+	return &reloader{path: path, inst: inst, log: log, level: level, levelFor: levelFor, running: cfg}
 }
 
 // watch reloads on every signal from hup until ctx ends. The returned
@@ -124,7 +125,7 @@ func (r *reloader) apply(cfg fileConfig, applied []string) {
 		errs = append(errs, r.inst.group.Reload(*cfg.HA))
 	}
 	if changed("log") {
-		r.level.Set(fileLevel(cfg, r.flagLevel))
+		r.level.Set(r.levelFor(cfg.Log))
 	}
 	if err := errors.Join(errs...); err != nil {
 		r.log.Error("a component refused its reloaded config", "err", err)
@@ -228,13 +229,4 @@ func joinKey(path, key string) string {
 		return key
 	}
 	return path + "." + key
-}
-
-// fileLevel is log.level, or flag (-log-level) when the file has none.
-func fileLevel(cfg fileConfig, flag slog.Level) slog.Level {
-	var l slog.Level
-	if cfg.Log.Level == "" || l.UnmarshalText([]byte(strings.ToUpper(cfg.Log.Level))) != nil { // validated
-		return flag
-	}
-	return l
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/slotway/slotway/ha"
 	"github.com/slotway/slotway/internal/config"
+	"github.com/slotway/slotway/internal/logging"
 	"github.com/slotway/slotway/proxy"
 	"github.com/slotway/slotway/scaler"
 	"github.com/slotway/slotway/stats"
@@ -22,12 +23,13 @@ type File struct {
 	HA *ha.Config `yaml:"ha"`
 	// Scaler is optional: without it this instance moves no slot.
 	Scaler *scaler.Config `yaml:"scaler"`
-	Log    LogConfig      `yaml:"log"`
+	// Log is the format of the process's log lines.
+	Log logging.Config `yaml:"log"`
 }
 
 // Default is the configuration of keys the file leaves out.
 func Default() File {
-	return File{Proxy: proxy.DefaultConfig(), Stats: stats.DefaultConfig()}
+	return File{Proxy: proxy.DefaultConfig(), Stats: stats.DefaultConfig(), Log: logging.DefaultConfig()}
 }
 
 // Validate reports every bad field, with its path.
