@@ -12,7 +12,7 @@ import (
 // written unlimited.
 const maxKeys = 4096
 
-// Limit is a slog.Handler that writes a repeated warning (Warn and above)
+// Limit is a slog.Handler that writes a repeated warning (level Warn)
 // at most once per interval. The first occurrence is written at once. The
 // others in the interval are counted; the next line written for them (the
 // next occurrence after the interval, or, when none comes, the last one
@@ -103,7 +103,9 @@ func (s *limitState) decide(h *Limit, r slog.Record) []pending {
 			s.seen[k] = &window{until: now.Add(s.every)}
 		}
 	}
-	if r.Level < slog.LevelWarn {
+	if r.Level != slog.LevelWarn {
+		// Errors are rare and often answer an operator's action (a
+		// reload that failed): each is written.
 		return append(out, pending{h.next, r})
 	}
 	k := key(h.scope, r)

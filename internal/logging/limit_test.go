@@ -1,6 +1,7 @@
 package logging
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -183,5 +184,22 @@ func TestLimitConcurrent(t *testing.T) {
 	}
 	if total != 800 || len(c.lines) != 17 {
 		t.Errorf("%d lines counting %d warnings, want 17 lines counting 800:\n%s", len(c.lines), total, strings.Join(c.lines, "\n"))
+	}
+}
+
+// TestLimitWritesEveryError: errors (a failed reload, each answering an
+// operator) are never held back, only warnings.
+func TestLimitWritesEveryError(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(NewLimit(slog.NewTextHandler(&buf, nil), time.Hour))
+	for range 3 {
+		log.Error("config reload failed; nothing changed", "err", "line 8: unknown key proxy.max_clientz")
+		log.Warn("topology refresh failed", "err", "dial tcp: refused")
+	}
+	if n := strings.Count(buf.String(), "config reload failed"); n != 3 {
+		t.Errorf("%d error lines, want 3:\n%s", n, buf.String())
+	}
+	if n := strings.Count(buf.String(), "topology refresh failed"); n != 1 {
+		t.Errorf("%d warning lines, want 1:\n%s", n, buf.String())
 	}
 }
