@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -388,6 +389,9 @@ func (s *Server) dialBackend(ctx context.Context, addr string) (net.Conn, error)
 
 // Nodes returns the cluster nodes of the current slot map.
 func (s *Server) Nodes() []Node { return s.topo.load().nodes }
+
+// Seeds returns proxy.cluster.seeds.
+func (s *Server) Seeds() []string { return slices.Clone(s.cfg.Cluster.Seeds) }
 
 // SeedsLeft returns the configured seeds that answer but are not members
 // of the cluster (reset, or of another cluster), by address. They are not
