@@ -96,6 +96,7 @@ func (a *autoscaler) tick(ctx context.Context, now time.Time) {
 		holds = append(holds, "paused by an operator")
 	}
 	sample.Hold = strings.Join(holds, "; ")
+	a.s.guard(ctx).mark(&sample)
 	a.s.m.signal.WithLabelValues("masters_unreachable").Set(float64(ms.unreachable))
 	a.mu.Lock()
 	d, next := Decide(a.pol, a.st, sample)

@@ -30,6 +30,11 @@ type Options struct {
 	SlotOps    SlotOpsFunc
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
+
+	// MemberSeeds returns every group member's proxy.cluster.seeds: a
+	// scale in never drains those nodes (a drain that names one may).
+	// Optional.
+	MemberSeeds MemberSeedsFunc
 }
 
 // Errors of Start.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/slotway/slotway/internal/redistest"
 	"github.com/slotway/slotway/proxy"
+	"github.com/slotway/slotway/scaler"
 )
 
 // startSeededProxy runs a proxy with the given seeds until the test ends;
@@ -46,6 +49,12 @@ func startSeededProxy(t *testing.T, seeds []string, ready bool) *proxy.Server {
 	return p
 }
 
+func withMemberSeeds(seeds ...string) func(*scaler.Options) {
+	return func(o *scaler.Options) {
+		o.MemberSeeds = func(context.Context) []string { return seeds }
+	}
+}
+
 func servedBy(p *proxy.Server) int {
 	n := 0
 	for _, nd := range p.Nodes() {
@@ -68,7 +77,8 @@ func TestResetSeedAfterOutage(t *testing.T) {
 	c := redistest.New(t, redistest.Options{Masters: 3, Spares: 1})
 	a, b := c.Seeds()[0], c.Seeds()[1]
 	p := startSeededProxy(t, []string{a, b}, true)
-	s := startScaler(t, c, nil, nil)
+	// A and B are seeds: only a drain that names A may drain it.
+	s := startScaler(t, c, nil, nil, withMemberSeeds(a, b))
 	if st := s.run(t, "scale", 4, ""); st.State != "done" {
 		t.Fatalf("scale 4: %+v", st)
 	}
@@ -146,4 +156,65 @@ func containsLine(s, line string) bool {
 		}
 	}
 	return false
+}
+
+// TestScaleInSparesSeeds: 3 masters with seeds [A, B], scale 4 then scale
+// 3. The master the provider gave is drained, although it holds the most
+// keys; the seeds (and the other original master) stay. Before, the
+// master with the fewest keys went, a seed included.
+func TestScaleInSparesSeeds(t *testing.T) {
+	c := redistest.New(t, redistest.Options{Masters: 3, Spares: 1})
+	a, b := c.Seeds()[0], c.Seeds()[1]
+	given := c.Spares()[0]
+	s := startScaler(t, c, nil, nil, withMemberSeeds(a, b))
+	if st := s.run(t, "scale", 4, ""); st.State != "done" {
+		t.Fatalf("scale 4: %+v", st)
+	}
+	ctx := context.Background()
+	ranges, err := c.SlotRanges(ctx, given)
+	if err != nil || len(ranges) == 0 {
+		t.Fatalf("slots of the new master %s: %v, %v", given.Addr, ranges, err)
+	}
+	owns := func(slot int64) bool {
+		for _, r := range ranges {
+			if int64(r.Start) <= slot && slot <= int64(r.End) {
+				return true
+			}
+		}
+		return false
+	}
+	gc := given.Client()
+	for i, written := 0, 0; written < 300; i++ {
+		key := "given:" + strconv.Itoa(i)
+		slot, err := gc.ClusterKeySlot(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !owns(slot) {
+			continue
+		}
+		if err := gc.Set(ctx, key, "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		written++
+	}
+	if st := s.run(t, "scale", 3, ""); st.State != "done" {
+		t.Fatalf("scale 3: %+v", st)
+	}
+	masters, err := c.Masters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range masters {
+		got = append(got, m.Addr)
+	}
+	for _, want := range c.Seeds()[:3] {
+		if !slices.Contains(got, want) {
+			t.Errorf("original master %s was drained (masters now %v; the provider gave %s)", want, got, given.Addr)
+		}
+	}
+	if slices.Contains(got, given.Addr) {
+		t.Errorf("the master the provider gave (%s) is still a master: %v", given.Addr, got)
+	}
 }
