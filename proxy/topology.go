@@ -318,7 +318,15 @@ func (o *topologyOwner) refresh(ctx context.Context) error {
 	if full {
 		ask(order[:min(len(order), maxCandidates)])
 	} else {
-		ask(order[:min(len(order), firstCandidates)])
+		// Seeds known to have left would make every refresh ask everyone:
+		// the full refreshes check on them.
+		var first []string
+		for _, a := range order {
+			if len(first) < firstCandidates && !o.hasLeft(a) {
+				first = append(first, a)
+			}
+		}
+		ask(first)
 	}
 	best := bestView(views)
 	if full || !settled(best, views, curServed) {
@@ -429,6 +437,10 @@ func (o *topologyOwner) seedsLeft() []SeedLeft {
 		return *l
 	}
 	return nil
+}
+
+func (o *topologyOwner) hasLeft(addr string) bool {
+	return slices.ContainsFunc(o.seedsLeft(), func(s SeedLeft) bool { return s.Addr == addr })
 }
 
 // fetch reads one node's view: CLUSTER INFO, MYID and SHARDS in one round

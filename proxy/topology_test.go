@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,12 +55,14 @@ func leftSeed(t *testing.T, p *testProxy, addr, why string) {
 // cluster the second seed belongs to, and name the first as a seed that
 // left.
 func TestSeedResetNodeFirst(t *testing.T) {
-	c := redistest.New(t, redistest.Options{Masters: 3, Spares: 1})
+	// Two masters: with fewer members than first candidates, the seed
+	// that left would be among them at every refresh.
+	c := redistest.New(t, redistest.Options{Masters: 2, Spares: 1})
 	reset := c.Spares()[0]
 	p := startProxy(t, c, func(cfg *proxy.Config) {
 		cfg.Cluster.Seeds = []string{reset.Addr, c.Seeds()[0]}
 	})
-	servesCluster(t, p, c, 3)
+	servesCluster(t, p, c, 2)
 	ctx := context.Background()
 	if err := p.client(t).Set(ctx, "seed:k", "v", 0).Err(); err != nil {
 		t.Fatalf("SET through the proxy: %v", err)
@@ -68,6 +71,36 @@ func TestSeedResetNodeFirst(t *testing.T) {
 	if n, _ := reset.Client().DBSize(ctx).Result(); n != 0 {
 		t.Errorf("the reset seed holds %d keys", n)
 	}
+	// Once known to have left, the seed is asked only by the full
+	// refreshes (every 30 s): the others end at the first candidates.
+	before := shardsCalls(t, reset)
+	m0 := shardsCalls(t, c.Nodes()[0])
+	ok0 := p.counter(t, "slotway_proxy_topology_refreshes_total", "result", "ok")
+	redistest.WaitFor(t, 60*time.Second, "10 more slot-map refreshes", func() bool {
+		return p.counter(t, "slotway_proxy_topology_refreshes_total", "result", "ok") >= ok0+10
+	})
+	t.Logf("in %.0f refreshes: CLUSTER SHARDS on a master %d, on the seed that left %d",
+		p.counter(t, "slotway_proxy_topology_refreshes_total", "result", "ok")-ok0, shardsCalls(t, c.Nodes()[0])-m0, shardsCalls(t, reset)-before)
+	if d := shardsCalls(t, reset) - before; d > 1 {
+		t.Errorf("the seed that left was asked %d times in 10 refreshes, want at most 1", d)
+	}
+}
+
+// shardsCalls returns how many CLUSTER SHARDS n has served.
+func shardsCalls(t *testing.T, n *redistest.Node) int {
+	t.Helper()
+	info, err := n.Client().Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_cluster|shards:calls="); ok {
+			v, _, _ := strings.Cut(rest, ",")
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
 }
 
 // TestSeedFromAnotherCluster: the first seed is the master of another
