@@ -267,6 +267,8 @@ const (
 	firstCandidates = 3
 	// maxCandidates bounds a refresh that asks everyone.
 	maxCandidates = 64
+	// maxSeen bounds the nodes remembered as candidates.
+	maxSeen = 4 * maxCandidates
 	// fullRefreshEvery: even when the first candidates agree, every
 	// candidate (seeds included) is asked this often, so a seed that
 	// left the cluster is noticed while the cluster is healthy.
@@ -369,6 +371,11 @@ func (o *topologyOwner) refresh(ctx context.Context) error {
 		if !slices.Contains(o.seen, n.Addr) {
 			o.seen = append(o.seen, n.Addr)
 		}
+	}
+	// Nodes replaced over months (new addresses) must not grow it for
+	// ever; the current ones come back at the next publish if dropped.
+	if len(o.seen) > maxSeen {
+		o.seen = slices.Clone(o.seen[len(o.seen)-maxSeen:])
 	}
 	if best.ok {
 		o.checkSeeds(best, views)
