@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -385,6 +386,14 @@ func (s *Server) dialBackend(ctx context.Context, addr string) (net.Conn, error)
 
 // Nodes returns the cluster nodes of the current slot map.
 func (s *Server) Nodes() []Node { return s.topo.load().nodes }
+
+// Seeds returns proxy.cluster.seeds.
+func (s *Server) Seeds() []string { return slices.Clone(s.cfg.Cluster.Seeds) }
+
+// SeedsLeft returns the configured seeds that answer but are not members
+// of the cluster (reset, or of another cluster), by address. They are not
+// used for the slot map; each was logged once as a warning.
+func (s *Server) SeedsLeft() []SeedLeft { return s.topo.seedsLeft() }
 
 // Health returns the last health check of every node, by address.
 func (s *Server) Health() map[string]NodeHealth { return s.health.snapshot() }

@@ -63,6 +63,16 @@ type topologyOwner struct {
 	// then fails with it (and the refresh log says why).
 	tls    *tls.Config
 	tlsErr error
+
+	// refreshMu makes refreshes one at a time (the run loop and the
+	// bootstrap both refresh); it guards seen and lastFull.
+	refreshMu sync.Mutex
+	// seen is every node address ever in a published view: candidates
+	// for later refreshes, so the members are asked again after an
+	// outage even if the seeds lead elsewhere.
+	seen     []string
+	lastFull time.Time
+	left     atomic.Pointer[[]SeedLeft] // seeds that left, by address
 }
 
 func newTopologyOwner(cfg Config, log *slog.Logger, m *metrics, dial dialer) *topologyOwner {
@@ -248,41 +258,219 @@ func (o *topologyOwner) run(ctx context.Context) {
 	}
 }
 
-// refresh reads the slot map from the first node that answers: known
-// masters first, then the configured seeds.
-func (o *topologyOwner) refresh(ctx context.Context) error {
-	cur := o.load()
-	var candidates []string
-	for _, b := range cur.masters {
-		candidates = append(candidates, b.addr)
-	}
-	for _, s := range o.cfg.Cluster.Seeds {
-		if !slices.Contains(candidates, s) {
-			candidates = append(candidates, s)
-		}
-	}
-	var errs []error
-	for _, addr := range candidates {
-		nodes, err := o.fetch(ctx, addr)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
-			continue
-		}
-		o.m.topologyRefreshes.WithLabelValues("ok").Inc()
-		o.publish(nodes, addr)
-		return nil
-	}
-	o.m.topologyRefreshes.WithLabelValues("error").Inc()
-	return errors.Join(errs...)
+// Topology reads: how many nodes a refresh asks, and how often it asks
+// them all.
+const (
+	// firstCandidates are asked first, in parallel: when they agree (every
+	// one a member of the best view, which reports cluster_state:ok) the
+	// refresh ends there, so a healthy cluster costs three small reads.
+	firstCandidates = 3
+	// maxCandidates bounds a refresh that asks everyone.
+	maxCandidates = 64
+	// maxSeen bounds the nodes remembered as candidates.
+	maxSeen = 4 * maxCandidates
+	// fullRefreshEvery: even when the first candidates agree, every
+	// candidate (seeds included) is asked this often, so a seed that
+	// left the cluster is noticed while the cluster is healthy.
+	fullRefreshEvery = 30 * time.Second
+)
+
+// SeedLeft is a configured seed that answers but is not a member of the
+// cluster Slotway serves.
+type SeedLeft struct {
+	Addr   string    `json:"addr"`
+	Reason string    `json:"reason"` // knows only itself, belongs to another cluster, ...
+	Since  time.Time `json:"since"`
 }
 
-func (o *topologyOwner) fetch(ctx context.Context, addr string) ([]Node, error) {
+// refresh asks several nodes for their view of the cluster in parallel
+// and publishes the best (see bestView): first a few candidates (the
+// current masters, then the seeds); everyone else too when they do not
+// agree, and every fullRefreshEvery. Candidates are the seeds and every
+// node ever seen in a published view, replicas included, so the masters
+// coming back after an outage are asked even when a seed that was reset
+// answers first.
+func (o *topologyOwner) refresh(ctx context.Context) error {
+	o.refreshMu.Lock()
+	defer o.refreshMu.Unlock()
+	cur := o.load()
+	curServed := servedSlots(cur)
+	order := o.candidates(cur)
+	asked := map[string]bool{}
+	var views []*view
+	var errs []error
+	ask := func(addrs []string) {
+		res := make([]*view, len(addrs))
+		errsOf := make([]error, len(addrs))
+		var wg sync.WaitGroup
+		for i, addr := range addrs {
+			asked[addr] = true
+			wg.Go(func() { res[i], errsOf[i] = o.fetch(ctx, addr) })
+		}
+		wg.Wait()
+		for i, addr := range addrs {
+			if errsOf[i] != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", addr, errsOf[i]))
+				continue
+			}
+			views = append(views, res[i])
+		}
+	}
+	full := o.lastFull.IsZero() || time.Since(o.lastFull) >= fullRefreshEvery
+	if full {
+		ask(order[:min(len(order), maxCandidates)])
+	} else {
+		// Seeds known to have left would make every refresh ask everyone:
+		// the full refreshes check on them.
+		var first []string
+		for _, a := range order {
+			if len(first) < firstCandidates && !o.hasLeft(a) {
+				first = append(first, a)
+			}
+		}
+		ask(first)
+	}
+	best := bestView(views)
+	if full || !settled(best, views, curServed) {
+		full = true
+		var more []string
+		add := func(addr string) {
+			if !asked[addr] && !slices.Contains(more, addr) && len(asked)+len(more) < maxCandidates {
+				more = append(more, addr)
+			}
+		}
+		for _, addr := range order {
+			add(addr)
+		}
+		// At start the candidates are only the seeds: the members they
+		// name are asked too, so a reset seed is outvoted.
+		for _, v := range views {
+			for _, n := range v.nodes {
+				add(n.Addr)
+			}
+		}
+		if len(more) > 0 {
+			ask(more)
+			best = bestView(views)
+		}
+	}
+	if full {
+		o.lastFull = time.Now()
+	}
+	if best == nil {
+		o.m.topologyRefreshes.WithLabelValues("error").Inc()
+		return errors.Join(errs...)
+	}
+	if best.served == 0 && curServed > 0 && len(views) > 1 {
+		o.m.topologyRefreshes.WithLabelValues("error").Inc()
+		return fmt.Errorf("%d nodes answer and none serves a slot: keeping the slot map read from %s", len(views), cur.source)
+	}
+	o.m.topologyRefreshes.WithLabelValues("ok").Inc()
+	o.publish(best.nodes, best.addr)
+	for _, n := range best.nodes {
+		if !slices.Contains(o.seen, n.Addr) {
+			o.seen = append(o.seen, n.Addr)
+		}
+	}
+	// Nodes replaced over months (new addresses) must not grow it for
+	// ever; the current ones come back at the next publish if dropped.
+	if len(o.seen) > maxSeen {
+		o.seen = slices.Clone(o.seen[len(o.seen)-maxSeen:])
+	}
+	if best.ok {
+		o.checkSeeds(best, views)
+	}
+	return nil
+}
+
+// candidates lists the nodes a refresh may ask, in the order it asks
+// them: the current masters, the seeds, then every other node seen.
+func (o *topologyOwner) candidates(cur *topology) []string {
+	var out []string
+	for _, b := range cur.masters {
+		out = append(out, b.addr)
+	}
+	for _, list := range [][]string{o.cfg.Cluster.Seeds, o.seen} {
+		for _, a := range list {
+			if !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// checkSeeds records which seeds that answered are not members of the
+// cluster best describes, and warns once when a seed leaves.
+func (o *topologyOwner) checkSeeds(best *view, views []*view) {
+	left := map[string]SeedLeft{}
+	for _, s := range o.seedsLeft() {
+		left[s.Addr] = s
+	}
+	changed := false
+	for _, v := range views {
+		if !slices.Contains(o.cfg.Cluster.Seeds, v.addr) {
+			continue
+		}
+		why := whyNotMember(v, best)
+		_, was := left[v.addr]
+		switch {
+		case why != "" && !was:
+			o.log.Warn("a seed has left the cluster: it is not used for the slot map; remove it from proxy.cluster.seeds",
+				"seed", v.addr, "reason", why, "cluster_source", best.addr)
+			left[v.addr] = SeedLeft{Addr: v.addr, Reason: why, Since: time.Now()}
+			changed = true
+		case why == "" && was:
+			o.log.Info("a seed is a member of the cluster again", "seed", v.addr)
+			delete(left, v.addr)
+			changed = true
+		}
+	}
+	if !changed {
+		return
+	}
+	list := make([]SeedLeft, 0, len(left))
+	for _, s := range left {
+		list = append(list, s)
+	}
+	slices.SortFunc(list, func(a, b SeedLeft) int { return strings.Compare(a.Addr, b.Addr) })
+	o.left.Store(&list)
+}
+
+// seedsLeft returns the seeds that answer but are not members of the
+// cluster, by address.
+func (o *topologyOwner) seedsLeft() []SeedLeft {
+	if l := o.left.Load(); l != nil {
+		return *l
+	}
+	return nil
+}
+
+func (o *topologyOwner) hasLeft(addr string) bool {
+	return slices.ContainsFunc(o.seedsLeft(), func(s SeedLeft) bool { return s.Addr == addr })
+}
+
+// fetch reads one node's view: CLUSTER INFO, MYID and SHARDS in one round
+// trip (CLUSTER SLOTS before Redis 7.0).
+func (o *topologyOwner) fetch(ctx context.Context, addr string) (*view, error) {
 	ctx, cancel := context.WithTimeout(ctx, 4*o.cfg.HealthTimeout)
 	defer cancel()
 	c := o.control(addr)
-	shards, err := c.ClusterShards(ctx).Result()
+	var info, myID *redis.StringCmd
+	var shards *redis.ClusterShardsCmd
+	_, _ = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		info, myID, shards = p.ClusterInfo(ctx), p.ClusterMyID(ctx), p.ClusterShards(ctx)
+		return nil
+	})
+	if err := info.Err(); err != nil {
+		return nil, fmt.Errorf("CLUSTER INFO: %w", err)
+	}
+	if err := myID.Err(); err != nil {
+		return nil, fmt.Errorf("CLUSTER MYID: %w", err)
+	}
+	err := shards.Err()
 	if err == nil {
-		return nodesFromShards(shards, addr, o.tls != nil), nil
+		return newView(addr, myID.Val(), info.Val(), nodesFromShards(shards.Val(), addr, o.tls != nil)), nil
 	}
 	if !isUnknownCommand(err) {
 		return nil, fmt.Errorf("CLUSTER SHARDS: %w", err)
@@ -292,7 +480,7 @@ func (o *topologyOwner) fetch(ctx context.Context, addr string) ([]Node, error) 
 	if err != nil {
 		return nil, fmt.Errorf("CLUSTER SLOTS: %w", err)
 	}
-	return nodesFromSlots(slots, addr), nil
+	return newView(addr, myID.Val(), info.Val(), nodesFromSlots(slots, addr)), nil
 }
 
 func isUnknownCommand(err error) bool {

@@ -106,6 +106,14 @@ func (a *autoscaler) tick(ctx context.Context, now time.Time) {
 		holds = append(holds, pausedHold)
 	}
 	sample.Hold = strings.Join(holds, "; ")
+	// Which masters a scale in may drain: only read (the events, every
+	// member's seeds) when this evaluation may decide one.
+	a.mu.Lock()
+	mayScaleIn := a.st.Down+1 >= a.pol.DownCycles
+	a.mu.Unlock()
+	if mayScaleIn {
+		a.s.guard(ctx).mark(&sample)
+	}
 	a.s.m.signal.WithLabelValues("masters_unreachable").Set(float64(ms.unreachable))
 	a.mu.Lock()
 	d, next := Decide(pol, a.st, sample)

@@ -37,21 +37,33 @@ func (s *Scaler) scale(ctx context.Context, n int) error {
 	return nil
 }
 
-// leastLoaded picks the master with the fewest keys (ties: by address).
+// leastLoaded picks the master a scale in drains: never a seed of a group
+// member, a master the provider gave before an original one, then the
+// fewest keys (ties: by address).
 func (s *Scaler) leastLoaded(ctx context.Context) (string, error) {
 	v, err := ReadView(ctx, s.opts.Nodes, s.opts.Seeds())
 	if err != nil {
 		return "", err
 	}
-	best, bestKeys := "", int64(-1)
+	g := s.guard(ctx)
+	best, bestKeys, bestProvided := "", int64(-1), false
+	var seeds []string
 	for _, m := range v.Masters() {
+		if g.seed(m.Addr) {
+			seeds = append(seeds, m.Addr)
+			continue
+		}
 		k, err := s.opts.Nodes.Client(m.Addr).DBSize(ctx).Result()
 		if err != nil {
 			return "", fmt.Errorf("DBSIZE on %s: %w", m.Addr, err)
 		}
-		if bestKeys < 0 || k < bestKeys {
-			best, bestKeys = m.Addr, k
+		p := g.provided[m.Addr]
+		if bestKeys < 0 || (p && !bestProvided) || (p == bestProvided && k < bestKeys) {
+			best, bestKeys, bestProvided = m.Addr, k, p
 		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("every master is a seed of a group member (%s): drain one by name", strings.Join(seeds, ", "))
 	}
 	return best, nil
 }

@@ -24,6 +24,10 @@ type MasterSample struct {
 	MaxClients int64
 	Ops        float64 // commands per second
 	CPUPct     float64 // of one core, from used_cpu_* deltas
+	// Provided: the provider gave this node; a scale in drains those
+	// first. Seed: a group member lists it in proxy.cluster.seeds; a
+	// scale in never drains it (only a drain that names it).
+	Provided, Seed bool
 }
 
 // Sample is one evaluation's view of the cluster.
@@ -385,11 +389,27 @@ func decide(cfg PolicyConfig, st PolicyState, s Sample, sv []SignalValue, b brea
 	return Decision{Kind: "none", Reason: reason}, st
 }
 
-// drainCandidate picks the master with the least memory used, if the rest
-// keep at least 1.5x its used memory free.
+// drainCandidate picks the master to drain, if the rest keep at least 1.5x
+// its used memory free: never a seed of a group member (a proxy started
+// later would read the slot map from a reset node), a master the provider
+// gave before an original one, then the least memory used.
 func drainCandidate(s Sample, cfg PolicyConfig) (string, string) {
-	ms := slices.Clone(s.Masters)
+	var ms []MasterSample
+	for _, m := range s.Masters {
+		if !m.Seed {
+			ms = append(ms, m)
+		}
+	}
+	if len(ms) == 0 {
+		return "", "every master is a seed of a group member (proxy.cluster.seeds)"
+	}
 	slices.SortFunc(ms, func(a, b MasterSample) int {
+		if a.Provided != b.Provided {
+			if a.Provided {
+				return -1
+			}
+			return 1
+		}
 		if a.UsedMemory != b.UsedMemory {
 			if a.UsedMemory < b.UsedMemory {
 				return -1
@@ -401,7 +421,10 @@ func drainCandidate(s Sample, cfg PolicyConfig) (string, string) {
 	victim := ms[0]
 	var free int64
 	known := true
-	for _, m := range ms[1:] {
+	for _, m := range s.Masters {
+		if m.Addr == victim.Addr {
+			continue
+		}
 		limit := memLimit(m, cfg)
 		if limit == 0 {
 			known = false
@@ -412,5 +435,9 @@ func drainCandidate(s Sample, cfg PolicyConfig) (string, string) {
 	if known && float64(free) < 1.5*float64(victim.UsedMemory) {
 		return "", fmt.Sprintf("the other masters' free memory (%d) is under 1.5x the drained master's %d", free, victim.UsedMemory)
 	}
-	return victim.Addr, fmt.Sprintf("draining %s (least memory used)", victim.Addr)
+	why := "least memory used"
+	if victim.Provided {
+		why = "given by the provider, least memory used"
+	}
+	return victim.Addr, fmt.Sprintf("draining %s (%s)", victim.Addr, why)
 }

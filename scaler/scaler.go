@@ -33,6 +33,11 @@ type Options struct {
 	SlotOps    SlotOpsFunc
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
+
+	// MemberSeeds returns every group member's proxy.cluster.seeds: a
+	// scale in never drains those nodes (a drain that names one may).
+	// Optional.
+	MemberSeeds MemberSeedsFunc
 }
 
 // Errors of Start.
@@ -158,7 +163,11 @@ func (s *Scaler) Start(kind string, n int, target string) error {
 
 // enqueueLocked queues req for Run; s.mu is held.
 func (s *Scaler) enqueueLocked(req request) error {
-	if s.prog.state == "running" || s.prog.state == "queued" {
+	// runOp sets the state under prog.mu alone.
+	s.prog.mu.Lock()
+	state := s.prog.state
+	s.prog.mu.Unlock()
+	if state == "running" || state == "queued" {
 		return ErrBusy
 	}
 	select {

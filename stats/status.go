@@ -57,6 +57,19 @@ type ClusterStatus struct {
 	TopologyAge float64      `json:"topology_age_seconds"`
 	Nodes       []NodeStatus `json:"nodes"`
 	Slots       []SlotRange  `json:"slots"` // the 16384 slots as owner ranges
+	// Seeds is this instance's proxy.cluster.seeds: the leader's scale in
+	// does not drain a node that any member lists.
+	Seeds []string `json:"seeds"`
+	// SeedsLeft are seeds that answer but are not members of the cluster
+	// (reset, or of another cluster): the slot map is not read from them.
+	SeedsLeft []SeedLeft `json:"seeds_left"`
+}
+
+// SeedLeft is a configured seed that has left the cluster.
+type SeedLeft struct {
+	Addr   string    `json:"addr"`
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
 }
 
 // NodeStatus is one Redis node.

@@ -99,6 +99,7 @@ func newScaler(cfg fileConfig, name string, p *proxy.Server, group *ha.Group, re
 		opts.Leader, opts.Terms = group.IsLeader, group
 	}
 	opts.SlotOps = groupSlotOps(name, p, group, &http.Client{Timeout: 3 * time.Second})
+	opts.MemberSeeds = groupSeeds(cfg.Proxy.Cluster.Seeds, name, group, &http.Client{Timeout: 3 * time.Second}, log)
 	return scaler.New(*cfg.Scaler, opts)
 }
 

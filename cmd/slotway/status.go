@@ -56,6 +56,7 @@ func (s *statusSource) Status() stats.Status {
 	if s.proxy == nil {
 		st.Cluster.Nodes = []stats.NodeStatus{}
 		st.Cluster.Slots = []stats.SlotRange{}
+		st.Cluster.Seeds, st.Cluster.SeedsLeft = []string{}, []stats.SeedLeft{}
 		st.Proxy.Redirects = map[string]uint64{}
 		st.Proxy.Families = []stats.FamilyStatus{}
 		return st
@@ -73,6 +74,11 @@ func (s *statusSource) Status() stats.Status {
 			P50MS: ms(f.P50.Seconds()), P99MS: ms(f.P99.Seconds())})
 	}
 	st.Cluster.TopologyAge = ps.TopologyAge.Seconds()
+	st.Cluster.Seeds = s.proxy.Seeds()
+	st.Cluster.SeedsLeft = []stats.SeedLeft{}
+	for _, l := range s.proxy.SeedsLeft() {
+		st.Cluster.SeedsLeft = append(st.Cluster.SeedsLeft, stats.SeedLeft{Addr: l.Addr, Reason: l.Reason, Since: l.Since})
+	}
 	health := s.proxy.Health()
 	st.Cluster.Nodes = []stats.NodeStatus{}
 	st.Cluster.Slots = []stats.SlotRange{}

@@ -251,8 +251,17 @@
     return `<div class="mem"><span>${fmtBytes(n.used_memory)} <span class="muted">no limit</span></span></div>`;
   }
 
+  // Seeds that left the cluster (reset, or of another cluster): one line
+  // each, so the operator removes them from proxy.cluster.seeds.
+  function renderSeedsLeft(left) {
+    show('seeds-left', left.length > 0);
+    setHTML('seeds-left', left.map((s) => `Seed <span class="mono">${esc(s.addr)}</span> has left the cluster (${esc(s.reason)}); ` +
+      'the slot map is not read from it: remove it from proxy.cluster.seeds.').join('<br>'));
+  }
+
   function renderCluster(c, now) {
     const nodes = c.nodes || [];
+    renderSeedsLeft(c.seeds_left || []);
     setText('cluster-masters', c.masters);
     setHTML('cluster-slots', `${c.slots_served} <span class="muted">/ 16384</span>`);
     $('cluster-slots').className = 'v' + (c.slots_served < SLOTS ? ' bad' : '');
