@@ -18,9 +18,17 @@ import (
 var (
 	// errBackendDown: the request was never written, so it is safe to retry.
 	errBackendDown = errors.New("backend unavailable")
-	// errBackendLost: the request was written but no reply came; it may or
-	// may not have run, so it must not be retried.
+	// errBackendLost: the request was written but no reply came because
+	// the connection broke (the node closed it, died, or failed its health
+	// checks). It may or may not have run, so only a read-only command is
+	// retried (cmdInfo.resendable).
 	errBackendLost = errors.New("backend connection lost")
+	// errBackendCut: written, no reply, and the proxy itself gave up on the
+	// connection: shutting down, or the node silent for backend_timeout,
+	// maybe busy with this very command. Not retried, even a read.
+	errBackendCut = errors.New("backend connection cut")
+	// errNodeSilent: the watchdog dropped the connection (backend_timeout).
+	errNodeSilent = errors.New("no byte from the node")
 )
 
 const askingCmd = "*1\r\n$6\r\nASKING\r\n"
@@ -193,6 +201,7 @@ type pipe struct {
 	spare    []byte // the other write buffer
 	retiring bool
 	deadline time.Time // retiring: close by then even if replies are missing
+	resetBy  error     // why reset closed the connection, until it ends
 }
 
 // enqueue appends req to the pipe's pending bytes. It returns an error
@@ -327,6 +336,9 @@ func (p *pipe) retire(grace time.Duration) {
 func (p *pipe) reset(reason error) {
 	p.mu.Lock()
 	c := p.conn
+	if c != nil {
+		p.resetBy = reason
+	}
 	p.mu.Unlock()
 	if c != nil {
 		p.log.Debug("backend connection reset", "node", p.addr, "reason", reason)
@@ -379,7 +391,8 @@ func (p *pipe) run(ctx context.Context) {
 		p.mu.Lock()
 		p.conn = nil
 		p.state = pipeConnecting
-		p.inflight.failAll(errBackendLost)
+		p.inflight.failAll(p.lostErr(ctx, err))
+		p.resetBy = nil
 		p.mu.Unlock()
 		if ctx.Err() != nil {
 			p.shutdown()
@@ -403,7 +416,18 @@ func (p *pipe) shutdown() {
 func (p *pipe) closeLocked(err error) {
 	p.state = pipeClosed
 	p.failPendingLocked(err)
-	p.inflight.failAll(errBackendLost)
+	p.inflight.failAll(errBackendCut)
+}
+
+// lostErr is what the requests in flight on a connection that ended with
+// err fail with: errBackendCut when the proxy gave up on them (shutting
+// down, or backend_timeout), errBackendLost when the connection broke.
+// Called with mu held.
+func (p *pipe) lostErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil || errors.Is(err, errNodeSilent) || errors.Is(p.resetBy, errShuttingDown) {
+		return errBackendCut
+	}
+	return errBackendLost
 }
 
 func (p *pipe) failPendingLocked(err error) {
@@ -450,7 +474,7 @@ func (p *pipe) serve(ctx context.Context, conn net.Conn) error {
 			} else if now.Sub(since) > p.timeout {
 				conn.Close()
 				<-readErr
-				return fmt.Errorf("no byte from the node for %v with commands in flight (proxy.backend_timeout)", p.timeout)
+				return fmt.Errorf("%w for %v with commands in flight (proxy.backend_timeout)", errNodeSilent, p.timeout)
 			}
 			continue
 		case <-retireT:

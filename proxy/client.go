@@ -449,7 +449,9 @@ func (c *client) execute(top, subs []request) {
 				}
 				r.state = stDone
 				if r.err != nil {
-					if errors.Is(r.err, errBackendDown) {
+					// Never sent, or a read whose connection broke: routed
+					// again and parked like a TRYAGAIN.
+					if errors.Is(r.err, errBackendDown) || (errors.Is(r.err, errBackendLost) && r.info.resendable()) {
 						if now.IsZero() {
 							now = time.Now()
 							if deadline.IsZero() {
@@ -622,7 +624,7 @@ func backendErrorMsg(r *request) string {
 	if r.target != nil {
 		addr = r.target.addr
 	}
-	if errors.Is(r.err, errBackendLost) {
+	if errors.Is(r.err, errBackendLost) || errors.Is(r.err, errBackendCut) {
 		return "ERR slotway: connection to " + addr + " lost before the reply; the command may have run"
 	}
 	return "CLUSTERDOWN slotway: master " + addr + " unreachable"

@@ -114,6 +114,15 @@ func (ci *cmdInfo) arityOK(n int) bool {
 	return n >= -ci.arity
 }
 
+// resendable: running ci twice is the same as running it once, so when
+// the connection breaks after it was sent it can be sent again: Redis
+// flags it readonly (GET, MGET, SCAN, EVAL_RO, FCALL_RO ...) and not
+// write. Blocking commands, transactions and subscriptions never ask:
+// they run on connections of their own.
+func (ci *cmdInfo) resendable() bool {
+	return ci.flags&(flagReadonly|flagWrite|flagPubsub) == flagReadonly && ci.kind != kindBlocking
+}
+
 // slotOf returns the slot all keys of args hash to, -1 when the command names
 // no key, and cross=true when keys hash to different slots.
 func (ci *cmdInfo) slotOf(args [][]byte) (slot int, cross bool) {
