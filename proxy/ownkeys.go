@@ -198,17 +198,8 @@ func ownFanoutRaw(dst []byte, ci *cmdInfo, args [][]byte) []byte {
 		return append(dst[:0], randomKeyRaw...)
 	case "flushall", "flushdb":
 		out := appendHeader(dst[:0], '*', int64(len(args)+3))
-		for _, a := range [][]byte{evalCmd, []byte(flushScript), zeroKeys} {
-			out = appendHeader(out, '$', int64(len(a)))
-			out = append(out, a...)
-			out = append(out, '\r', '\n')
-		}
-		for _, a := range args {
-			out = appendHeader(out, '$', int64(len(a)))
-			out = append(out, a...)
-			out = append(out, '\r', '\n')
-		}
-		return out
+		out = appendBulks(out, evalCmd, []byte(flushScript), zeroKeys)
+		return appendBulks(out, args...)
 	}
 	return nil
 }

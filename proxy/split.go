@@ -242,9 +242,12 @@ func (c *client) newSub(ci *cmdInfo) *request {
 // appendCommandName encodes name followed by args as a RESP array.
 func appendCommandName(dst, name []byte, args [][]byte) []byte {
 	dst = appendHeader(dst, '*', int64(len(args)+1))
-	dst = appendHeader(dst, '$', int64(len(name)))
-	dst = append(dst, name...)
-	dst = append(dst, '\r', '\n')
+	dst = appendBulks(dst, name)
+	return appendBulks(dst, args...)
+}
+
+// appendBulks appends each of args as a RESP bulk string.
+func appendBulks(dst []byte, args ...[]byte) []byte {
 	for _, a := range args {
 		dst = appendHeader(dst, '$', int64(len(a)))
 		dst = append(dst, a...)

@@ -48,25 +48,34 @@ func groupSeeds(own []string, name string, group *ha.Group, client *http.Client,
 }
 
 func fetchSeeds(ctx context.Context, client *http.Client, statsAddr string) ([]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+statsAddr+"/api/v1/status", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("status from %s: %s", statsAddr, resp.Status)
-	}
 	var body struct {
 		Cluster struct {
 			Seeds []string `json:"seeds"`
 		} `json:"cluster"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&body); err != nil {
-		return nil, fmt.Errorf("status from %s: %w", statsAddr, err)
+	if err := getMemberJSON(ctx, client, statsAddr, "/api/v1/status", 16<<20, &body); err != nil {
+		return nil, err
 	}
 	return body.Cluster.Seeds, nil
+}
+
+// getMemberJSON decodes the JSON answer of GET path on a member's stats
+// address into v, reading at most limit bytes.
+func getMemberJSON(ctx context.Context, client *http.Client, statsAddr, path string, limit int64, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+statsAddr+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s from %s: %s", path, statsAddr, resp.Status)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, limit)).Decode(v); err != nil {
+		return fmt.Errorf("GET %s from %s: %w", path, statsAddr, err)
+	}
+	return nil
 }

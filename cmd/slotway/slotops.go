@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"sync"
 
@@ -64,21 +61,9 @@ func groupSlotOps(name string, p *proxy.Server, group *ha.Group, client *http.Cl
 }
 
 func fetchSlotOps(ctx context.Context, client *http.Client, statsAddr string) ([]uint64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+statsAddr+"/api/v1/slot_ops", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("slot_ops from %s: %s", statsAddr, resp.Status)
-	}
 	var body slotOpsJSON
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&body); err != nil {
-		return nil, fmt.Errorf("slot_ops from %s: %w", statsAddr, err)
+	if err := getMemberJSON(ctx, client, statsAddr, "/api/v1/slot_ops", 4<<20, &body); err != nil {
+		return nil, err
 	}
 	counts := make([]uint64, scaler.SlotCount)
 	for _, sc := range body.Slots {
