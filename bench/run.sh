@@ -187,6 +187,17 @@ if [[ -z $endpoint || -z $stats || -z $master ]]; then
 fi
 endpoint_port=${endpoint##*:}
 master_port=${master##*:}
+
+# The demo's autoscaler would scale out under the benchmark's load, and a
+# slot move in the middle of a run stops redis-benchmark --cluster
+# ("could not find node with ID ..."): pause it (group-wide) first.
+token=$(sed -n "s/.*Authorization: Bearer \([^']*\)'.*/\1/p" "$work/demo.out" | head -n 1)
+if [[ -z $token ]] || ! curl -fsS --max-time 10 -X POST -H "Authorization: Bearer $token" \
+	"http://$stats/api/v1/scaler/pause" >/dev/null; then
+	echo "run.sh: could not pause the demo's autoscaler" >&2
+	exit 1
+fi
+echo "autoscaler paused for the benchmark"
 sed -n '/^cluster nodes:/,/^stats:/p' "$work/demo.out"
 snapshot_node_logs
 echo "watching ${#node_logs[@]} Redis node logs for failovers"
