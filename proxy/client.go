@@ -14,6 +14,20 @@ import (
 // request is one client command on its way through the proxy. Clients keep
 // a slice of them and reuse it for every batch, so the steady state does not
 // allocate.
+//
+// Who owns a request, step by step:
+//   - prepare (client goroutine): parsed, routed, its reply started for
+//     commands answered locally; nothing else sees it yet.
+//   - send (client goroutine): appended to a backend pipe's queue with
+//     state stSent. From here until complete, the pipe owns reply, err and
+//     skip: its reader goroutine fills them in FIFO order (skip under the
+//     pipe's mu); the client goroutine does not touch the request.
+//   - complete/fail (pipe goroutine): the last request of the batch wakes
+//     the client through batch.done, which hands every request back.
+//   - execute (client goroutine again): redirects, retries (state stSend,
+//     sent again) or the final reply (stDone), written to the client in
+//     request order. raw and args point into the reader's buffer, which is
+//     not touched until the whole batch is answered.
 type request struct {
 	raw   []byte // the command's RESP bytes; valid for the whole batch
 	reply []byte // the reply's raw RESP bytes
@@ -35,7 +49,8 @@ type request struct {
 	pinned         bool   // a fan-out part: always to its target master
 	blocked        bool   // ran as a blocking command: its wait is not latency
 	repaired       bool   // scripts or functions were restored for it once
-	aux, aux2      uint64 // SCAN: master index and master count
+	scanMaster     uint64 // SCAN: index of the master this call reads
+	scanMasters    uint64 // SCAN: how many masters the cursor walks
 }
 
 type reqState uint8

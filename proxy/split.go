@@ -67,8 +67,8 @@ func (c *client) prepareScan(req *request, ci *cmdInfo, args [][]byte) {
 	sub.target, sub.pinned = t.masters[idx], true
 	req.subTo = len(c.subs)
 	req.info = ci
-	req.aux = uint64(idx)
-	req.aux2 = uint64(len(t.masters))
+	req.scanMaster = uint64(idx)
+	req.scanMasters = uint64(len(t.masters))
 }
 
 // mergeScan rewrites the master's next cursor into a Slotway cursor.
@@ -89,9 +89,9 @@ func mergeScan(r *request, part *request) []byte {
 	var cur uint64
 	switch {
 	case nodeNext != 0:
-		cur = uint64(nodeNext)<<scanNodeBits | r.aux
-	case r.aux+1 < r.aux2:
-		cur = r.aux + 1 // this master is done: the next one, from its start
+		cur = uint64(nodeNext)<<scanNodeBits | r.scanMaster
+	case r.scanMaster+1 < r.scanMasters:
+		cur = r.scanMaster + 1 // this master is done: the next one, from its start
 	}
 	var num [20]byte
 	out := append(r.reply[:0], "*2\r\n"...)
