@@ -19,6 +19,18 @@ import (
 
 // writeOwnKeys stores Slotway's own keys in the cluster directly, as the
 // scaler does: the lease with term 7, the pause switch, an event.
+// ownKeysCluster starts 3 masters with Slotway's own keys written, and a
+// proxy in front: a client of the proxy and a cluster client of the nodes.
+func ownKeysCluster(t *testing.T) (*redistest.Cluster, *redis.Client, *redis.ClusterClient) {
+	shortIf(t)
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	p := startProxy(t, c)
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds()})
+	t.Cleanup(func() { cc.Close() })
+	writeOwnKeys(t, context.Background(), cc)
+	return c, p.client(t), cc
+}
+
 func writeOwnKeys(t *testing.T, ctx context.Context, cc *redis.ClusterClient) {
 	t.Helper()
 	if err := cc.XAdd(ctx, &redis.XAddArgs{Stream: ownkeys.Events, Values: []string{"kind", "test"}}).Err(); err != nil {
@@ -87,14 +99,8 @@ func infoKeys(ctx context.Context, rc *redis.Client) int {
 // TestOwnKeysHidden: through the proxy, Slotway's own keys are not in KEYS,
 // SCAN, DBSIZE, RANDOMKEY or INFO keyspace.
 func TestOwnKeysHidden(t *testing.T) {
-	shortIf(t)
-	c := redistest.New(t, redistest.Options{Masters: 3})
-	p := startProxy(t, c)
-	rc := p.client(t)
+	_, rc, cc := ownKeysCluster(t)
 	ctx := context.Background()
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds()})
-	t.Cleanup(func() { cc.Close() })
-	writeOwnKeys(t, ctx, cc)
 
 	// Only Slotway's keys: the keyspace looks empty.
 	if n, err := rc.DBSize(ctx).Result(); err != nil || n != 0 {
@@ -191,14 +197,8 @@ func ownAmong(keys []string) []string {
 // change Slotway's own keys: the ones naming them are refused, and a flush
 // keeps them.
 func TestOwnKeysDurable(t *testing.T) {
-	shortIf(t)
-	c := redistest.New(t, redistest.Options{Masters: 3})
-	p := startProxy(t, c)
-	rc := p.client(t)
+	c, rc, cc := ownKeysCluster(t)
 	ctx := context.Background()
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds()})
-	t.Cleanup(func() { cc.Close() })
-	writeOwnKeys(t, ctx, cc)
 
 	refused := []struct {
 		name string
