@@ -142,6 +142,8 @@ demo_pid=""
 rb_pid=""
 idle_pid=""
 strace_pid=""
+trace_t0=""
+trace_secs=0
 node_logs=()      # redis.log of each demo node
 node_log_lines=() # its line count when the demo became ready
 report=$work/report.md
@@ -204,7 +206,7 @@ node_events() {
 	for i in "${!node_logs[@]}"; do
 		f=${node_logs[$i]}
 		[[ -f $f ]] || continue
-		tail -n +"$((node_log_lines[i] + 1))" "$f" |
+		tail -n +"$((node_log_lines[i] + 1))" "$f" 2>/dev/null |
 			grep -E ' # |FAIL|[Ff]ailover|[Ee]lection|Marking node|Connection with .* lost' |
 			grep -v 'overcommit' |
 			sed "s|^|$(basename "$(dirname "$f")"): |" || true
@@ -665,6 +667,7 @@ strace_attach() {
 		kill -0 "$strace_pid" 2>/dev/null || break
 		sleep 0.1
 	done
+	trace_t0=$EPOCHREALTIME
 	if ! grep -q 'attached' "$work/strace.err"; then
 		stop_bg "$strace_pid"
 		strace_pid=""
@@ -677,11 +680,13 @@ strace_attach() {
 	sleep 1
 }
 
-# strace_detach stops strace (SIGINT: it detaches and writes the summary).
+# strace_detach stops strace (SIGINT: it detaches and writes the summary)
+# and sets trace_secs to how long it was attached.
 strace_detach() {
 	kill -INT "$strace_pid" 2>/dev/null || true
 	wait "$strace_pid" 2>/dev/null || true
 	strace_pid=""
+	trace_secs=$(awk -v a="$trace_t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
 }
 
 # strace_total prints the total calls of the last strace run.
@@ -691,7 +696,7 @@ strace_total() {
 
 # phase_strace: syscalls per client command through Slotway.
 phase_strace() {
-	local before after c0 c1 cmds total start dur idle_total=0 idle_rate=0
+	local before after c0 c1 cmds total dur idle_total=0 idle_secs=0 idle_rate=0
 	echo
 	echo "== syscalls per command: strace -c -f -p <demo pid> during $STRACE_N SET and $STRACE_N GET (-c $CLIENTS -P 1 -d $DATASIZE)"
 	if ((STRACE_IDLE > 0)); then
@@ -699,15 +704,15 @@ phase_strace() {
 		sleep "$STRACE_IDLE"
 		strace_detach
 		idle_total=$(strace_total)
-		idle_rate=$(awk -v t="$idle_total" -v s="$((STRACE_IDLE + 1))" 'BEGIN { printf "%.0f", t / s }')
-		echo "   background, no traffic: $idle_total syscalls in ~$((STRACE_IDLE + 1))s = $idle_rate/s (HA gossip, health checks, stats, scaler, Go runtime)"
+		idle_secs=$trace_secs
+		idle_rate=$(awk -v t="$idle_total" -v s="$idle_secs" 'BEGIN { printf "%.0f", (s > 0 ? t / s : 0) }')
+		echo "   background, no traffic: $idle_total syscalls in ${idle_secs}s = $idle_rate/s (HA gossip, health checks, stats, scaler, Go runtime)"
 	fi
 	before=$(scrape)
-	start=$SECONDS
 	strace_attach || return 0
 	rb /dev/null strace slotway "$endpoint_port" 1 "$CLIENTS" "$DATASIZE" 1 "$STRACE_N"
 	strace_detach
-	dur=$((SECONDS - start))
+	dur=$trace_secs
 	after=$(scrape)
 	read -r c0 _ <<<"$before"
 	read -r c1 _ <<<"$after"
@@ -721,16 +726,16 @@ phase_strace() {
 	awk -v cmds="$cmds" -v total="$total" -v rate="$idle_rate" -v dur="$dur" '
 		BEGIN {
 			printf "   %d syscalls for %d GET+SET commands (slotway_proxy_commands_total): %.2f per command\n", total, cmds, total / cmds
-			printf "   of which background at the idle rate over ~%ds: ~%d (%.1f%%)\n", dur, rate * dur, total ? 100 * rate * dur / total : 0
+			printf "   of which background at the idle rate over the %.1fs traced: ~%d (%.1f%%)\n", dur, rate * dur, total ? 100 * rate * dur / total : 0
 		}'
 	echo "   top syscalls (calls, per command):"
 	awk -v cmds="$cmds" '$1 ~ /^[0-9]+$/ && $2 != "total" && n < 10 { printf "     %-16s %10d %8.3f\n", $2, $1, $1 / cmds; n++ }' "$work/strace.txt"
 	md "### Syscalls per command" ""
 	md "\`strace -c -f -p <demo pid>\` during $STRACE_N SETs and $STRACE_N GETs through Slotway (-c $CLIENTS -P 1 -d $DATASIZE). The count covers the whole demo process (both instances, HA gossip, health checks, stats, scaler, Go runtime); per command = total / GET+SET commands answered. Under strace Slotway runs much slower, so the background share is larger than in a normal run." ""
-	awk -v cmds="$cmds" -v total="$total" -v rate="$idle_rate" -v dur="$dur" -v it="$idle_total" -v is="$((STRACE_IDLE + 1))" '
+	awk -v cmds="$cmds" -v total="$total" -v rate="$idle_rate" -v dur="$dur" -v it="$idle_total" -v is="$idle_secs" '
 		BEGIN {
 			printf "- %d syscalls for %d commands: **%.2f syscalls per command**\n", total, cmds, total / cmds
-			if (is > 1) printf "- background without traffic: %d syscalls in ~%ds (%d/s); over the ~%ds traced run that is ~%d, %.1f%% of the total\n", it, is, rate, dur, rate * dur, total ? 100 * rate * dur / total : 0
+			if (is > 0) printf "- background without traffic: %d syscalls in %.1f s (%d/s); over the %.1f s traced run that is ~%d, %.1f%% of the total\n", it, is, rate, dur, rate * dur, total ? 100 * rate * dur / total : 0
 			print ""
 			print "| syscall | calls | per command |"
 			print "|:---|---:|---:|"
