@@ -15,7 +15,8 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/slotway ./cmd/slotway
 
-# deps installs what the demo and the tests need on a fresh Debian machine.
+# deps installs what the demo, the tests and the benchmark (strace for its
+# syscall count) need on a fresh Debian machine.
 # The deploy tests (internal/deploytest) need shellcheck, systemd-analyze
 # and vagrant; vagrant without its recommends, which would pull in libvirt,
 # QEMU and a kernel only to run `vagrant validate`. They also run
@@ -30,6 +31,7 @@ deps:
 	command -v nft >/dev/null || pkgs="$$pkgs nftables"; \
 	command -v chromium >/dev/null || pkgs="$$pkgs chromium chromium-driver"; \
 	command -v shellcheck >/dev/null || pkgs="$$pkgs shellcheck"; \
+	command -v strace >/dev/null || pkgs="$$pkgs strace"; \
 	command -v systemd-analyze >/dev/null || pkgs="$$pkgs systemd"; \
 	command -v vagrant >/dev/null || norec="$$norec vagrant"; \
 	if [ -n "$$pkgs$$norec" ]; then \

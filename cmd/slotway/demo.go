@@ -22,21 +22,26 @@ import (
 	"github.com/slotway/slotway/scaler"
 )
 
-// cmdDemo starts a local Redis Cluster (3 masters with a replica each and
-// 2 spare nodes) in a temp dir, two Slotway instances in front of it, and
-// prints where to connect. Ctrl-C stops everything and removes the dir.
+// cmdDemo starts a local Redis Cluster (3 masters with a replica each, or
+// -replicas N each, and 2 spare nodes) in a temp dir, two Slotway instances
+// in front of it, and prints where to connect. Ctrl-C stops everything and
+// removes the dir.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:7100", "client address of the first instance (the second uses the next port); taken ports fall back to free ones")
 	statsListen := fs.String("stats", "127.0.0.1:8100", "stats address of the first instance (the second uses the next port)")
 	pprof := fs.Bool("pprof", false, "serve /debug/pprof/ on the stats listeners")
+	replicas := fs.Int("replicas", 1, "replicas per master, 0 to 2 (0: the 3 masters only, as bench/run.sh's REPLICAS=0 setup)")
 	logf := addLogFlags(fs, "warn")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := logf.check(fs); err != nil {
 		return err
+	}
+	if *replicas < 0 || *replicas > 2 {
+		return usageError{fmt.Errorf("-replicas must be 0, 1 or 2, got %d", *replicas)}
 	}
 	log := logf.logger(stderr, logf.lvl, "text")
 	if _, err := exec.LookPath("redis-server"); err != nil {
@@ -48,10 +53,10 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer os.RemoveAll(dir)
 
-	fmt.Fprintln(stdout, "starting a Redis Cluster: 3 masters, 1 replica each, 2 spare nodes ...")
+	fmt.Fprintf(stdout, "starting a Redis Cluster: 3 masters, %d replica(s) each, 2 spare nodes ...\n", *replicas)
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	cluster, err := redistest.StartCluster(sctx, redistest.Options{
-		Masters: 3, Replicas: 1, Spares: 2, NodeTimeout: 2 * time.Second, Dir: dir,
+		Masters: 3, Replicas: *replicas, Spares: 2, NodeTimeout: 2 * time.Second, Dir: dir,
 		Logger: log.With("component", "demo"),
 	})
 	cancel()

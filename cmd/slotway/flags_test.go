@@ -28,3 +28,19 @@ func TestBadFlagsExit2(t *testing.T) {
 		t.Errorf("bench -duration soon: exit %d, want 2; stderr:\n%s", code, errb.String())
 	}
 }
+
+// TestDemoReplicasFlag: `demo -replicas` outside 0..2 is a usage error
+// (exit 2) before any redis-server is started; bench/run.sh uses -replicas 0
+// for its 3-masters-only setup.
+func TestDemoReplicasFlag(t *testing.T) {
+	for _, v := range []string{"-1", "3"} {
+		var out, errb strings.Builder
+		code := runMain([]string{"demo", "-replicas", v}, &out, &errb)
+		if code != 2 || !strings.Contains(errb.String(), "-replicas must be 0, 1 or 2, got "+v) {
+			t.Errorf("demo -replicas %s: exit %d, want 2; stderr:\n%s", v, code, errb.String())
+		}
+		if out.Len() != 0 {
+			t.Errorf("demo -replicas %s printed %q; want nothing started", v, out.String())
+		}
+	}
+}

@@ -78,22 +78,25 @@ func TestVagrantfile(t *testing.T) {
 }
 
 // TestShellScripts runs `bash -n` (or `sh -n` for POSIX scripts) and
-// shellcheck on every script under deploy/, and checks each is executable
-// with a shebang, since Vagrant and Swarm run them as programs.
+// shellcheck on every script under deploy/ and bench/, and checks each is
+// executable with a shebang, since Vagrant and Swarm run them as programs
+// (and `make bench` runs bench/run.sh).
 func TestShellScripts(t *testing.T) {
 	root := repoRoot(t)
 	var scripts []string
-	err := filepath.WalkDir(filepath.Join(root, "deploy"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".sh") {
-			scripts = append(scripts, p)
+	for _, dir := range []string{"deploy", "bench"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(p, ".sh") {
+				scripts = append(scripts, p)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	if len(scripts) < 5 {
-		t.Fatalf("found only %d scripts under deploy/: %v", len(scripts), scripts)
+	if len(scripts) < 6 {
+		t.Fatalf("found only %d scripts under deploy/ and bench/: %v", len(scripts), scripts)
 	}
 	shellcheck := requireTool(t, "shellcheck", "shellcheck")
 	for _, s := range scripts {
