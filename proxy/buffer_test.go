@@ -251,3 +251,89 @@ func TestPipeWriteBuffersShrinkWithoutAliasing(t *testing.T) {
 		t.Fatal("quiet pipe did not wake its reader to shrink the read window")
 	}
 }
+
+// TestSteadyLargeValuesDoNotReallocate: a stream of large values reuses
+// the grown buffers, batch after batch; so does small traffic in buffers
+// of base size.
+func TestSteadyLargeValuesDoNotReallocate(t *testing.T) {
+	large := appendCommand(nil, [][]byte{[]byte("SET"), []byte("k"), bytes.Repeat([]byte{'v'}, 700<<10)})
+	small := appendCommand(nil, [][]byte{[]byte("GET"), []byte("k")})
+	for _, tc := range []struct {
+		name string
+		req  []byte
+	}{{"large", large}, {"small", small}} {
+		t.Run(tc.name, func(t *testing.T) {
+			rd := newReader(nil, testLimits)
+			src := &chunkReader{n: 64 << 10}
+			rd.rd = src
+			serve := func() {
+				src.data = tc.req
+				for {
+					if _, _, err := rd.next(); err == nil {
+						break
+					}
+					if err := rd.fill(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				rd.shrink()
+			}
+			serve()
+			if allocs := testing.AllocsPerRun(3*shrinkAfter, serve); allocs != 0 {
+				t.Errorf("reader: %v allocations per batch, want 0", allocs)
+			}
+
+			p := newPipe("node", nil, 0, nil, &metrics{
+				backendWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "w"}),
+			})
+			p.conn, p.state = discardConn{}, pipeUp
+			var b batch
+			req := &request{raw: tc.req, batch: &b}
+			write := func() {
+				if err := p.enqueue(req, false); err != nil {
+					t.Fatal(err)
+				}
+				p.flush(false)
+				clear(p.inflight.buf) // as if answered
+				p.inflight.head, p.inflight.size = 0, 0
+			}
+			write()
+			write()
+			if allocs := testing.AllocsPerRun(3*shrinkAfter, write); allocs != 0 {
+				t.Errorf("pipe writes: %v allocations per batch, want 0", allocs)
+			}
+		})
+	}
+}
+
+type discardConn struct{ net.Conn }
+
+func (discardConn) Write(b []byte) (int, error) { return len(b), nil }
+
+type discardConn struct{ net.Conn }
+
+func (discardConn) Write(b []byte) (int, error) { return len(b), nil }
+
+// TestReleaseDue: memory goes back to the OS only after much was given
+// back, counting only buffers that had grown.
+func TestReleaseDue(t *testing.T) {
+	released.Store(0)
+	t.Cleanup(func() { released.Store(0) })
+	for range 1000 {
+		noteReleased(bufKeep) // base-size buffers of clients that left
+	}
+	if releaseDue() {
+		t.Fatal("due after base-size buffers only")
+	}
+	noteReleased(releaseMin - 1)
+	if releaseDue() {
+		t.Fatal("due below releaseMin")
+	}
+	noteReleased(700 << 10)
+	if !releaseDue() {
+		t.Fatal("not due after releaseMin was given back")
+	}
+	if releaseDue() {
+		t.Fatal("due twice for the same bytes")
+	}
+}
