@@ -303,8 +303,10 @@ func (p *pipe) flushLocked(rounds int) {
 		if !p.wshrink.shrink(len(out), cap(out), maxSpareBuffer) {
 			p.spare = out[:0]
 		} else {
+			noteReleased(cap(out))
 			p.spare = nil
 			if len(p.pend) == 0 && cap(p.pend) > bufKeep {
+				noteReleased(cap(p.pend))
 				p.pend = nil // the other one is large too, and unused
 			}
 		}
@@ -526,9 +528,11 @@ func (p *pipe) trimLocked(conn net.Conn) {
 	if !p.writing && len(p.pend) == 0 {
 		// Not writing: no write holds either array, and they are distinct.
 		if cap(p.pend) > bufKeep {
+			noteReleased(cap(p.pend))
 			p.pend = nil
 		}
 		if cap(p.spare) > bufKeep {
+			noteReleased(cap(p.spare))
 			p.spare = nil
 		}
 	}

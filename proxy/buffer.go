@@ -109,6 +109,7 @@ func (b *window) trim() bool {
 	if len(b.buf) <= bufKeep || b.w-b.r > windowStart {
 		return false
 	}
+	noteReleased(len(b.buf))
 	nb := make([]byte, windowStart)
 	b.w = copy(nb, b.buf[b.r:b.w])
 	b.r = 0

@@ -310,10 +310,6 @@ type discardConn struct{ net.Conn }
 
 func (discardConn) Write(b []byte) (int, error) { return len(b), nil }
 
-type discardConn struct{ net.Conn }
-
-func (discardConn) Write(b []byte) (int, error) { return len(b), nil }
-
 // TestReleaseDue: memory goes back to the OS only after much was given
 // back, counting only buffers that had grown.
 func TestReleaseDue(t *testing.T) {

@@ -146,6 +146,8 @@ func (c *client) serve() {
 		c.endBlocking()
 		c.resetPubsub()
 		c.conn.Close()
+		noteReleased(len(c.rd.buf))
+		noteReleased(cap(c.out))
 	}()
 	maxBatch := c.s.settings().limits.MaxBatchLen
 	for !c.quit {
@@ -302,6 +304,7 @@ func (c *client) writeOut() bool {
 		_, err = c.conn.Write(c.out)
 	}
 	if c.outSh.shrink(len(c.out), cap(c.out), 1<<20) {
+		noteReleased(cap(c.out))
 		c.out = make([]byte, 0, 16<<10)
 	} else {
 		c.out = c.out[:0]
