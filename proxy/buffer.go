@@ -39,6 +39,7 @@ func (s *shrinker) shrink(used, capacity, huge int) bool {
 		// one must not reset the count of the large one.
 		return false
 	case capacity > huge:
+		// Shrinks now, whatever it held.
 	case used > bufKeep:
 		s.idle = 0
 		return false
