@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -188,6 +189,10 @@ type pipe struct {
 	// this long, the connection is dropped (0: never).
 	timeout  time.Duration
 	progress atomic.Uint64 // reads and writes done, for the watchdog
+	// trimRead asks the reader to shrink its window: the pipe has gone
+	// quiet, and the serve loop interrupted the reader's blocked read.
+	trimRead atomic.Bool
+	readCap  atomic.Int64 // the reader's window size, for tests
 
 	wake chan struct{}
 
@@ -199,6 +204,7 @@ type pipe struct {
 	conn     net.Conn
 	writing  bool   // a goroutine is in conn.Write; others only append
 	spare    []byte // the other write buffer
+	wshrink  shrinker
 	retiring bool
 	deadline time.Time // retiring: close by then even if replies are missing
 	resetBy  error     // why reset closed the connection, until it ends
@@ -257,7 +263,7 @@ func (p *pipe) flush(yield bool) {
 }
 
 // maxSpareBuffer bounds the write buffer a pipe keeps between writes
-// (two per pipe; backend_conns pipes per master).
+// (two per pipe; backend_conns pipes per master), and its read window.
 const maxSpareBuffer = 8 << 20
 
 // maxInlineFlushes bounds how many writes one client does for others
@@ -288,15 +294,21 @@ func (p *pipe) flushLocked(rounds int) {
 		p.progress.Add(1)
 		p.m.backendWrites.Inc()
 		p.mu.Lock()
-		// Keep the buffer for the next swap unless it is huge: with large
+		// Keep the buffer for the next swap while it is in use: with large
 		// values (hundreds of KiB) a fresh buffer per write cost more in
-		// growslice and memmove than the proxying itself.
+		// growslice and memmove than the proxying itself. After a burst,
+		// or when it is huge, it goes (shrinker).
 		// (Not keeping it must drop the old spare too: that array is pend
 		// now, and the next swap would write it while clients append to it.)
-		if cap(out) <= maxSpareBuffer {
+		if !p.wshrink.shrink(len(out), cap(out), maxSpareBuffer) {
 			p.spare = out[:0]
 		} else {
+			noteReleased(cap(out))
 			p.spare = nil
+			if len(p.pend) == 0 && cap(p.pend) > bufKeep {
+				noteReleased(cap(p.pend))
+				p.pend = nil // the other one is large too, and unused
+			}
 		}
 		if err != nil {
 			// The reader sees the closed connection and fails what is in
@@ -442,15 +454,17 @@ func (p *pipe) failPendingLocked(err error) {
 // serve runs the writer in this goroutine and the reader in another until
 // the connection fails, ctx ends, or a retired pipe has drained.
 func (p *pipe) serve(ctx context.Context, conn net.Conn) error {
+	p.trimRead.Store(false)
 	readErr := make(chan error, 1)
 	go func() { readErr <- p.readLoop(conn) }()
 	var retireT <-chan time.Time
-	var watch <-chan time.Time
+	// The ticker drives the watchdog and gives a quiet pipe's buffers back.
+	every := time.Second
 	if p.timeout > 0 {
-		t := time.NewTicker(min(p.timeout/4, time.Second))
-		defer t.Stop()
-		watch = t.C
+		every = min(p.timeout/4, time.Second)
 	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
 	// The watchdog notes when the I/O count last moved (or the pipe last
 	// had nothing in flight), so the data path pays an atomic add per
 	// syscall, not a clock read.
@@ -463,15 +477,21 @@ func (p *pipe) serve(ctx context.Context, conn net.Conn) error {
 			return ctx.Err()
 		case err := <-readErr:
 			return err
-		case now := <-watch:
-			// A node that stopped answering (or waits for the rest of a
-			// command that will never come) would hold its clients forever.
+		case now := <-tick.C:
 			p.mu.Lock()
 			busy := p.inflight.len() > 0
+			n := p.progress.Load()
+			if n == seen && !busy {
+				// No read or write since the last tick and nothing in
+				// flight: a burst of large values is over.
+				p.trimLocked(conn)
+			}
 			p.mu.Unlock()
-			if n := p.progress.Load(); n != seen || !busy {
+			// A node that stopped answering (or waits for the rest of a
+			// command that will never come) would hold its clients forever.
+			if n != seen || !busy {
 				seen, since = n, now
-			} else if now.Sub(since) > p.timeout {
+			} else if p.timeout > 0 && now.Sub(since) > p.timeout {
 				conn.Close()
 				<-readErr
 				return fmt.Errorf("%w for %v with commands in flight (proxy.backend_timeout)", errNodeSilent, p.timeout)
@@ -500,33 +520,48 @@ func (p *pipe) serve(ctx context.Context, conn net.Conn) error {
 	}
 }
 
+// trimLocked gives the write buffers of a quiet pipe back, and asks the
+// reader to shrink its window: the read it is blocked in is interrupted
+// (a deadline in the past), so it can swap the buffer it reads into.
+// Called with mu held.
+func (p *pipe) trimLocked(conn net.Conn) {
+	if !p.writing && len(p.pend) == 0 {
+		// Not writing: no write holds either array, and they are distinct.
+		if cap(p.pend) > bufKeep {
+			noteReleased(cap(p.pend))
+			p.pend = nil
+		}
+		if cap(p.spare) > bufKeep {
+			noteReleased(cap(p.spare))
+			p.spare = nil
+		}
+	}
+	if p.readCap.Load() > bufKeep {
+		p.trimRead.Store(true)
+		conn.SetReadDeadline(time.Now())
+	}
+}
+
 // readLoop reads replies and completes requests in the order they were sent.
 func (p *pipe) readLoop(conn net.Conn) error {
-	buf := make([]byte, 16<<10)
-	r, w, need := 0, 0, 0
+	win := newWindow()
+	need, size := 0, len(win.buf)
 	var done []*request
 	var ends []int
 	for {
-		if r == w {
-			r, w = 0, 0
-		}
-		want := max(need, w-r+1)
-		if r+want > len(buf) || w == len(buf) {
-			if want > len(buf) || r == 0 {
-				nb := make([]byte, max(want, 2*len(buf)))
-				copy(nb, buf[r:w])
-				buf = nb
-			} else {
-				copy(buf, buf[r:w])
-			}
-			w -= r
-			r = 0
-		}
-		n, err := conn.Read(buf[w:])
+		n, err := win.readFrom(conn, need)
 		if n == 0 && err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && p.trimRead.Swap(false) {
+				// Woken by trimLocked, not a failure.
+				conn.SetReadDeadline(time.Time{})
+				win.trim()
+				size = len(win.buf)
+				p.readCap.Store(int64(size))
+				continue
+			}
 			return fmt.Errorf("read: %w", err)
 		}
-		w += n
+		r, w, buf := win.r, win.w, win.buf
 		p.progress.Add(1)
 		p.m.backendReads.Inc()
 		// Find every complete reply first, then take their requests under
@@ -566,12 +601,11 @@ func (p *pipe) readLoop(conn net.Conn) error {
 			start = end
 			done[i] = nil
 		}
-		r = start
-		if len(buf) > 1<<20 && w-r < 16<<10 {
-			nb := make([]byte, 16<<10)
-			w = copy(nb, buf[r:w])
-			r = 0
-			buf = nb
+		win.r = start
+		win.release(maxSpareBuffer)
+		if len(win.buf) != size {
+			size = len(win.buf)
+			p.readCap.Store(int64(size))
 		}
 		if retiring {
 			select {

@@ -96,6 +96,7 @@ type client struct {
 	conn  net.Conn
 	rd    *reader
 	out   []byte
+	outSh shrinker // gives out back after a burst of large replies
 	reqs  []request
 	batch batch
 	quit  bool
@@ -128,6 +129,9 @@ type client struct {
 	// 0: none), for the parked gauges.
 	parkedN  atomic.Int32
 	parkedAt atomic.Int64
+	// bufBytes is the capacity of rd's window and out, updated at the end
+	// of a batch when it changed; read by tests.
+	bufBytes atomic.Int64
 }
 
 func (s *Server) newClient(id uint64, conn net.Conn) *client {
@@ -157,6 +161,8 @@ func (c *client) serve() {
 		c.endBlocking()
 		c.resetPubsub()
 		c.conn.Close()
+		noteReleased(len(c.rd.buf))
+		noteReleased(cap(c.out))
 	}()
 	maxBatch := c.s.settings().limits.MaxBatchLen
 	for !c.quit {
@@ -257,6 +263,9 @@ func (c *client) serve() {
 			return
 		}
 		c.rd.shrink()
+		if b := int64(len(c.rd.buf) + cap(c.out)); b != c.bufBytes.Load() {
+			c.bufBytes.Store(b)
+		}
 		c.commands.Add(uint64(n))
 	}
 }
@@ -303,15 +312,17 @@ func (c *client) writeOut() bool {
 	if len(c.out) == 0 {
 		return true
 	}
+	var err error
 	if c.ps != nil {
-		c.ps.enqueue(c.out)
-		c.out = c.out[:0]
-		return true // a failed write closes the connection, which ends reading
+		c.ps.enqueue(c.out) // a failed write closes the connection, which ends reading
+	} else {
+		_, err = c.conn.Write(c.out)
 	}
-	_, err := c.conn.Write(c.out)
-	c.out = c.out[:0]
-	if cap(c.out) > 1<<20 {
+	if c.outSh.shrink(len(c.out), cap(c.out), 1<<20) {
+		noteReleased(cap(c.out))
 		c.out = make([]byte, 0, 16<<10)
+	} else {
+		c.out = c.out[:0]
 	}
 	return err == nil
 }

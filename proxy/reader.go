@@ -26,19 +26,16 @@ type Limits struct {
 // until the next fill: a batch is parsed, served and answered before the
 // reader touches the socket again.
 type reader struct {
+	window // unread data is buf[r:w]
 	rd     io.Reader
 	lim    Limits
-	buf    []byte
-	r, w   int // unread data is buf[r:w]
 	need   int // bytes (from r) that the partial request at r needs at least
 	args   [][]byte
 	inline []byte // RESP encoding of the last inline request
 }
 
-const readChunk = 16 << 10
-
 func newReader(rd io.Reader, lim Limits) *reader {
-	return &reader{rd: rd, lim: lim, buf: make([]byte, readChunk)}
+	return &reader{window: newWindow(), rd: rd, lim: lim}
 }
 
 var errIncomplete = errors.New("incomplete request")
@@ -46,23 +43,7 @@ var errIncomplete = errors.New("incomplete request")
 // fill reads more bytes from the connection, compacting or growing the
 // buffer only as far as the partial request at r needs.
 func (p *reader) fill() error {
-	if p.r == p.w {
-		p.r, p.w = 0, 0
-	}
-	want := max(p.need, p.w-p.r+1)
-	if p.r+want > len(p.buf) || p.w == len(p.buf) {
-		if want > len(p.buf) || p.r == 0 {
-			nb := make([]byte, max(want, 2*len(p.buf)))
-			copy(nb, p.buf[p.r:p.w])
-			p.buf = nb
-		} else {
-			copy(p.buf, p.buf[p.r:p.w])
-		}
-		p.w -= p.r
-		p.r = 0
-	}
-	n, err := p.rd.Read(p.buf[p.w:])
-	p.w += n
+	n, err := p.readFrom(p.rd, p.need)
 	if n > 0 {
 		return nil
 	}
@@ -72,15 +53,9 @@ func (p *reader) fill() error {
 	return err
 }
 
-// shrink drops a buffer grown for one huge request once it is served.
-func (p *reader) shrink() {
-	if len(p.buf) > 1<<20 && p.w-p.r < readChunk {
-		nb := make([]byte, readChunk)
-		p.w = copy(nb, p.buf[p.r:p.w])
-		p.r = 0
-		p.buf = nb
-	}
-}
+// shrink ends a batch: a buffer grown for large requests goes back to its
+// base size once small ones are all that come (or at once above 1 MiB).
+func (p *reader) shrink() bool { return p.release(1 << 20) }
 
 // next parses the request at r. It returns the arguments and the request's
 // RESP bytes (for inline requests, a RESP encoding of them). An empty args

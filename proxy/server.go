@@ -117,6 +117,7 @@ func (s *Server) Run(ctx context.Context) error {
 	bwg.Go(func() { s.health.run(bctx) })
 	bwg.Go(func() { s.bootstrap(bctx) })
 	bwg.Go(func() { s.watchNodeTimeout(bctx) })
+	bwg.Go(func() { s.returnMemory(bctx) })
 
 	acceptDone := make(chan error, 1)
 	go func() { acceptDone <- s.acceptLoop() }()
