@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -75,19 +74,7 @@ func TestRunLogsJSON(t *testing.T) {
 		}
 		return failures >= 10 && strings.Contains(stderr.String(), `"component":"go-redis"`)
 	})
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no exit after SIGTERM\n%s", stderr.String())
-	}
+	sigtermAndWait(t, cmd, &stderr)
 	out := stderr.String()
 	refreshLines := 0
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {

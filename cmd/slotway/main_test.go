@@ -253,19 +253,7 @@ func TestRunSIGTERM(t *testing.T) {
 	if v := rc.Get(ctx, "run:key").Val(); v != "v" {
 		t.Fatalf("GET = %q", v)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit: %v\n%s", err, out.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no exit after SIGTERM\n%s", out.String())
-	}
+	sigtermAndWait(t, cmd, &out)
 	if !strings.Contains(out.String(), "slotway stopped") {
 		t.Errorf("log lacks the stop line:\n%s", out.String())
 	}
@@ -296,4 +284,23 @@ func freePorts(t *testing.T, n int) []int {
 		ports[i] = p
 	}
 	return ports
+}
+
+// sigtermAndWait sends SIGTERM to cmd and fails the test unless it exits
+// 0 within 30 s; out is the process's output, shown on failure.
+func sigtermAndWait(t *testing.T, cmd *exec.Cmd, out fmt.Stringer) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, out)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no exit after SIGTERM\n%s", out)
+	}
 }
