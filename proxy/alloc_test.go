@@ -9,12 +9,7 @@ import (
 // TestHotPathAllocations pins the per-command budget: parsing a request,
 // routing it and scanning its reply allocate nothing in the steady state.
 func TestHotPathAllocations(t *testing.T) {
-	get := &cmdInfo{name: "get", arity: 2, stats: &cmdStats{},
-		specs: []keySpec{{beginIndex: 1, findRange: true, keyStep: 1}}}
-	s := &Server{}
-	s.table.Store(&commandTable{cmds: map[string]*cmdInfo{"get": get}})
-	c := &client{s: s}
-	req := &request{reply: make([]byte, 0, 64)}
+	c, req := getOnlyClient()
 
 	in := bytes.Repeat([]byte("*2\r\n$3\r\nGET\r\n$10\r\nkey:000042\r\n"), 1000)
 	rd := newReader(bytes.NewReader(nil), testLimits)
@@ -59,4 +54,14 @@ func BenchmarkPrepareGet(b *testing.B) {
 	for b.Loop() {
 		c.prepare(req, args, nil)
 	}
+}
+
+// getOnlyClient is a client of a server whose command table has only GET,
+// and a request to reuse: the allocation budgets' fixture.
+func getOnlyClient() (*client, *request) {
+	get := &cmdInfo{name: "get", arity: 2, stats: &cmdStats{},
+		specs: []keySpec{{beginIndex: 1, findRange: true, keyStep: 1}}}
+	s := &Server{}
+	s.table.Store(&commandTable{cmds: map[string]*cmdInfo{"get": get}})
+	return &client{s: s}, &request{reply: make([]byte, 0, 64)}
 }

@@ -9,12 +9,7 @@ import (
 // a client key in the own keys' slot (the only slot where it looks at the
 // keys) and elsewhere; an own key is refused.
 func TestOwnKeyCheckAllocations(t *testing.T) {
-	get := &cmdInfo{name: "get", arity: 2, stats: &cmdStats{},
-		specs: []keySpec{{beginIndex: 1, findRange: true, keyStep: 1}}}
-	s := &Server{}
-	s.table.Store(&commandTable{cmds: map[string]*cmdInfo{"get": get}})
-	c := &client{s: s}
-	req := &request{reply: make([]byte, 0, 64)}
+	c, req := getOnlyClient()
 	var near []byte
 	for i := 0; near == nil; i++ {
 		if k := []byte("user:" + strconv.Itoa(i)); Slot(k) == ownSlot {
