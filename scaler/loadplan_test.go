@@ -373,3 +373,26 @@ func TestPlanByLoadProperties(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadAimLeavesRoomForNoise: thirty equally hot slots on one master.
+// Planned at the trigger's tolerance the masters end 11/10/9, on the ±10 %
+// edge, where the next noisy measurement starts a rebalance again;
+// planned at loadAim they end 10/10/10.
+func TestLoadAimLeavesRoomForNoise(t *testing.T) {
+	ops := make([]float64, SlotCount)
+	for slot := 0; slot < 30; slot++ {
+		ops[slot*7] = 1000
+	}
+	per := func(tol float64) []float64 {
+		plan := mustPlanByLoad(t, LoadPlanInput{Masters: abc, Owner: thirds(), Ops: ops, Tolerance: tol})
+		after := slices.Collect(maps.Values(plan.After))
+		slices.Sort(after)
+		return after
+	}
+	if got := per(loadTolerance); !reflect.DeepEqual(got, []float64{9000, 10000, 11000}) {
+		t.Errorf("planned at loadTolerance: %v, want the 9000/10000/11000 that motivated loadAim", got)
+	}
+	if got := per(loadAim); !reflect.DeepEqual(got, []float64{10000, 10000, 10000}) {
+		t.Errorf("planned at loadAim: %v, want 10000 each", got)
+	}
+}
