@@ -46,7 +46,7 @@ func (c *client) clientLine(now time.Time) string {
 		idle = int64(now.Sub(c.created).Seconds())
 	}
 	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d ssub=%d multi=%d cmd=%s user=%s resp=%d lib-name=%s lib-ver=%s\n",
-		c.id, c.conn.RemoteAddr(), c.conn.LocalAddr(), name, int64(now.Sub(c.created).Seconds()), idle, flags,
+		c.id, c.raddr, c.laddr, name, int64(now.Sub(c.created).Seconds()), idle, flags,
 		c.subCounts[0].Load(), c.subCounts[1].Load(), c.subCounts[2].Load(), c.multiLen(), cmd, user, c.proto.Load(),
 		libName, libVer)
 }
@@ -187,8 +187,8 @@ func cmdClientKill(c *client, args [][]byte, dst []byte) []byte {
 	for _, cl := range c.s.clientsSnapshot() {
 		switch {
 		case f.id != 0 && cl.id != f.id,
-			f.addr != "" && cl.conn.RemoteAddr().String() != f.addr,
-			f.laddr != "" && cl.conn.LocalAddr().String() != f.laddr,
+			f.addr != "" && cl.raddr.String() != f.addr,
+			f.laddr != "" && cl.laddr.String() != f.laddr,
 			f.ty != "" && f.ty != cl.clientType(),
 			f.skipMe && cl == c:
 			continue
@@ -198,7 +198,7 @@ func cmdClientKill(c *client, args [][]byte, dst []byte) []byte {
 		if cl == c {
 			c.quit = true // after this reply, as Redis does
 		} else {
-			cl.conn.Close() // its handler sees the error and cleans up
+			cl.kill()
 		}
 		killed++
 	}

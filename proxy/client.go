@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime/debug"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -71,8 +72,12 @@ func (r *request) unroute() {
 }
 
 func (r *request) complete() {
-	if r.batch.pending.Add(-1) == 0 {
-		r.batch.done <- struct{}{}
+	if b := r.batch; b.pending.Add(-1) == 0 {
+		if b.lp != nil {
+			b.lp.post(b.c, evRound)
+		} else {
+			b.done <- struct{}{}
+		}
 	}
 }
 
@@ -82,10 +87,15 @@ func (r *request) fail(err error) {
 }
 
 // batch counts the requests of one round that still wait for a reply; the
-// last one to finish wakes the client once.
+// last one to finish wakes the client once: through done when a goroutine
+// waits for the round, through its loop's queue when a loop runs it (lp
+// is set by the client's owner before the round's first enqueue, which
+// the pipe's mutex orders before the completion that reads it).
 type batch struct {
 	pending atomic.Int32
 	done    chan struct{}
+	lp      *loop
+	c       *client
 }
 
 // client serves one client connection. Only its own goroutine touches it,
@@ -93,13 +103,14 @@ type batch struct {
 type client struct {
 	s     *Server
 	id    uint64
-	conn  net.Conn
+	conn  net.Conn // while a goroutine serves the client; nil in a loop (guarded by hmu)
 	rd    *reader
 	out   []byte
 	outSh shrinker // gives out back after a burst of large replies
 	reqs  []request
 	batch batch
 	quit  bool
+	ex    execState  // the batch being executed
 	dirty []*pipe    // pipes this round appended to; flushed once each
 	subs  []request  // per-slot parts of split multi-key commands
 	split splitState // scratch for splitting
@@ -107,6 +118,16 @@ type client struct {
 	blk   blockState // dedicated connection of blocking commands
 	ps    *pubsub    // subscriptions and the output queue, once subscribed
 	wrote []string   // masters written since the last WAIT
+
+	// Set at accept, then only read (CLIENT LIST and KILL read them from
+	// other goroutines).
+	raddr, laddr net.Addr
+	// hmu guards conn and lp where other goroutines (CLIENT KILL, the
+	// drain) meet a loop handing the client over to a goroutine.
+	hmu    sync.Mutex
+	lp     *loop // the event loop serving the client; nil when a goroutine does
+	killed atomic.Bool
+	ls     loopClient // the loop's state of this client (loop.go)
 
 	user     *user  // nil until AUTH when proxy.users is set
 	name     []byte // CLIENT SETNAME
@@ -136,7 +157,7 @@ type client struct {
 
 func (s *Server) newClient(id uint64, conn net.Conn) *client {
 	c := &client{
-		s: s, id: id, conn: conn,
+		s: s, id: id, conn: conn, raddr: conn.RemoteAddr(), laddr: conn.LocalAddr(),
 		rd:      newReader(conn, s.settings().limits),
 		out:     make([]byte, 0, 16<<10),
 		created: time.Now(),
@@ -146,6 +167,7 @@ func (s *Server) newClient(id uint64, conn net.Conn) *client {
 	}
 	c.proto.Store(2)
 	c.batch.done = make(chan struct{}, 1)
+	c.batch.c = c
 	return c
 }
 
@@ -273,6 +295,12 @@ func (c *client) serve() {
 // finishBatch executes reqs[:n] and appends their replies to c.out.
 func (c *client) finishBatch(n int, start time.Time) {
 	c.execute(c.reqs[:n], c.subs)
+	c.completeBatch(n, start)
+}
+
+// completeBatch appends the final replies of reqs[:n] to c.out and
+// counts their latency from start.
+func (c *client) completeBatch(n int, start time.Time) {
 	c.mergeSplits(c.reqs[:n])
 	// One clock read per batch: every command of a batch waited for
 	// the batch (pipelines are answered together).
@@ -330,18 +358,26 @@ func (c *client) writeOut() bool {
 // prepare decides how req is served. Local commands are answered here; the
 // rest get a slot and state stSend.
 func (c *client) prepare(req *request, args [][]byte, raw []byte) {
+	t := c.s.table.Load()
+	ci, unknownSub := c.lookup(t, args)
+	c.prepareWith(req, args, raw, t, ci, unknownSub)
+}
+
+// lookup finds the command in t; before the table is known, PING and
+// friends still work.
+func (c *client) lookup(t *commandTable, args [][]byte) (ci *cmdInfo, unknownSub bool) {
+	if t != nil {
+		return t.lookup(args)
+	}
+	return localInfo(args[0]), false
+}
+
+// prepareWith is prepare with the command already looked up in t.
+func (c *client) prepareWith(req *request, args [][]byte, raw []byte, t *commandTable, ci *cmdInfo, unknownSub bool) {
 	req.raw, req.err, req.target, req.asking, req.redirects, req.repaired = raw, nil, nil, false, 0, false
 	req.subFrom, req.subTo = 0, 0
 	req.reply = req.reply[:0]
 	req.state = stDone
-	t := c.s.table.Load()
-	var ci *cmdInfo
-	var unknownSub bool
-	if t != nil {
-		ci, unknownSub = t.lookup(args)
-	} else {
-		ci = localInfo(args[0]) // PING and friends work before the table is known
-	}
 	if len(c.s.settings().users) > 0 && c.user == nil && !preAuth(ci) {
 		req.reply = appendError(req.reply, "NOAUTH Authentication required.")
 		return
@@ -434,133 +470,191 @@ func (c *client) prepare(req *request, args [][]byte, raw []byte) {
 	req.state = stSend
 }
 
+// execState is one batch's way through its rounds: which requests, and
+// the retry budget and backoff once something is parked.
+type execState struct {
+	sets     [2][]request // the batch's requests and their split parts
+	deadline time.Time    // zero until a request is parked
+	bo       backoff
+	parked   int       // requests the last judge parked
+	since    time.Time // when it parked them
+}
+
+func (ex *execState) reset(top, subs []request) {
+	*ex = execState{sets: [2][]request{top, subs}, bo: backoff{base: 5 * time.Millisecond, cap: 200 * time.Millisecond, cur: 5 * time.Millisecond}}
+}
+
+// roundPhase is where rounds resume: a loop hands a batch over to a
+// goroutine at the phase it cannot run itself (loop.go).
+type roundPhase uint8
+
+const (
+	phSend  roundPhase = iota // send every stSend request
+	phJudge                   // replies are in: look at them
+	phSleep                   // parked: back off, then send again
+)
+
 // execute sends every stSend request, waits for the round, follows
 // redirects and retries, and leaves a final reply in each request.
 func (c *client) execute(top, subs []request) {
-	var deadline time.Time
-	bo := backoff{base: 5 * time.Millisecond, cap: 200 * time.Millisecond, cur: 5 * time.Millisecond}
-	sets := [2][]request{top, subs}
-	for {
-		c.batch.pending.Store(1)
-		sent := 0
-		for _, reqs := range sets {
-			for i := range reqs {
-				if reqs[i].state == stSend {
-					c.send(&reqs[i])
-					sent++
-				}
+	c.ex.reset(top, subs)
+	c.rounds(&c.ex, phSend)
+}
+
+// rounds runs ex from phase from until every request has its final reply,
+// waiting on this goroutine for replies and backoffs.
+func (c *client) rounds(ex *execState, from roundPhase) {
+	for phase := from; ; {
+		switch phase {
+		case phSend:
+			if !c.sendRound(ex) {
+				c.endRounds(ex)
+				return
+			}
+			for i, p := range c.dirty {
+				p.flush(i == 0)
+				c.dirty[i] = nil
+			}
+			c.dirty = c.dirty[:0]
+			if c.batch.pending.Add(-1) != 0 {
+				<-c.batch.done
+			}
+			phase = phJudge
+		case phJudge:
+			resend, wait := c.judge(ex)
+			switch {
+			case !resend:
+				c.endRounds(ex)
+				return
+			case wait:
+				phase = phSleep
+			default:
+				phase = phSend
+			}
+		case phSleep:
+			c.park(ex.parked, ex.since)
+			time.Sleep(min(ex.bo.next(), max(time.Until(ex.deadline), 0)))
+			phase = phSend
+		}
+	}
+}
+
+// sendRound sends every stSend request of ex and reports whether it sent
+// any. It leaves the batch's pending count one above the requests in
+// flight: the caller drops that guard once it is ready to be woken.
+func (c *client) sendRound(ex *execState) bool {
+	c.batch.pending.Store(1)
+	sent := 0
+	for _, reqs := range ex.sets {
+		for i := range reqs {
+			if reqs[i].state == stSend {
+				c.send(&reqs[i])
+				sent++
 			}
 		}
-		if sent == 0 {
-			if !deadline.IsZero() {
-				c.unpark()
+	}
+	return sent > 0
+}
+
+func (c *client) endRounds(ex *execState) {
+	if !ex.deadline.IsZero() {
+		c.unpark()
+	}
+}
+
+// judge looks at the replies of a round: it follows redirects, parks what
+// the retry budget allows (wait), and reports whether anything is to be
+// sent again.
+func (c *client) judge(ex *execState) (resend, wait bool) {
+	parked := 0
+	now := time.Time{}
+	for _, reqs := range ex.sets {
+		for i := range reqs {
+			r := &reqs[i]
+			if r.state != stSent {
+				continue
 			}
-			return
-		}
-		for i, p := range c.dirty {
-			p.flush(i == 0)
-			c.dirty[i] = nil
-		}
-		c.dirty = c.dirty[:0]
-		if c.batch.pending.Add(-1) != 0 {
-			<-c.batch.done
-		}
-		resend, wait, parked := false, false, 0
-		now := time.Time{}
-		for _, reqs := range sets {
-			for i := range reqs {
-				r := &reqs[i]
-				if r.state != stSent {
-					continue
-				}
-				r.state = stDone
-				if r.err != nil {
-					// Never sent, or a read whose connection broke: routed
-					// again and parked like a TRYAGAIN.
-					if errors.Is(r.err, errBackendDown) || (errors.Is(r.err, errBackendLost) && r.info.resendable()) {
-						if now.IsZero() {
-							now = time.Now()
-							if deadline.IsZero() {
-								deadline = now.Add(c.s.retryBudget())
-							}
-						}
-						c.s.topo.requestRefresh()
-						if now.Before(deadline) {
-							r.state = stSend
-							r.unroute()
-							resend, wait = true, true
-							parked++
-							continue
-						}
-					}
-					c.s.m.backendFailures.Inc()
-					r.reply = appendError(r.reply[:0], backendErrorMsg(r))
-					r.info.stats.errors.Add(1)
-					continue
-				}
-				if len(r.reply) == 0 || r.reply[0] != '-' {
-					continue
-				}
-				kind, slot, addr := classify(r.reply)
-				switch kind {
-				case redirNone:
-					if r.subTo == r.subFrom && (c.reloadScript(r) || c.repairFunctions(r)) {
-						resend = true
-						continue
-					}
-					r.info.stats.errors.Add(1)
-					continue
-				case redirMoved, redirAsk:
-					c.s.m.redirects[kind].Inc()
-					c.s.redirCount[kind].Add(1)
-					if r.redirects >= c.s.settings().maxRedirects {
-						r.info.stats.errors.Add(1)
-						continue
-					}
-					target := c.s.topo.backendForRedirect(addr, r.target)
-					if target == nil {
-						continue
-					}
-					if kind == redirMoved {
-						c.s.topo.moved(slot, target)
-					}
-					r.redirects++
-					r.target, r.asking, r.state = target, kind == redirAsk, stSend
-					resend = true
-				case redirTryAgain, redirClusterDown:
-					c.s.m.redirects[kind].Inc()
-					c.s.redirCount[kind].Add(1)
+			r.state = stDone
+			if r.err != nil {
+				// Never sent, or a read whose connection broke: routed
+				// again and parked like a TRYAGAIN.
+				if errors.Is(r.err, errBackendDown) || (errors.Is(r.err, errBackendLost) && r.info.resendable()) {
 					if now.IsZero() {
 						now = time.Now()
-						if deadline.IsZero() {
-							deadline = now.Add(c.s.retryBudget())
+						if ex.deadline.IsZero() {
+							ex.deadline = now.Add(c.s.retryBudget())
 						}
 					}
-					if kind == redirClusterDown {
-						c.s.topo.requestRefresh()
-					}
-					if now.Before(deadline) {
+					c.s.topo.requestRefresh()
+					if now.Before(ex.deadline) {
 						r.state = stSend
 						r.unroute()
 						resend, wait = true, true
 						parked++
-					} else {
-						r.info.stats.errors.Add(1)
+						continue
 					}
+				}
+				c.s.m.backendFailures.Inc()
+				r.reply = appendError(r.reply[:0], backendErrorMsg(r))
+				r.info.stats.errors.Add(1)
+				continue
+			}
+			if len(r.reply) == 0 || r.reply[0] != '-' {
+				continue
+			}
+			kind, slot, addr := classify(r.reply)
+			switch kind {
+			case redirNone:
+				if r.subTo == r.subFrom && (c.reloadScript(r) || c.repairFunctions(r)) {
+					resend = true
+					continue
+				}
+				r.info.stats.errors.Add(1)
+				continue
+			case redirMoved, redirAsk:
+				c.s.m.redirects[kind].Inc()
+				c.s.redirCount[kind].Add(1)
+				if r.redirects >= c.s.settings().maxRedirects {
+					r.info.stats.errors.Add(1)
+					continue
+				}
+				target := c.s.topo.backendForRedirect(addr, r.target)
+				if target == nil {
+					continue
+				}
+				if kind == redirMoved {
+					c.s.topo.moved(slot, target)
+				}
+				r.redirects++
+				r.target, r.asking, r.state = target, kind == redirAsk, stSend
+				resend = true
+			case redirTryAgain, redirClusterDown:
+				c.s.m.redirects[kind].Inc()
+				c.s.redirCount[kind].Add(1)
+				if now.IsZero() {
+					now = time.Now()
+					if ex.deadline.IsZero() {
+						ex.deadline = now.Add(c.s.retryBudget())
+					}
+				}
+				if kind == redirClusterDown {
+					c.s.topo.requestRefresh()
+				}
+				if now.Before(ex.deadline) {
+					r.state = stSend
+					r.unroute()
+					resend, wait = true, true
+					parked++
+				} else {
+					r.info.stats.errors.Add(1)
 				}
 			}
 		}
-		if !resend {
-			if !deadline.IsZero() {
-				c.unpark()
-			}
-			return
-		}
-		if wait {
-			c.park(parked, now)
-			time.Sleep(min(bo.next(), max(time.Until(deadline), 0)))
-		}
 	}
+	if wait {
+		ex.parked, ex.since = parked, now
+	}
+	return resend, wait
 }
 
 // send routes req to its backend pipe. A request that cannot be routed gets
@@ -611,7 +705,9 @@ func (c *client) send(r *request) {
 		r.err = err
 		return
 	}
-	if !slices.Contains(c.dirty, p) {
+	if l := c.batch.lp; l != nil {
+		l.markDirty(p) // the loop flushes each pipe once per pass
+	} else if !slices.Contains(c.dirty, p) {
 		c.dirty = append(c.dirty, p)
 	}
 }

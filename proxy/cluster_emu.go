@@ -22,7 +22,7 @@ func emulatedID(addr string) string {
 }
 
 func cmdCluster(c *client, args [][]byte, dst []byte) []byte {
-	local := c.conn.LocalAddr().String()
+	local := c.laddr.String()
 	host, portStr, _ := net.SplitHostPort(local)
 	port, _ := strconv.Atoi(portStr)
 	id := emulatedID(local)

@@ -139,6 +139,10 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			Help: "Client connections open now.",
 		}, func() float64 { return float64(s.clientCount()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "slotway_proxy_loop_client_connections",
+			Help: "Client connections served by the event loops; the others (TLS, subscribers, transactions, blocking commands) have a goroutine each.",
+		}, func() float64 { return float64(s.loopClients.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "slotway_proxy_topology_age_seconds",
 			Help: "Time since the slot map was last read from the cluster.",
 		}, func() float64 {

@@ -211,7 +211,7 @@ func (ps *pubsub) pushOut(b []byte) {
 		ps.dropPending()
 		ps.c.s.m.outputLimitKills.Inc()
 		ps.log.Warn("client disconnected: pubsub output buffer over its limit (it does not read fast enough)",
-			"client_id", ps.c.id, "addr", ps.c.conn.RemoteAddr().String(), "queued_bytes", size)
+			"client_id", ps.c.id, "addr", ps.c.raddr.String(), "queued_bytes", size)
 		ps.c.conn.Close()
 		return
 	}

@@ -46,6 +46,8 @@ type Server struct {
 	mu            sync.Mutex
 	clients       map[*client]struct{}
 	clientWG      sync.WaitGroup
+	loops         []*loop // event loops serving plain TCP clients (loop.go)
+	loopClients   atomic.Int64
 	nextID        atomic.Uint64
 	acceptedCount atomic.Uint64
 }
@@ -119,6 +121,7 @@ func (s *Server) Run(ctx context.Context) error {
 	bwg.Go(func() { s.watchNodeTimeout(bctx) })
 	bwg.Go(func() { s.returnMemory(bctx) })
 
+	s.startLoops()
 	acceptDone := make(chan error, 1)
 	go func() { acceptDone <- s.acceptLoop() }()
 
@@ -133,6 +136,7 @@ func (s *Server) Run(ctx context.Context) error {
 		<-acceptDone
 	}
 	s.drainClients()
+	s.stopLoops()
 	bcancel()
 	bwg.Wait()
 	s.topo.close()
@@ -163,18 +167,17 @@ func (s *Server) acceptLoop() error {
 			conn.Close()
 			continue
 		}
-		c := s.newClient(s.nextID.Add(1), conn)
+		id := s.nextID.Add(1)
+		if tc, ok := conn.(*net.TCPConn); ok && s.adopt(tc, id) {
+			continue
+		}
+		c := s.newClient(id, conn)
 		s.mu.Lock()
 		s.clients[c] = struct{}{}
 		s.clientWG.Add(1)
 		s.mu.Unlock()
 		go func() {
-			defer func() {
-				s.mu.Lock()
-				delete(s.clients, c)
-				s.mu.Unlock()
-				s.clientWG.Done()
-			}()
+			defer s.forget(c)
 			c.serve()
 		}()
 	}
@@ -186,9 +189,12 @@ func (s *Server) drainClients() {
 	s.closing.Store(true)
 	s.mu.Lock()
 	for c := range s.clients {
-		c.conn.SetReadDeadline(time.Now())
+		c.interrupt()
 	}
 	s.mu.Unlock()
+	for _, l := range s.loops {
+		l.post(nil, evDrain)
+	}
 	done := make(chan struct{})
 	go func() { s.clientWG.Wait(); close(done) }()
 	select {
@@ -199,7 +205,7 @@ func (s *Server) drainClients() {
 	s.mu.Lock()
 	n := len(s.clients)
 	for c := range s.clients {
-		c.conn.Close()
+		c.kill()
 	}
 	s.mu.Unlock()
 	s.log.Warn("shutdown timeout: closed clients with commands in flight", "clients", n)

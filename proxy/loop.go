@@ -1,0 +1,844 @@
+package proxy
+
+// The event-loop I/O core (docs/architecture.md, "Event loops").
+//
+// Plain TCP clients are served by a few loops (one per core) instead of a
+// goroutine each. A loop owns its clients' sockets in an epoll set of its
+// own (level-triggered); one pass reads the clients that are readable,
+// parses and routes their requests, appends them to the backend pipes,
+// flushes each pipe once, and writes each client whose batch is answered.
+// No read is made that is expected to fail, no goroutine is woken per
+// client, and the commands of every client read in a pass share one write
+// per pipe.
+//
+// The loop parks in Go's netpoller, not in epoll_wait: its epoll set is
+// itself a pollable file (an epoll fd is readable while events are
+// ready), so the goroutine sleeps like any network read and the runtime
+// keeps its processors for the pipes' goroutines. (A loop blocked in
+// epoll_wait would hold a processor in a system call until sysmon took it
+// back, and on two cores the pipes' replies would wait for that.) The
+// pipes' reader goroutines post finished rounds to the loop's queue and
+// wake a sleeping loop by expiring its read deadline, which readies the
+// goroutine without a system call.
+//
+// What a loop does not run itself goes to a goroutine: a batch that must
+// wait (parked retries, copying functions to a master) runs its remaining
+// rounds on a goroutine and comes back; a client that subscribes, starts
+// a transaction or sends a blocking command is handed over for good to
+// the goroutine-per-client code (client.serve), with its unread bytes, so
+// nothing is reordered or lost.
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// loopState is where a loop's client is.
+type loopState uint8
+
+const (
+	lsIdle    loopState = iota // reading requests
+	lsBusy                     // a round is in flight; its end comes through the queue
+	lsDetour                   // a goroutine runs the batch's remaining rounds
+	lsWriting                  // the reply did not fit the socket: waiting for EPOLLOUT
+	lsDone                     // finalized: no longer the loop's
+)
+
+// loopClient is a loop's state of one client; only the loop's goroutine
+// touches it.
+type loopClient struct {
+	fd       int
+	state    loopState
+	gone     bool      // the socket is closed; finalized once no round is in flight
+	events   uint32    // what epoll watches
+	n        int       // requests in the batch
+	start    time.Time // when the batch's first request was parsed
+	perr     error     // protocol error that ends the batch and the client
+	handOver bool      // after this batch, a goroutine serves the client
+	outOff   int       // bytes of out already written
+	lastIO   int64     // loop clock of the last read, for timeouts and trims
+}
+
+type loopEvent uint8
+
+const (
+	evAdd    loopEvent = iota // a new client
+	evRound                   // a round's last reply is in
+	evDetour                  // a goroutine finished the batch's rounds
+	evKill                    // CLIENT KILL, or the shutdown timeout
+	evTick                    // housekeeping: idle timeout, buffer trims
+	evDrain                   // shutdown: idle clients go, busy ones after their batch
+)
+
+type loopItem struct {
+	c  *client
+	ev loopEvent
+}
+
+// loop serves its share of the client connections.
+type loop struct {
+	s      *Server
+	epfd   int
+	ep     *os.File // epfd, pollable: the loop parks reading it
+	rc     syscall.RawConn
+	events []unix.EpollEvent
+	conns  []*client // by fd
+	n      int       // clients it owns
+	dirty  []*pipe   // pipes appended to in this pass
+	free   [][]byte  // windowStart buffers lent to clients while they are active
+	now    int64     // unix nanos, once per pass
+	wait   func(uintptr) bool
+	woken  int // events the last wait found
+
+	mu       sync.Mutex
+	queue    []loopItem
+	spare    []loopItem
+	sleeping atomic.Bool
+	stopping atomic.Bool
+	done     chan struct{}
+}
+
+// maxFreeBuffers bounds the buffers a loop keeps for its clients (4 MiB).
+const maxFreeBuffers = 256
+
+// loopTick is how often a loop closes idle clients (proxy.client_timeout)
+// and trims the buffers of clients gone quiet.
+const loopTick = time.Second
+
+func newLoop(s *Server) (*loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	ep := os.NewFile(uintptr(epfd), "slotway-loop")
+	// Deadlines work only on files the netpoller took: that is how the
+	// loop is woken.
+	if err := ep.SetReadDeadline(time.Time{}); err != nil {
+		ep.Close()
+		return nil, errors.New("the runtime poller does not take an epoll descriptor: " + err.Error())
+	}
+	rc, err := ep.SyscallConn()
+	if err != nil {
+		ep.Close()
+		return nil, err
+	}
+	l := &loop{
+		s: s, epfd: epfd, ep: ep, rc: rc,
+		events: make([]unix.EpollEvent, 256),
+		done:   make(chan struct{}),
+	}
+	l.wait = l.check
+	return l, nil
+}
+
+// startLoops starts one loop per core. Without loops (an old kernel, or
+// a runtime that cannot poll them) clients get a goroutine each.
+func (s *Server) startLoops() {
+	n := runtime.GOMAXPROCS(0)
+	for range n {
+		l, err := newLoop(s)
+		if err != nil {
+			s.log.Warn("event loops unavailable; serving each client on a goroutine", "err", err)
+			for _, l := range s.loops {
+				l.stopping.Store(true)
+				l.wake()
+				<-l.done
+				l.ep.Close()
+			}
+			s.loops = nil
+			return
+		}
+		s.loops = append(s.loops, l)
+		go l.run()
+		time.AfterFunc(loopTick, func() { l.post(nil, evTick) })
+	}
+}
+
+// stopLoops ends the loops once their clients are gone.
+func (s *Server) stopLoops() {
+	for _, l := range s.loops {
+		l.stopping.Store(true)
+		l.wake()
+	}
+	for _, l := range s.loops {
+		<-l.done
+		l.ep.Close()
+	}
+}
+
+// adopt gives a plain TCP connection to a loop; false leaves it to the
+// caller (it then serves it on a goroutine).
+func (s *Server) adopt(conn *net.TCPConn, id uint64) bool {
+	if len(s.loops) == 0 {
+		return false
+	}
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return false
+	}
+	fd := -1
+	rc.Control(func(sfd uintptr) {
+		// A copy the netpoller does not know: closing conn removes its
+		// own registration, and the socket lives on in fd.
+		fd, err = unix.FcntlInt(sfd, unix.F_DUPFD_CLOEXEC, 0)
+	})
+	if err != nil || fd < 0 {
+		return false
+	}
+	c := s.newLoopClient(id, fd, conn.RemoteAddr(), conn.LocalAddr())
+	conn.Close()
+	l := s.loops[id%uint64(len(s.loops))]
+	c.lp = l
+	s.loopClients.Add(1)
+	s.mu.Lock()
+	s.clients[c] = struct{}{}
+	s.clientWG.Add(1)
+	s.mu.Unlock()
+	l.post(c, evAdd)
+	return true
+}
+
+func (s *Server) newLoopClient(id uint64, fd int, raddr, laddr net.Addr) *client {
+	c := &client{
+		s: s, id: id, raddr: raddr, laddr: laddr,
+		rd:      &reader{rd: fdReader(fd), lim: s.settings().limits},
+		created: time.Now(),
+	}
+	c.ls.fd = fd
+	if len(s.settings().users) == 0 {
+		c.user = openUser
+	}
+	c.proto.Store(2)
+	c.batch.c = c
+	return c
+}
+
+// forget ends the server's count of c.
+func (s *Server) forget(c *client) {
+	s.mu.Lock()
+	delete(s.clients, c)
+	s.mu.Unlock()
+	s.clientWG.Done()
+}
+
+// kill closes c's connection from another goroutine (CLIENT KILL, the
+// shutdown timeout); its owner cleans up.
+func (c *client) kill() {
+	c.killed.Store(true)
+	c.hmu.Lock()
+	conn, lp := c.conn, c.lp
+	c.hmu.Unlock()
+	switch {
+	case conn != nil:
+		conn.Close()
+	case lp != nil:
+		lp.post(c, evKill)
+	}
+}
+
+// interrupt ends a goroutine-served client's wait for its next request
+// (the drain); loops drain their clients themselves.
+func (c *client) interrupt() {
+	c.hmu.Lock()
+	conn := c.conn
+	c.hmu.Unlock()
+	if conn != nil {
+		conn.SetReadDeadline(time.Now())
+	}
+}
+
+// post queues an event for the loop and wakes it if it sleeps.
+func (l *loop) post(c *client, ev loopEvent) {
+	l.mu.Lock()
+	l.queue = append(l.queue, loopItem{c, ev})
+	l.mu.Unlock()
+	l.wake()
+}
+
+var longAgo = time.Unix(1, 0)
+
+func (l *loop) wake() {
+	if l.sleeping.Load() && l.sleeping.CompareAndSwap(true, false) {
+		// An expired deadline readies the parked goroutine at once.
+		l.ep.SetReadDeadline(longAgo)
+	}
+}
+
+func (l *loop) queued() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.queue) > 0
+}
+
+func (l *loop) run() {
+	defer close(l.done)
+	for {
+		l.now = time.Now().UnixNano()
+		l.runQueue()
+		n := l.poll()
+		if n == 0 && !l.queued() {
+			l.flushDirty()
+			if l.stopping.Load() && l.n == 0 {
+				return
+			}
+			n = l.sleep()
+			l.now = time.Now().UnixNano()
+		}
+		for i := range n {
+			l.handle(&l.events[i])
+		}
+		l.flushDirty()
+	}
+}
+
+// poll returns the number of ready events, without waiting.
+func (l *loop) poll() int {
+	for {
+		n, err := unix.EpollWait(l.epfd, l.events, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return max(n, 0)
+	}
+}
+
+// sleep parks the loop until a client is ready or an event is posted, and
+// returns the number of ready events.
+func (l *loop) sleep() int {
+	l.woken = 0
+	if err := l.rc.Read(l.wait); err != nil {
+		// Woken by wake (or a wake that came late): clear the deadline.
+		l.sleeping.Store(false)
+		l.ep.SetReadDeadline(time.Time{})
+		return 0
+	}
+	return l.woken
+}
+
+// check runs before the loop parks and after each netpoller wake-up: it
+// reports whether there is work, so an event that came before the park is
+// not missed.
+func (l *loop) check(uintptr) bool {
+	l.sleeping.Store(true)
+	if l.queued() || l.stopping.Load() {
+		l.sleeping.Store(false)
+		return true
+	}
+	if l.woken = l.poll(); l.woken > 0 {
+		l.sleeping.Store(false)
+		return true
+	}
+	return false
+}
+
+func (l *loop) runQueue() {
+	l.mu.Lock()
+	items := l.queue
+	l.queue, l.spare = l.spare[:0], items
+	l.mu.Unlock()
+	for i, it := range items {
+		items[i] = loopItem{}
+		c := it.c
+		switch it.ev {
+		case evAdd:
+			l.add(c)
+		case evRound, evDetour:
+			if c.ls.state != lsBusy && c.ls.state != lsDetour {
+				continue
+			}
+			if c.ls.gone {
+				l.finalize(c)
+				continue
+			}
+			if it.ev == evDetour || l.rounds(c, phJudge) {
+				l.endBatch(c)
+				l.serve(c)
+			}
+		case evKill:
+			if c.lp == l && c.ls.state != lsDone {
+				l.closeClient(c)
+			}
+		case evTick:
+			l.tick()
+		case evDrain:
+			for _, c := range l.conns {
+				if c != nil && c.ls.state == lsIdle {
+					l.closeClient(c)
+				}
+			}
+		}
+	}
+}
+
+func (l *loop) add(c *client) {
+	fd := c.ls.fd
+	if fd >= len(l.conns) {
+		l.conns = append(l.conns, make([]*client, fd+1-len(l.conns)+len(l.conns)/2)...)
+	}
+	l.conns[fd] = c
+	l.n++
+	c.ls.lastIO = l.now
+	c.ls.events = unix.EPOLLIN
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
+		l.s.log.Warn("event loop: cannot watch a client connection; closing it", "client_id", c.id, "err", err)
+		l.closeClient(c)
+		return
+	}
+	if c.killed.Load() || l.s.closing.Load() {
+		l.closeClient(c)
+	}
+}
+
+func (l *loop) handle(ev *unix.EpollEvent) {
+	fd := int(ev.Fd)
+	if fd >= len(l.conns) || l.conns[fd] == nil {
+		return
+	}
+	c := l.conns[fd]
+	switch c.ls.state {
+	case lsIdle:
+		l.readable(c)
+	case lsWriting:
+		c.ls.state = lsIdle
+		l.flushOut(c)
+		if c.ls.state == lsIdle {
+			l.afterWrite(c)
+			l.serve(c)
+		}
+	default:
+		// A round is in flight: what the client sends meanwhile waits in
+		// the socket (level-triggered, it would be reported on every
+		// pass). A hang-up is reported whatever is watched: close now;
+		// the client is finalized when its round ends.
+		if ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			l.closeClient(c)
+			return
+		}
+		l.watch(c, 0)
+	}
+}
+
+// watch sets what epoll reports for c.
+func (l *loop) watch(c *client, events uint32) {
+	if c.ls.events == events || c.ls.gone {
+		return
+	}
+	c.ls.events = events
+	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.ls.fd, &unix.EpollEvent{Events: events, Fd: int32(c.ls.fd)})
+}
+
+func (l *loop) readable(c *client) {
+	if l.s.closing.Load() {
+		l.closeClient(c) // draining: no new requests
+		return
+	}
+	if c.rd.buf == nil {
+		c.rd.buf = l.getBuf()
+		c.rd.r, c.rd.w, c.rd.need = 0, 0, 0
+	}
+	n, err := c.rd.readFrom(c.rd.rd, c.rd.need)
+	if n == 0 {
+		if err == unix.EAGAIN || err == unix.EINTR {
+			l.idle(c)
+			return
+		}
+		l.closeClient(c)
+		return
+	}
+	c.ls.lastIO = l.now
+	l.serve(c)
+}
+
+// serve runs batches from what c's window holds until one waits for
+// backends or no complete request is left.
+func (l *loop) serve(c *client) {
+	for c.ls.state == lsIdle && c.parseBatch() {
+		if c.ls.handOver && c.ls.n == 0 && c.ls.perr == nil {
+			l.handOver(c)
+			return
+		}
+		c.ex.reset(c.reqs[:c.ls.n], c.subs)
+		c.batch.lp = l
+		if !l.rounds(c, phSend) {
+			return
+		}
+		l.endBatch(c)
+	}
+	if c.ls.state == lsIdle {
+		l.idle(c)
+	}
+}
+
+// parseBatch parses the next batch out of c's window into c.reqs, as
+// serve does for a goroutine, and reports whether there is one (requests,
+// a protocol error or a hand-over). It stops before a request the loop
+// does not serve: that one is left in the window for the goroutine.
+func (c *client) parseBatch() bool {
+	set := c.s.settings()
+	c.rd.lim = set.limits
+	c.rd.inline = c.rd.inline[:0]
+	c.resetSubs()
+	n := 0
+	c.ls.perr = nil
+	for n < set.limits.MaxBatchLen && !c.quit {
+		mark := c.rd.r
+		args, raw, err := c.rd.next()
+		if errors.Is(err, errIncomplete) {
+			break
+		}
+		if err != nil {
+			c.ls.perr = err
+			break
+		}
+		if len(args) == 0 {
+			continue
+		}
+		t := c.s.table.Load()
+		ci, unknownSub := c.lookup(t, args)
+		if c.needsGoroutine(ci, args, set) {
+			c.rd.r = mark
+			c.ls.handOver = true
+			break
+		}
+		if n == 0 {
+			c.ls.start = time.Now()
+		}
+		if n == len(c.reqs) {
+			c.reqs = append(c.reqs, request{batch: &c.batch})
+		}
+		c.prepareWith(&c.reqs[n], args, raw, t, ci, unknownSub)
+		n++
+	}
+	c.ls.n = n
+	return n > 0 || c.ls.perr != nil || c.ls.handOver
+}
+
+// needsGoroutine reports the requests that change what the connection is
+// (subscriptions, transactions) or wait in Redis (blocking commands): the
+// goroutine-per-client code serves those.
+func (c *client) needsGoroutine(ci *cmdInfo, args [][]byte, set *settings) bool {
+	if len(set.users) == 0 || c.user != nil {
+		if c.subscribed() || isPubsubCommand(args) || c.isTxCommand(args) {
+			return true
+		}
+	}
+	return ci != nil && (ci.kind == kindBlocking || (ci.blockArg && findKeyword(args, "BLOCK", 1) > 0))
+}
+
+// rounds runs c's batch on the loop from phase from. It reports whether
+// the batch is done; otherwise it is in flight (lsBusy) or on a goroutine
+// (lsDetour), and its end comes through the queue.
+func (l *loop) rounds(c *client, phase roundPhase) bool {
+	for {
+		switch phase {
+		case phSend:
+			if !c.sendRound(&c.ex) {
+				c.endRounds(&c.ex)
+				return true
+			}
+			if c.batch.pending.Add(-1) != 0 {
+				c.ls.state = lsBusy
+				return false
+			}
+			phase = phJudge // every request failed at once
+		default:
+			if needsRepair(&c.ex) {
+				l.detour(c, phJudge)
+				return false
+			}
+			resend, wait := c.judge(&c.ex)
+			switch {
+			case !resend:
+				c.endRounds(&c.ex)
+				return true
+			case wait:
+				l.detour(c, phSleep)
+				return false
+			}
+			phase = phSend
+		}
+	}
+}
+
+// needsRepair reports a reply that judge would answer by copying
+// functions to a master: that talks to the cluster, not for a loop.
+func needsRepair(ex *execState) bool {
+	for _, reqs := range ex.sets {
+		for i := range reqs {
+			r := &reqs[i]
+			if r.state == stSent && len(r.reply) > 0 && r.reply[0] == '-' && r.err == nil && r.info != nil &&
+				(r.info.name == "fcall" || r.info.name == "fcall_ro") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// detour runs the rest of c's batch on a goroutine, from phase from; the
+// goroutine posts evDetour when every request has its final reply.
+func (l *loop) detour(c *client, from roundPhase) {
+	c.ls.state = lsDetour
+	c.batch.lp = nil
+	if c.batch.done == nil {
+		c.batch.done = make(chan struct{}, 1)
+	}
+	go func() {
+		c.rounds(&c.ex, from)
+		l.post(c, evDetour)
+	}()
+}
+
+// endBatch appends the batch's replies to c.out and writes them.
+func (l *loop) endBatch(c *client) {
+	c.ls.state = lsIdle
+	c.batch.lp = nil
+	if c.out == nil {
+		c.out = l.getBuf()[:0]
+	}
+	if n := c.ls.n; n > 0 {
+		c.completeBatch(n, c.ls.start)
+		c.commands.Add(uint64(n))
+		c.ls.n = 0
+	}
+	if c.ls.perr != nil {
+		c.s.m.protocolErrors.Inc()
+		c.out = appendError(c.out, "ERR "+c.ls.perr.Error())
+		c.quit = true
+	}
+	c.rd.shrink()
+	if b := int64(len(c.rd.buf) + cap(c.out)); b != c.bufBytes.Load() {
+		c.bufBytes.Store(b)
+	}
+	l.flushOut(c)
+	if c.ls.state == lsIdle {
+		l.afterWrite(c)
+	}
+}
+
+// flushOut writes c.out; what the socket does not take waits for EPOLLOUT
+// (state lsWriting).
+func (l *loop) flushOut(c *client) {
+	for c.ls.outOff < len(c.out) {
+		n, err := unix.Write(c.ls.fd, c.out[c.ls.outOff:])
+		if n > 0 {
+			c.ls.outOff += n
+			continue
+		}
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			c.ls.state = lsWriting
+			l.watch(c, unix.EPOLLOUT)
+			return
+		}
+		l.closeClient(c)
+		return
+	}
+	c.ls.outOff = 0
+	if c.outSh.shrink(len(c.out), cap(c.out), 1<<20) {
+		noteReleased(cap(c.out))
+		c.out = nil
+	} else {
+		c.out = c.out[:0]
+	}
+}
+
+// afterWrite follows a batch whose replies are out.
+func (l *loop) afterWrite(c *client) {
+	switch {
+	case c.quit || c.killed.Load():
+		l.closeClient(c)
+	case c.ls.handOver:
+		l.handOver(c)
+	default:
+		l.watch(c, unix.EPOLLIN)
+	}
+}
+
+// idle: c waits for its next request. Its buffers go back to the loop
+// when they hold nothing, so an idle connection holds none.
+func (l *loop) idle(c *client) {
+	if l.s.closing.Load() {
+		l.closeClient(c)
+		return
+	}
+	if c.rd.r == c.rd.w && len(c.rd.buf) == windowStart {
+		l.putBuf(c.rd.buf)
+		c.rd.buf, c.rd.r, c.rd.w, c.rd.need = nil, 0, 0, 0
+	}
+	if len(c.out) == 0 && cap(c.out) == windowStart {
+		l.putBuf(c.out[:windowStart])
+		c.out = nil
+	}
+}
+
+// tick closes clients idle for longer than proxy.client_timeout and trims
+// buffers that grew for a client that went quiet.
+func (l *loop) tick() {
+	if l.stopping.Load() && l.n == 0 {
+		return
+	}
+	timeout := l.s.settings().clientIdleTimeout
+	now := time.Now().UnixNano()
+	for _, c := range l.conns {
+		if c == nil || c.ls.state != lsIdle {
+			continue
+		}
+		quiet := time.Duration(now - c.ls.lastIO)
+		switch {
+		case timeout > 0 && quiet > timeout:
+			l.closeClient(c)
+		case quiet > loopTick:
+			if c.rd.trim() {
+				c.bufBytes.Store(int64(len(c.rd.buf) + cap(c.out)))
+			}
+			if cap(c.out) > bufKeep && len(c.out) == 0 {
+				noteReleased(cap(c.out))
+				c.out = nil
+			}
+			l.idle(c)
+		}
+	}
+	time.AfterFunc(loopTick, func() { l.post(nil, evTick) })
+}
+
+// handOver gives c, with what its window holds, to a goroutine for good.
+func (l *loop) handOver(c *client) {
+	c.ls.handOver = false
+	fd := c.ls.fd
+	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	l.conns[fd] = nil
+	c.ls.gone, c.ls.fd = true, -1
+	f := os.NewFile(uintptr(fd), "client")
+	conn, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		l.s.log.Warn("event loop: cannot hand a client over to a goroutine; closing it", "client_id", c.id, "err", err)
+		l.finalize(c)
+		return
+	}
+	l.n--
+	l.s.loopClients.Add(-1)
+	c.ls.state = lsDone
+	c.hmu.Lock()
+	c.conn, c.lp = conn, nil
+	c.hmu.Unlock()
+	c.rd.rd = conn
+	if c.batch.done == nil {
+		c.batch.done = make(chan struct{}, 1)
+	}
+	if c.rd.buf == nil {
+		c.rd.buf = make([]byte, windowStart)
+	}
+	if c.out == nil {
+		c.out = make([]byte, 0, windowStart)
+	}
+	if c.killed.Load() {
+		conn.Close()
+	}
+	go func() {
+		defer c.s.forget(c)
+		c.serve()
+	}()
+}
+
+// closeClient closes c's socket; c is finalized now, or when its round
+// ends.
+func (l *loop) closeClient(c *client) {
+	if !c.ls.gone {
+		unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.ls.fd, nil)
+		unix.Close(c.ls.fd)
+		l.conns[c.ls.fd] = nil
+		c.ls.gone, c.ls.fd = true, -1
+	}
+	if c.ls.state != lsBusy && c.ls.state != lsDetour {
+		l.finalize(c)
+	}
+}
+
+func (l *loop) finalize(c *client) {
+	if c.ls.state == lsDone {
+		return
+	}
+	c.ls.state = lsDone
+	l.n--
+	l.s.loopClients.Add(-1)
+	// Its requests are answered: nothing refers to its buffers any more.
+	if len(c.rd.buf) == windowStart {
+		l.putBuf(c.rd.buf)
+	} else {
+		noteReleased(len(c.rd.buf))
+	}
+	if cap(c.out) == windowStart {
+		l.putBuf(c.out[:windowStart])
+	} else {
+		noteReleased(cap(c.out))
+	}
+	c.rd.buf, c.out = nil, nil
+	c.s.forget(c)
+}
+
+func (l *loop) markDirty(p *pipe) {
+	for _, q := range l.dirty {
+		if q == p {
+			return
+		}
+	}
+	l.dirty = append(l.dirty, p)
+}
+
+func (l *loop) flushDirty() {
+	for i, p := range l.dirty {
+		p.flush(false)
+		l.dirty[i] = nil
+	}
+	l.dirty = l.dirty[:0]
+}
+
+func (l *loop) getBuf() []byte {
+	if n := len(l.free); n > 0 {
+		b := l.free[n-1]
+		l.free[n-1] = nil
+		l.free = l.free[:n-1]
+		return b
+	}
+	return make([]byte, windowStart)
+}
+
+func (l *loop) putBuf(b []byte) {
+	if len(l.free) < maxFreeBuffers {
+		l.free = append(l.free, b)
+	} else {
+		noteReleased(len(b))
+	}
+}
+
+// fdReader reads a loop client's socket. The socket is non-blocking: a
+// read with nothing to read returns EAGAIN.
+type fdReader int
+
+func (fd fdReader) Read(p []byte) (int, error) {
+	n, err := unix.Read(int(fd), p)
+	switch {
+	case n > 0:
+		return n, nil
+	case err == nil:
+		return 0, io.EOF
+	}
+	return 0, err
+}

@@ -1,0 +1,108 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slotway/slotway/internal/redistest"
+)
+
+// TestLoopServesPlainClients: plain TCP clients are served by the event
+// loops, and leave them when they disconnect.
+func TestLoopServesPlainClients(t *testing.T) {
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	p := startProxy(t, c)
+	ctx := context.Background()
+	rc := p.client(t)
+	for i := range 200 {
+		k := fmt.Sprintf("loop:%d", i)
+		if err := rc.Set(ctx, k, i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := rc.Get(ctx, k).Int(); err != nil || v != i {
+			t.Fatalf("GET %s = %v, %v", k, v, err)
+		}
+	}
+	open := p.counter(t, "slotway_proxy_client_connections")
+	loops := p.counter(t, "slotway_proxy_loop_client_connections")
+	if open == 0 || loops != open {
+		t.Errorf("%v client connections, %v of them on loops: want all", open, loops)
+	}
+	rc.Close()
+	redistest.WaitFor(t, 10*time.Second, "the loops to let the closed connections go", func() bool {
+		return p.counter(t, "slotway_proxy_loop_client_connections") == 0 && p.counter(t, "slotway_proxy_client_connections") == 0
+	})
+}
+
+// TestLoopHandOverKeepsOrder: commands pipelined before and after one that
+// moves the connection from its loop to a goroutine (SUBSCRIBE, BLPOP,
+// MULTI) are answered in order and none is lost, whether the pipeline
+// comes in one write or a few bytes at a time.
+func TestLoopHandOverKeepsOrder(t *testing.T) {
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	p := startProxy(t, c)
+	type step struct{ cmd, want string }
+	var before []step
+	for i := range 300 { // spread over every master
+		before = append(before, step{fmt.Sprintf("SET ho:%d v%d", i, i), "+OK"})
+	}
+	for i := range 300 {
+		before = append(before, step{fmt.Sprintf("GET ho:%d", i), fmt.Sprintf("v%d", i)})
+	}
+	after := []step{{"SET ho:after 1", "+OK"}, {"INCR ho:after", ":2"}, {"GET ho:0", "v0"}}
+	scripts := map[string][]step{
+		"subscribe": {
+			{"SUBSCRIBE ho:ch", "[subscribe ho:ch :1]"},
+			{"PING", "[pong ]"},
+			{"UNSUBSCRIBE ho:ch", "[unsubscribe ho:ch :0]"},
+		},
+		"blpop": {
+			{"RPUSH {ho}:list x", ":1"},
+			{"BLPOP {ho}:list 5", "[{ho}:list x]"},
+		},
+		"multi": {
+			{"MULTI", "+OK"},
+			{"INCR {ho}:n", "+QUEUED"},
+			{"INCR {ho}:n", "+QUEUED"},
+			{"EXEC", "[:1 :2]"},
+		},
+	}
+	for name, middle := range scripts {
+		for _, chunk := range []int{0, 7} {
+			t.Run(fmt.Sprintf("%s/chunk=%d", name, chunk), func(t *testing.T) {
+				r := dialRaw(t, p.Addr().String())
+				ctx := context.Background()
+				if err := p.client(t).Del(ctx, "{ho}:n", "ho:after").Err(); err != nil {
+					t.Fatal(err)
+				}
+				all := append(append(append([]step(nil), before...), middle...), after...)
+				var b strings.Builder
+				for _, s := range all {
+					b.WriteString(s.cmd + "\r\n")
+				}
+				script := b.String()
+				go func() {
+					if chunk == 0 {
+						r.c.Write([]byte(script))
+						return
+					}
+					for i := 0; i < len(script); i += chunk {
+						if _, err := r.c.Write([]byte(script[i:min(i+chunk, len(script))])); err != nil {
+							return
+						}
+					}
+				}()
+				for i, s := range all {
+					if got := r.reply(); got != s.want {
+						t.Fatalf("reply %d (%s) = %q, want %q", i, s.cmd, got, s.want)
+					}
+				}
+				// The connection goes on: on its goroutine now.
+				r.expect("after the hand-over", "GET ho:after\r\n", "2")
+			})
+		}
+	}
+}
