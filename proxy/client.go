@@ -298,6 +298,10 @@ func (c *client) finishBatch(n int, start time.Time) {
 	c.completeBatch(n, start)
 }
 
+// swapReplyAt: a reply this large that starts a batch's output becomes
+// the output buffer instead of being copied into it.
+const swapReplyAt = 16 << 10
+
 // completeBatch appends the final replies of reqs[:n] to c.out and
 // counts their latency from start.
 func (c *client) completeBatch(n int, start time.Time) {
@@ -321,7 +325,13 @@ func (c *client) completeBatch(n int, start time.Time) {
 		default:
 			perFamily[familyOther]++ // refused before routing
 		}
-		c.out = append(c.out, r.reply...)
+		if len(c.out) == 0 && len(r.reply) >= swapReplyAt {
+			// A large reply first in line is written from its own buffer:
+			// the request takes the (small) output buffer in exchange.
+			c.out, r.reply = r.reply, c.out[:0]
+		} else {
+			c.out = append(c.out, r.reply...)
+		}
 		if cap(r.reply) > 64<<10 {
 			r.reply = nil
 		}
