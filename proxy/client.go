@@ -224,52 +224,23 @@ func (c *client) serve() {
 			if n == len(c.reqs) {
 				c.reqs = append(c.reqs, request{batch: &c.batch})
 			}
-			if ((c.subscribed() && !c.resp3) || isPubsubCommand(args)) && !c.tx.active && (len(c.s.settings().users) == 0 || c.user != nil) {
-				// Subscriptions change the connection's state: what the
-				// batch holds so far is answered first.
-				if n > 0 {
-					c.finishBatch(n, start)
-					c.commands.Add(uint64(n))
-					n = 0
-				}
-				c.out = c.handlePubsub(args, c.out)
-				c.commands.Add(1)
-				c.lastCmd.Store(time.Now().UnixNano())
-				if !c.writeOut() {
+			switch {
+			case c.pubsubTurn(args):
+				if !c.servePubsub(args, &n, start) {
 					return
 				}
 				continue
-			}
-			if c.isTxCommand(args) && (len(c.s.settings().users) == 0 || c.user != nil) {
-				// A barrier: what the batch holds so far runs first, so a
-				// transaction sees the writes pipelined before it.
-				if n > 0 {
-					c.execute(c.reqs[:n], c.subs)
-					c.mergeSplits(c.reqs[:n])
-				}
-				r := &c.reqs[n]
-				r.raw, r.err, r.target, r.info, r.subFrom, r.subTo = raw, nil, nil, nil, 0, 0
-				r.reply = c.handleTx(args, raw, r.reply[:0])
-				r.state = stDone
+			case c.txTurn(args):
+				c.serveTx(args, raw, n)
 				n++
 				continue
 			}
 			c.prepare(&c.reqs[n], args, raw)
 			n++
 			if c.reqs[n-1].state == stBlock {
-				// What was pipelined before it is answered first, as Redis
-				// would; then the blocking command runs alone and leads
-				// the rest of the batch.
-				if n > 1 {
-					c.finishBatch(n-1, start)
-					if !c.writeOut() {
-						return
-					}
-					c.commands.Add(uint64(n - 1))
-					c.reqs[0], c.reqs[n-1] = c.reqs[n-1], c.reqs[0]
-					n = 1
+				if !c.serveBlocking(args, &n, start) {
+					return
 				}
-				c.block(&c.reqs[0], args)
 				start = time.Now()
 			}
 		}
@@ -290,6 +261,64 @@ func (c *client) serve() {
 		}
 		c.commands.Add(uint64(n))
 	}
+}
+
+// pubsubTurn reports a request the pub/sub session serves: a
+// subscription command, or anything from a RESP2 subscriber.
+func (c *client) pubsubTurn(args [][]byte) bool {
+	return ((c.subscribed() && !c.resp3) || isPubsubCommand(args)) && !c.tx.active &&
+		(len(c.s.settings().users) == 0 || c.user != nil)
+}
+
+// servePubsub answers the batch's first *n requests, then the pub/sub
+// request, since subscriptions change the connection's state. False when
+// the client is gone.
+func (c *client) servePubsub(args [][]byte, n *int, start time.Time) bool {
+	if *n > 0 {
+		c.finishBatch(*n, start)
+		c.commands.Add(uint64(*n))
+		*n = 0
+	}
+	c.out = c.handlePubsub(args, c.out)
+	c.commands.Add(1)
+	c.lastCmd.Store(time.Now().UnixNano())
+	return c.writeOut()
+}
+
+// txTurn reports a request the transaction code serves.
+func (c *client) txTurn(args [][]byte) bool {
+	return c.isTxCommand(args) && (len(c.s.settings().users) == 0 || c.user != nil)
+}
+
+// serveTx runs the batch's first n requests (a barrier: a transaction
+// sees the writes pipelined before it), then leaves the transaction
+// command's reply in request n.
+func (c *client) serveTx(args [][]byte, raw []byte, n int) {
+	if n > 0 {
+		c.execute(c.reqs[:n], c.subs)
+		c.mergeSplits(c.reqs[:n])
+	}
+	r := &c.reqs[n]
+	r.raw, r.err, r.target, r.info, r.subFrom, r.subTo = raw, nil, nil, nil, 0, 0
+	r.reply = c.handleTx(args, raw, r.reply[:0])
+	r.state = stDone
+}
+
+// serveBlocking runs the blocking request *n-1 alone, after answering
+// what was pipelined before it, as Redis would; it then leads the rest of
+// the batch. False when the client is gone.
+func (c *client) serveBlocking(args [][]byte, n *int, start time.Time) bool {
+	if *n > 1 {
+		c.finishBatch(*n-1, start)
+		if !c.writeOut() {
+			return false
+		}
+		c.commands.Add(uint64(*n - 1))
+		c.reqs[0], c.reqs[*n-1] = c.reqs[*n-1], c.reqs[0]
+		*n = 1
+	}
+	c.block(&c.reqs[0], args)
+	return true
 }
 
 // finishBatch executes reqs[:n] and appends their replies to c.out.

@@ -508,7 +508,7 @@ func (c *client) parseBatch() bool {
 		}
 		t := c.s.table.Load()
 		ci, unknownSub := c.lookup(t, args)
-		if c.needsGoroutine(ci, args, set) {
+		if c.needsGoroutine(ci, args) {
 			c.rd.r = mark
 			c.ls.handOver = true
 			break
@@ -529,11 +529,9 @@ func (c *client) parseBatch() bool {
 // needsGoroutine reports the requests that change what the connection is
 // (subscriptions, transactions) or wait in Redis (blocking commands): the
 // goroutine-per-client code serves those.
-func (c *client) needsGoroutine(ci *cmdInfo, args [][]byte, set *settings) bool {
-	if len(set.users) == 0 || c.user != nil {
-		if c.subscribed() || isPubsubCommand(args) || c.isTxCommand(args) {
-			return true
-		}
+func (c *client) needsGoroutine(ci *cmdInfo, args [][]byte) bool {
+	if c.pubsubTurn(args) || c.txTurn(args) {
+		return true
 	}
 	return ci != nil && (ci.kind == kindBlocking || (ci.blockArg && findKeyword(args, "BLOCK", 1) > 0))
 }
