@@ -43,6 +43,7 @@
 #   STRACE_N         requests per command traced [50000]
 #   STRACE_IDLE      seconds traced without traffic, the background rate [5]
 #   SLOTWAY_BACKEND_CONNS  passed through to the demo (backend conns per node)
+#   SLOTWAY_EVENT_LOOPS    passed through to the demo (proxy.event_loops; -1: none)
 #   READY_TIMEOUT    seconds to wait for the demo to be ready [120]
 set -euo pipefail
 
@@ -263,7 +264,7 @@ start_demo() {
 	local r=$1 listen_port stats_port deadline i endpoint master token k
 	listen_port=$(free_pair)
 	stats_port=$(free_pair)
-	echo "== starting slotway demo -replicas $r (listen 127.0.0.1:$listen_port, stats 127.0.0.1:$stats_port${SLOTWAY_BACKEND_CONNS:+, SLOTWAY_BACKEND_CONNS=$SLOTWAY_BACKEND_CONNS})"
+	echo "== starting slotway demo -replicas $r (listen 127.0.0.1:$listen_port, stats 127.0.0.1:$stats_port${SLOTWAY_BACKEND_CONNS:+, SLOTWAY_BACKEND_CONNS=$SLOTWAY_BACKEND_CONNS}${SLOTWAY_EVENT_LOOPS:+, SLOTWAY_EVENT_LOOPS=$SLOTWAY_EVENT_LOOPS})"
 	bin/slotway demo -replicas "$r" -listen "127.0.0.1:$listen_port" -stats "127.0.0.1:$stats_port" \
 		>"$work/demo.out" 2>"$work/demo.err" &
 	demo_pid=$!
@@ -813,7 +814,7 @@ done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 
 machine="$machine_cpus CPUs${machine_cpu_model:+ ($machine_cpu_model)}, $(uname -sr)"
-params="REPLICAS=\"$REPLICAS\", REPS=$REPS, RATIOS=$RATIOS, N1=$N1, N16=$N16, SIZES=\"$SIZES\", SIZE_MB=$SIZE_MB, SIZE_NMAX=$SIZE_NMAX, MANY_CLIENTS=$MANY_CLIENTS, MANY_N=$MANY_N, BURST_N=$BURST_N, BURST_WAIT=$BURST_WAIT, IDLE_CONNS=$IDLE_CONNS, STRACE_N=$STRACE_N, STRACE_IDLE=$STRACE_IDLE, SLOTWAY_BACKEND_CONNS=${SLOTWAY_BACKEND_CONNS:-default}"
+params="REPLICAS=\"$REPLICAS\", REPS=$REPS, RATIOS=$RATIOS, N1=$N1, N16=$N16, SIZES=\"$SIZES\", SIZE_MB=$SIZE_MB, SIZE_NMAX=$SIZE_NMAX, MANY_CLIENTS=$MANY_CLIENTS, MANY_N=$MANY_N, BURST_N=$BURST_N, BURST_WAIT=$BURST_WAIT, IDLE_CONNS=$IDLE_CONNS, STRACE_N=$STRACE_N, STRACE_IDLE=$STRACE_IDLE, SLOTWAY_BACKEND_CONNS=${SLOTWAY_BACKEND_CONNS:-default}, SLOTWAY_EVENT_LOOPS=${SLOTWAY_EVENT_LOOPS:-default}"
 note_lines=$(sort "$notes" | uniq -c | sed 's/^ *//' || true)
 
 echo

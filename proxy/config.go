@@ -22,6 +22,10 @@ type Config struct {
 	// BackendConns is how many connections each master gets, shared by all
 	// clients. A few are enough: they carry pipelined batches. Default 2.
 	BackendConns int `yaml:"backend_conns"`
+	// EventLoops is how many event loops serve plain TCP clients: 0 (the
+	// default) one per core (GOMAXPROCS), -1 none (every client on a
+	// goroutine of its own, the core before the loops).
+	EventLoops int `yaml:"event_loops"`
 	// MaxRedirects bounds MOVED/ASK hops per command before the client sees
 	// the redirect. Default 5.
 	MaxRedirects uint8 `yaml:"max_redirects"`
@@ -231,6 +235,9 @@ func (c Config) Validate() error {
 	positive("shutdown_timeout", c.ShutdownTimeout)
 	if c.BackendTimeout < 0 {
 		errs = append(errs, config.Errorf("backend_timeout", "must be >= 0 (0: off), got %v", c.BackendTimeout))
+	}
+	if c.EventLoops < -1 || c.EventLoops > 256 {
+		errs = append(errs, config.Errorf("event_loops", "must be -1 (none), 0 (one per core) or 1..256, got %d", c.EventLoops))
 	}
 	if c.BackendConns < 1 || c.BackendConns > 64 {
 		errs = append(errs, config.Errorf("backend_conns", "must be 1..64, got %d", c.BackendConns))

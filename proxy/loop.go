@@ -144,10 +144,16 @@ func newLoop(s *Server) (*loop, error) {
 	return l, nil
 }
 
-// startLoops starts one loop per core. Without loops (an old kernel, or
+// startLoops starts proxy.event_loops loops (one per core). Without loops (an old kernel, or
 // a runtime that cannot poll them) clients get a goroutine each.
 func (s *Server) startLoops() {
-	n := runtime.GOMAXPROCS(0)
+	n := s.cfg.EventLoops
+	switch n {
+	case -1:
+		return
+	case 0:
+		n = runtime.GOMAXPROCS(0)
+	}
 	for range n {
 		l, err := newLoop(s)
 		if err != nil {

@@ -155,3 +155,21 @@ func TestLoopAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestEventLoopsOff: proxy.event_loops -1 serves every client on a
+// goroutine of its own, as before the loops.
+func TestEventLoopsOff(t *testing.T) {
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	p := startProxy(t, c, func(cfg *proxy.Config) { cfg.EventLoops = -1 })
+	rc := p.client(t)
+	ctx := context.Background()
+	if err := rc.Set(ctx, "off", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := rc.Get(ctx, "off").Result(); err != nil || v != "1" {
+		t.Fatalf("GET off = %q, %v", v, err)
+	}
+	if open, loops := p.counter(t, "slotway_proxy_client_connections"), p.counter(t, "slotway_proxy_loop_client_connections"); open == 0 || loops != 0 {
+		t.Errorf("%v client connections, %v on loops: want none on loops", open, loops)
+	}
+}
