@@ -294,19 +294,17 @@ func (l *loop) run() {
 	for {
 		l.now = time.Now().UnixNano()
 		l.runQueue()
-		n := l.poll()
-		if n == 0 && !l.queued() {
-			l.flushDirty()
-			if l.stopping.Load() && l.n == 0 {
-				return
-			}
-			n = l.sleep()
-			l.now = time.Now().UnixNano()
+		l.flushDirty()
+		if l.stopping.Load() && l.n == 0 {
+			return
 		}
+		// One epoll_wait per pass: sleep polls before it parks, and
+		// returns at once when there is work.
+		n := l.sleep()
+		l.now = time.Now().UnixNano()
 		for i := range n {
 			l.handle(&l.events[i])
 		}
-		l.flushDirty()
 	}
 }
 
@@ -321,8 +319,8 @@ func (l *loop) poll() int {
 	}
 }
 
-// sleep parks the loop until a client is ready or an event is posted, and
-// returns the number of ready events.
+// sleep returns the number of ready events, parking the loop first when
+// there are none and nothing is queued.
 func (l *loop) sleep() int {
 	l.woken = 0
 	if err := l.rc.Read(l.wait); err != nil {
