@@ -65,11 +65,13 @@ func newBackend(addr string, n int, d dialer, timeout time.Duration, log *slog.L
 }
 
 func newPipe(addr string, d dialer, timeout time.Duration, log *slog.Logger, m *metrics) *pipe {
-	return &pipe{
+	p := &pipe{
 		addr: addr, dial: d, timeout: timeout, log: log, m: m,
 		wake:  make(chan struct{}, 1),
 		state: pipeConnecting,
 	}
+	p.wrote.L = &p.mu
+	return p
 }
 
 // run keeps every pipe connected until ctx ends or the backend is retired.
@@ -199,11 +201,16 @@ type pipe struct {
 	mu       sync.Mutex
 	state    pipeState
 	pend     []byte     // bytes not yet written
-	pendReqs []*request // requests whose bytes are in pend
+	refs     []pendRef  // large commands between them, written in place
+	pendReqs []*request // requests whose bytes are in pend or refs
 	inflight fifo       // written, waiting for a reply
 	conn     net.Conn
-	writing  bool   // a goroutine is in conn.Write; others only append
-	spare    []byte // the other write buffer
+	writing  bool      // a goroutine is in conn.Write; others only append
+	wrote    sync.Cond // signalled when writing goes false
+	spare    []byte    // the other write buffer
+	spareRef []pendRef // the other reference list
+	vec      [][]byte  // the writer's scratch for a vectored write
+	wv       net.Buffers
 	wshrink  shrinker
 	retiring bool
 	deadline time.Time // retiring: close by then even if replies are missing
@@ -225,7 +232,11 @@ func (p *pipe) enqueue(req *request, asking bool) error {
 	} else {
 		req.skip = 0
 	}
-	p.pend = append(p.pend, req.raw...)
+	if len(req.raw) >= vecMin {
+		p.refs = append(p.refs, pendRef{at: len(p.pend), raw: req.raw})
+	} else {
+		p.pend = append(p.pend, req.raw...)
+	}
 	p.pendReqs = append(p.pendReqs, req)
 	p.mu.Unlock()
 	return nil
@@ -247,7 +258,7 @@ func (p *pipe) flush(yield bool) {
 		p.kick() // the run loop sends it once connected
 		return
 	}
-	if p.writing || len(p.pend) == 0 {
+	if p.writing || !p.hasPending() {
 		p.mu.Unlock()
 		return
 	}
@@ -270,12 +281,14 @@ const maxSpareBuffer = 8 << 20
 // before handing the rest to the writer goroutine.
 const maxInlineFlushes = 8
 
-// flushLocked writes pend to the connection, releasing mu during the
-// write. It is called with mu held and returns with mu held.
+// flushLocked writes pend (and the large commands referenced between its
+// bytes) to the connection, releasing mu during the write. It is called
+// with mu held and returns with mu held.
 func (p *pipe) flushLocked(rounds int) {
 	p.writing = true
+	defer p.wrote.Broadcast()
 	conn := p.conn
-	for i := 0; len(p.pend) > 0; i++ {
+	for i := 0; p.hasPending(); i++ {
 		if p.conn != conn || p.state != pipeUp {
 			break // the connection died meanwhile; the run loop takes over
 		}
@@ -284,16 +297,27 @@ func (p *pipe) flushLocked(rounds int) {
 			p.kick()
 			return
 		}
-		out := p.pend
-		p.pend = p.spare[:0]
+		out, refs := p.pend, p.refs
+		p.pend, p.refs = p.spare[:0], p.spareRef[:0]
 		p.inflight.push(p.pendReqs)
 		clear(p.pendReqs)
 		p.pendReqs = p.pendReqs[:0]
 		p.mu.Unlock()
-		_, err := conn.Write(out)
+		var err error
+		if len(refs) == 0 {
+			_, err = conn.Write(out)
+		} else {
+			err = p.writeVec(conn, out, refs)
+		}
 		p.progress.Add(1)
 		p.m.backendWrites.Inc()
 		p.mu.Lock()
+		clear(refs)
+		if cap(refs) <= maxSpareRefs {
+			p.spareRef = refs[:0]
+		} else {
+			p.spareRef = nil
+		}
 		// Keep the buffer for the next swap while it is in use: with large
 		// values (hundreds of KiB) a fresh buffer per write cost more in
 		// growslice and memmove than the proxying itself. After a burst,
@@ -305,7 +329,7 @@ func (p *pipe) flushLocked(rounds int) {
 		} else {
 			noteReleased(cap(out))
 			p.spare = nil
-			if len(p.pend) == 0 && cap(p.pend) > bufKeep {
+			if !p.hasPending() && cap(p.pend) > bufKeep {
 				noteReleased(cap(p.pend))
 				p.pend = nil // the other one is large too, and unused
 			}
@@ -403,6 +427,13 @@ func (p *pipe) run(ctx context.Context) {
 		p.mu.Lock()
 		p.conn = nil
 		p.state = pipeConnecting
+		// A writer may still be in a write that holds clients' buffers
+		// (pendRef): their requests are failed, which hands the buffers
+		// back, only once it has returned. The connection is closed, so
+		// that is soon.
+		for p.writing {
+			p.wrote.Wait()
+		}
 		p.inflight.failAll(p.lostErr(ctx, err))
 		p.resetBy = nil
 		p.mu.Unlock()
@@ -449,6 +480,8 @@ func (p *pipe) failPendingLocked(err error) {
 	}
 	p.pendReqs = p.pendReqs[:0]
 	p.pend = p.pend[:0]
+	clear(p.refs)
+	p.refs = p.refs[:0]
 }
 
 // serve runs the writer in this goroutine and the reader in another until
@@ -507,7 +540,7 @@ func (p *pipe) serve(ctx context.Context, conn net.Conn) error {
 		if !p.writing {
 			p.flushLocked(1 << 30)
 		}
-		retiring, drained := p.retiring, p.inflight.len() == 0 && len(p.pend) == 0
+		retiring, drained := p.retiring, p.inflight.len() == 0 && !p.hasPending()
 		if retiring && retireT == nil {
 			retireT = time.After(time.Until(p.deadline))
 		}
@@ -525,7 +558,7 @@ func (p *pipe) serve(ctx context.Context, conn net.Conn) error {
 // (a deadline in the past), so it can swap the buffer it reads into.
 // Called with mu held.
 func (p *pipe) trimLocked(conn net.Conn) {
-	if !p.writing && len(p.pend) == 0 {
+	if !p.writing && !p.hasPending() {
 		// Not writing: no write holds either array, and they are distinct.
 		if cap(p.pend) > bufKeep {
 			noteReleased(cap(p.pend))
@@ -548,8 +581,15 @@ func (p *pipe) readLoop(conn net.Conn) error {
 	need, size := 0, len(win.buf)
 	var done []*request
 	var ends []int
+	// small is the base-size buffer the window left when it grew for a
+	// reply to be handed over: it takes it back after the hand-over.
+	var small []byte
 	for {
+		prev := win.buf
 		n, err := win.readFrom(conn, need)
+		if need > handOverMin && len(prev) == windowStart && len(win.buf) != windowStart {
+			small = prev
+		}
 		if n == 0 && err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) && p.trimRead.Swap(false) {
 				// Woken by trimLocked, not a failure.
@@ -591,17 +631,30 @@ func (p *pipe) readLoop(conn net.Conn) error {
 		if len(done) < len(ends) {
 			return errors.New("reply without a request: connection out of step")
 		}
-		start := r
+		start, gave := r, false
 		for i, end := range ends {
 			req := done[i]
 			if req != nil {
-				req.reply = append(req.reply[:0], buf[start:end]...)
+				if l := end - start; l > handOverMin && 2*l >= len(buf) {
+					// Handed over, not copied (vectored.go). Capped, so
+					// appends to it never reach bytes after it. At most half
+					// the array is not the reply, so a request keeping its
+					// buffer cannot pin much more than it holds.
+					req.reply = buf[start:end:end]
+					gave = true
+				} else {
+					req.reply = append(req.reply[:0], buf[start:end]...)
+				}
 				req.complete()
 			}
 			start = end
 			done[i] = nil
 		}
 		win.r = start
+		if gave {
+			win.leave(small)
+			small = nil
+		}
 		win.release(maxSpareBuffer)
 		if len(win.buf) != size {
 			size = len(win.buf)

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/slotway/slotway/internal/redistest"
 	"github.com/slotway/slotway/internal/testcert"
 	"github.com/slotway/slotway/proxy"
@@ -67,6 +69,28 @@ func TestBackendTLS(t *testing.T) {
 		for i, v := range vals {
 			if v != "v"+keys[i] {
 				t.Fatalf("MGET[%d] (%s) = %v", i, keys[i], v)
+			}
+		}
+		// Large values are written to the node in place (one Write per
+		// segment on TLS, no writev) and handed back without a copy.
+		_, err = cl.Pipelined(ctx, func(pl redis.Pipeliner) error {
+			for _, size := range []int{15 << 10, 16 << 10, 64<<10 + 1, 512 << 10, 4 << 20} {
+				k := fmt.Sprintf("tls:big:%d", size)
+				pl.Set(ctx, k, bytes.Repeat([]byte(k), size/len(k)), 0)
+				pl.Set(ctx, k+":small", k, 0)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("SET large values: %v", err)
+		}
+		for _, size := range []int{15 << 10, 16 << 10, 64<<10 + 1, 512 << 10, 4 << 20} {
+			k := fmt.Sprintf("tls:big:%d", size)
+			if v, err := cl.Get(ctx, k).Bytes(); err != nil || !bytes.Equal(v, bytes.Repeat([]byte(k), size/len(k))) {
+				t.Fatalf("GET %s: %d bytes, %v", k, len(v), err)
+			}
+			if v, err := cl.Get(ctx, k+":small").Result(); err != nil || v != k {
+				t.Fatalf("GET %s:small = %q, %v", k, v, err)
 			}
 		}
 		// The health checks (go-redis control clients) pass over TLS too.

@@ -175,8 +175,9 @@ func sameArray(a, b []byte) bool {
 }
 
 // TestPipeWriteBuffersShrinkWithoutAliasing: the pipe's two write buffers
-// grow for large values, shrink after small traffic, and never share an
-// array, even when requests are appended while a write is in progress.
+// grow for many values just below vecMin (larger ones are not copied into
+// them), shrink after small traffic, and never share an array, even when
+// requests are appended while a write is in progress.
 func TestPipeWriteBuffersShrinkWithoutAliasing(t *testing.T) {
 	conn := &recordConn{}
 	p := newPipe("node", nil, 0, nil, &metrics{
@@ -191,14 +192,23 @@ func TestPipeWriteBuffersShrinkWithoutAliasing(t *testing.T) {
 		}
 		want = append(want, raw...)
 	}
-	large := appendCommand(nil, [][]byte{[]byte("SET"), []byte("k"), bytes.Repeat([]byte{'v'}, 700<<10)})
+	medium := appendCommand(nil, [][]byte{[]byte("SET"), []byte("k"), bytes.Repeat([]byte{'v'}, vecMin-100)})
+	huge := appendCommand(nil, [][]byte{[]byte("SET"), []byte("h"), bytes.Repeat([]byte{'h'}, 700<<10)})
+	sendLarge := func() {
+		for i := range 48 { // 750 KiB copied into pend
+			send(medium)
+			if i%16 == 0 {
+				send(huge) // written in place, between them
+			}
+		}
+	}
 	n := 0
 	conn.during = func() {
 		// A client appends while the write is in progress (mu released).
 		n++
 		small := appendCommand(nil, [][]byte{[]byte("GET"), fmt.Appendf(nil, "k%d", n)})
 		if n <= 4 {
-			send(large)
+			sendLarge()
 		} else if n%2 == 0 {
 			send(small)
 		}
@@ -214,7 +224,7 @@ func TestPipeWriteBuffersShrinkWithoutAliasing(t *testing.T) {
 			t.Fatalf("%s: bytes being written were overwritten", when)
 		}
 	}
-	send(large)
+	sendLarge()
 	for round := range 40 {
 		p.flush(false)
 		check(fmt.Sprintf("round %d", round))
@@ -234,7 +244,7 @@ func TestPipeWriteBuffersShrinkWithoutAliasing(t *testing.T) {
 	}
 
 	// A quiet pipe gives everything back at once.
-	send(large)
+	sendLarge()
 	p.flush(false)
 	p.mu.Lock()
 	if max(cap(p.pend), cap(p.spare)) <= bufKeep {

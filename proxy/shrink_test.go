@@ -45,11 +45,17 @@ func TestBuffersShrinkAfterLargeValues(t *testing.T) {
 	defer rc.Close()
 
 	value := bytes.Repeat([]byte("0123456789abcdef"), 700<<10/16)
+	medium := value[:vecMin-100]
 	large := func() {
 		t.Helper()
 		_, err := rc.Pipelined(ctx, func(pl redis.Pipeliner) error {
 			for i := range 4 {
 				pl.Set(ctx, fmt.Sprintf("big:%d", i), value, 0)
+			}
+			// Copied into the pipe's write buffer (larger ones are
+			// written in place): 64 of them make it grow.
+			for i := range 64 {
+				pl.Set(ctx, fmt.Sprintf("medium:%d", i), medium, 0)
 			}
 			return nil
 		})
@@ -94,7 +100,9 @@ func TestBuffersShrinkAfterLargeValues(t *testing.T) {
 		}
 		return out
 	}
-	grown := func(b pipeBufs) bool { return b.read > bufKeep && max(b.pend, b.spare) > bufKeep }
+	// The read window does not keep a size above bufKeep for large
+	// replies: they are handed over with its buffer (vectored.go).
+	grown := func(b pipeBufs) bool { return max(b.pend, b.spare) > bufKeep }
 	small := func(b pipeBufs) bool { return b.read <= bufKeep && b.pend <= bufKeep && b.spare <= bufKeep }
 
 	large()
