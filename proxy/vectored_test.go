@@ -335,7 +335,7 @@ func TestLargeValuesRoundTrip(t *testing.T) {
 	s := startVecProxy(t, 3)
 	ctx := context.Background()
 	for _, proto := range []int{2, 3} {
-		rc := redis.NewClient(&redis.Options{Addr: s.Addr().String(), Protocol: proto, PoolSize: 1})
+		rc := redis.NewClient(&redis.Options{Addr: s.Addr().String(), Protocol: proto, PoolSize: 1, MaxRetries: -1, ReadTimeout: time.Minute})
 		defer rc.Close()
 		for _, size := range vecSizes {
 			k := fmt.Sprintf("rt:%d:%d", proto, size)
@@ -367,7 +367,11 @@ func TestLargeValuesPipelinedMix(t *testing.T) {
 	errs := make(chan error, clients)
 	for w := range clients {
 		wg.Go(func() {
-			rc := redis.NewClient(&redis.Options{Addr: s.Addr().String(), Protocol: 2 + w%2, PoolSize: 1})
+			// No retries and a long read timeout: go-redis resends a whole
+			// pipeline after a read timeout (3 s by default, reached with
+			// tens of MiB per pipeline under -race), which runs its INCRs
+			// twice.
+			rc := redis.NewClient(&redis.Options{Addr: s.Addr().String(), Protocol: 2 + w%2, PoolSize: 1, MaxRetries: -1, ReadTimeout: time.Minute, WriteTimeout: time.Minute})
 			defer rc.Close()
 			for r := range rounds {
 				key := func(i int) string { return fmt.Sprintf("mix:%d:%d:%d", w, r, i) }
