@@ -806,10 +806,32 @@ func (l *loop) markDirty(p *pipe) {
 
 func (l *loop) flushDirty() {
 	for i, p := range l.dirty {
-		p.flush(false)
+		p.loopFlush()
 		l.dirty[i] = nil
 	}
 	l.dirty = l.dirty[:0]
+}
+
+// loopWriteMax: a loop writes a pipe's pending bytes itself up to this
+// much; more goes to the pipe's writer goroutine. A write the kernel takes
+// in pieces (a 4 MiB SET waits for the node to read it) would hold every
+// client of the loop meanwhile.
+const loopWriteMax = 256 << 10
+
+// loopFlush is flush for a loop: large batches are written by the pipe's
+// own goroutine.
+func (p *pipe) loopFlush() {
+	p.mu.Lock()
+	n := len(p.pend)
+	for _, r := range p.refs {
+		n += len(r.raw)
+	}
+	p.mu.Unlock()
+	if n > loopWriteMax {
+		p.kick()
+		return
+	}
+	p.flush(false)
 }
 
 func (l *loop) getBuf() []byte {
