@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slotway/slotway/internal/redistest"
@@ -22,25 +20,8 @@ func TestBuffersShrinkAfterLargeValues(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: skipped with -short")
 	}
-	c := redistest.New(t, redistest.Options{Masters: 1})
-	cfg := DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Cluster.Seeds = c.Seeds()
-	cfg.BackendConns = 1
-	s, err := New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	redistest.WaitFor(t, 20*time.Second, "proxy ready", s.Ready)
+	s := startVecProxy(t, 1)
+	ctx := context.Background()
 	rc := redis.NewClient(&redis.Options{Addr: s.Addr().String(), Protocol: 2, PoolSize: 1})
 	defer rc.Close()
 
