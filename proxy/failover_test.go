@@ -162,6 +162,13 @@ func TestFailoverHidden(t *testing.T) {
 		t.Fatal(err)
 	}
 	killedAt = time.Now()
+	// Sent before the proxy has seen the node die, the SET would be
+	// written to a dead socket and get "may have run" (a write is not
+	// resent); sent after, it is refused by the pipe and parked.
+	redistest.WaitFor(t, 30*time.Second, "the proxy to see the killed master down", func() bool {
+		nh, ok := p.Health()[promoted.Addr]
+		return ok && !nh.Up
+	})
 	res := make(chan error, 1)
 	go func() { res <- rc.Set(ctx, tag+"last", "x", 0).Err() }()
 	redistest.WaitFor(t, 30*time.Second, "the SET to show as parked in the stats and metrics", func() bool {
