@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -49,6 +50,7 @@ type backend struct {
 	retired atomic.Bool
 
 	dial    dialer
+	loops   []*loop       // pipe i is read by loop i mod len(loops)
 	timeout time.Duration // proxy.backend_timeout
 	log     *slog.Logger
 	m       *metrics
@@ -56,17 +58,17 @@ type backend struct {
 	wg      *sync.WaitGroup
 }
 
-func newBackend(addr string, n int, d dialer, timeout time.Duration, log *slog.Logger, m *metrics) *backend {
-	b := &backend{addr: addr, pipes: make([]*pipe, n), dial: d, timeout: timeout, log: log, m: m}
+func newBackend(addr string, n int, d dialer, loops []*loop, timeout time.Duration, log *slog.Logger, m *metrics) *backend {
+	b := &backend{addr: addr, pipes: make([]*pipe, n), dial: d, loops: loops, timeout: timeout, log: log, m: m}
 	for i := range b.pipes {
-		b.pipes[i] = newPipe(addr, d, timeout, log, m)
+		b.pipes[i] = newPipe(addr, d, loopOf(loops, i), timeout, log, m)
 	}
 	return b
 }
 
-func newPipe(addr string, d dialer, timeout time.Duration, log *slog.Logger, m *metrics) *pipe {
+func newPipe(addr string, d dialer, lp *loop, timeout time.Duration, log *slog.Logger, m *metrics) *pipe {
 	p := &pipe{
-		addr: addr, dial: d, timeout: timeout, log: log, m: m,
+		addr: addr, dial: d, lp: lp, timeout: timeout, log: log, m: m,
 		wake:  make(chan struct{}, 1),
 		state: pipeConnecting,
 	}
@@ -101,7 +103,7 @@ func (b *backend) pipesFor(resp3 bool) []*pipe {
 	b.resp3Once.Do(func() {
 		ps := make([]*pipe, len(b.pipes))
 		for i := range ps {
-			ps[i] = newPipe(b.addr, hello3(b.dial), b.timeout, b.log, b.m)
+			ps[i] = newPipe(b.addr, hello3(b.dial), loopOf(b.loops, i), b.timeout, b.log, b.m)
 		}
 		b.resp3.Store(&ps)
 		b.start(ps)
@@ -185,6 +187,7 @@ const (
 type pipe struct {
 	addr string
 	dial dialer
+	lp   *loop // reads the connection (nil: a goroutine of the pipe's)
 	log  *slog.Logger
 	m    *metrics
 	// timeout: with requests in flight and no byte read or written for
@@ -418,6 +421,11 @@ func (p *pipe) run(ctx context.Context) {
 			continue
 		}
 		backoff.reset()
+		if p.lp != nil {
+			if fc, ok := newFdConn(conn); ok {
+				conn = fc
+			}
+		}
 		p.mu.Lock()
 		p.conn, p.state = conn, pipeUp
 		p.mu.Unlock()
@@ -433,6 +441,9 @@ func (p *pipe) run(ctx context.Context) {
 		// that is soon.
 		for p.writing {
 			p.wrote.Wait()
+		}
+		if fc, ok := conn.(*fdConn); ok {
+			fc.release() // the loop has stopped reading it: serve waited
 		}
 		p.inflight.failAll(p.lostErr(ctx, err))
 		p.resetBy = nil
@@ -489,7 +500,11 @@ func (p *pipe) failPendingLocked(err error) {
 func (p *pipe) serve(ctx context.Context, conn net.Conn) error {
 	p.trimRead.Store(false)
 	readErr := make(chan error, 1)
-	go func() { readErr <- p.readLoop(conn) }()
+	if fc, ok := conn.(*fdConn); ok {
+		p.lp.attach(p, fc, readErr)
+	} else {
+		go func() { readErr <- p.readLoop(conn) }()
+	}
 	var retireT <-chan time.Time
 	// The ticker drives the watchdog and gives a quiet pipe's buffers back.
 	every := time.Second
@@ -575,98 +590,134 @@ func (p *pipe) trimLocked(conn net.Conn) {
 	}
 }
 
-// readLoop reads replies and completes requests in the order they were sent.
+// readLoop reads replies and completes requests in the order they were
+// sent, on a goroutine of its own (a pipe a loop reads: loopread.go).
 func (p *pipe) readLoop(conn net.Conn) error {
-	win := newWindow()
-	need, size := 0, len(win.buf)
-	var done []*request
-	var ends []int
-	// small is the base-size buffer the window left when it grew for a
-	// reply to be handed over: it takes it back after the hand-over.
-	var small []byte
+	rr := newReplyReader()
 	for {
-		prev := win.buf
-		n, err := win.readFrom(conn, need)
-		if need > handOverMin && len(prev) == windowStart && len(win.buf) != windowStart {
-			small = prev
-		}
-		if n == 0 && err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && p.trimRead.Swap(false) {
+		n, err := rr.step(p, conn)
+		if err != nil {
+			if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && p.trimRead.Swap(false) {
 				// Woken by trimLocked, not a failure.
 				conn.SetReadDeadline(time.Time{})
-				win.trim()
-				size = len(win.buf)
-				p.readCap.Store(int64(size))
+				rr.trim(p)
 				continue
 			}
-			return fmt.Errorf("read: %w", err)
-		}
-		r, w, buf := win.r, win.w, win.buf
-		p.progress.Add(1)
-		p.m.backendReads.Inc()
-		// Find every complete reply first, then take their requests under
-		// one lock.
-		ends = ends[:0]
-		pos := r
-		for pos < w {
-			l, nd, err := scanReply(buf[pos:w])
-			if err != nil {
-				return err
-			}
-			if l == 0 {
-				need = pos - r + nd
-				break
-			}
-			pos += l
-			ends = append(ends, pos)
-		}
-		if len(ends) == 0 {
-			continue
-		}
-		need = 0
-		p.mu.Lock()
-		done = p.inflight.take(done[:0], len(ends))
-		retiring := p.retiring
-		p.mu.Unlock()
-		if len(done) < len(ends) {
-			return errors.New("reply without a request: connection out of step")
-		}
-		start, gave := r, false
-		for i, end := range ends {
-			req := done[i]
-			if req != nil {
-				if l := end - start; l > handOverMin && 2*l >= len(buf) {
-					// Handed over, not copied (vectored.go). Capped, so
-					// appends to it never reach bytes after it. At most half
-					// the array is not the reply, so a request keeping its
-					// buffer cannot pin much more than it holds.
-					req.reply = buf[start:end:end]
-					gave = true
-				} else {
-					req.reply = append(req.reply[:0], buf[start:end]...)
-				}
-				req.complete()
-			}
-			start = end
-			done[i] = nil
-		}
-		win.r = start
-		if gave {
-			win.leave(small)
-			small = nil
-		}
-		win.release(maxSpareBuffer)
-		if len(win.buf) != size {
-			size = len(win.buf)
-			p.readCap.Store(int64(size))
-		}
-		if retiring {
-			select {
-			case p.wake <- struct{}{}:
-			default:
-			}
+			return err
 		}
 	}
+}
+
+// replyReader is the read side of a pipe's connection: a window of
+// replies and the requests they complete.
+type replyReader struct {
+	win  window
+	need int // bytes the incomplete reply at win.r needs
+	size int // len(win.buf), as last published in readCap
+	done []*request
+	ends []int
+	// small is the base-size buffer the window left when it grew for a
+	// reply to be handed over: it takes it back after the hand-over.
+	small []byte
+}
+
+func newReplyReader() *replyReader {
+	rr := &replyReader{win: newWindow()}
+	rr.size = len(rr.win.buf)
+	return rr
+}
+
+// trim shrinks the window of a pipe gone quiet.
+func (rr *replyReader) trim(p *pipe) {
+	rr.win.trim()
+	rr.size = len(rr.win.buf)
+	p.readCap.Store(int64(rr.size))
+}
+
+// step reads once from rd and completes the requests whose replies are
+// in. It returns what the read returned; a read error comes back with
+// n == 0, a broken reply stream with n > 0.
+func (rr *replyReader) step(p *pipe, rd io.Reader) (int, error) {
+	win := &rr.win
+	prev := win.buf
+	n, err := win.readFrom(rd, rr.need)
+	if rr.need > handOverMin && len(prev) == windowStart && len(win.buf) != windowStart {
+		rr.small = prev
+	}
+	if n == 0 {
+		if err == nil {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("read: %w", err)
+	}
+	r, w, buf := win.r, win.w, win.buf
+	p.progress.Add(1)
+	p.m.backendReads.Inc()
+	// Find every complete reply first, then take their requests under
+	// one lock.
+	ends := rr.ends[:0]
+	pos := r
+	for pos < w {
+		l, nd, err := scanReply(buf[pos:w])
+		if err != nil {
+			return n, err
+		}
+		if l == 0 {
+			rr.need = pos - r + nd
+			break
+		}
+		pos += l
+		ends = append(ends, pos)
+	}
+	rr.ends = ends
+	if len(ends) == 0 {
+		return n, nil
+	}
+	rr.need = 0
+	p.mu.Lock()
+	done := p.inflight.take(rr.done[:0], len(ends))
+	retiring := p.retiring
+	p.mu.Unlock()
+	rr.done = done
+	if len(done) < len(ends) {
+		return n, errors.New("reply without a request: connection out of step")
+	}
+	start, gave := r, false
+	for i, end := range ends {
+		req := done[i]
+		if req != nil {
+			if l := end - start; l > handOverMin && 2*l >= len(buf) {
+				// Handed over, not copied (vectored.go). Capped, so
+				// appends to it never reach bytes after it. At most half
+				// the array is not the reply, so a request keeping its
+				// buffer cannot pin much more than it holds.
+				req.reply = buf[start:end:end]
+				gave = true
+			} else {
+				req.reply = append(req.reply[:0], buf[start:end]...)
+			}
+			req.complete()
+		}
+		start = end
+		done[i] = nil
+	}
+	win.r = start
+	if gave {
+		win.leave(rr.small)
+		rr.small = nil
+	}
+	win.release(maxSpareBuffer)
+	if len(win.buf) != rr.size {
+		rr.size = len(win.buf)
+		p.readCap.Store(int64(rr.size))
+	}
+	if retiring {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+	return n, nil
 }
 
 // fifo is a ring of in-flight requests; one request may own two replies

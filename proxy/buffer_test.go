@@ -180,7 +180,7 @@ func sameArray(a, b []byte) bool {
 // requests are appended while a write is in progress.
 func TestPipeWriteBuffersShrinkWithoutAliasing(t *testing.T) {
 	conn := &recordConn{}
-	p := newPipe("node", nil, 0, nil, &metrics{
+	p := newPipe("node", nil, nil, 0, nil, &metrics{
 		backendWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "w"}),
 	})
 	p.conn, p.state = conn, pipeUp
@@ -293,7 +293,7 @@ func TestSteadyLargeValuesDoNotReallocate(t *testing.T) {
 				t.Errorf("reader: %v allocations per batch, want 0", allocs)
 			}
 
-			p := newPipe("node", nil, 0, nil, &metrics{
+			p := newPipe("node", nil, nil, 0, nil, &metrics{
 				backendWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "w"}),
 			})
 			p.conn, p.state = discardConn{}, pipeUp

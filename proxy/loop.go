@@ -77,25 +77,30 @@ const (
 	evKill                    // CLIENT KILL, or the shutdown timeout
 	evTick                    // housekeeping: idle timeout, buffer trims
 	evDrain                   // shutdown: idle clients go, busy ones after their batch
+	evPipe                    // a backend connection to read (loopread.go)
 )
 
 type loopItem struct {
 	c  *client
 	ev loopEvent
+	lp *loopPipe // evPipe
 }
 
 // loop serves its share of the client connections.
 type loop struct {
 	s      *Server
+	idx    int // in s.loops
 	epfd   int
 	ep     *os.File // epfd, pollable: the loop parks reading it
 	rc     syscall.RawConn
 	events []unix.EpollEvent
-	conns  []*client // by fd
-	n      int       // clients it owns
-	dirty  []*pipe   // pipes appended to in this pass
-	free   [][]byte  // windowStart buffers lent to clients while they are active
-	now    int64     // unix nanos, once per pass
+	conns  []*client   // by fd
+	n      int         // clients it owns
+	pipes  []*loopPipe // backend connections it reads, by fd
+	npipes int
+	dirty  []*pipe  // pipes appended to in this pass
+	free   [][]byte // windowStart buffers lent to clients while they are active
+	now    int64    // unix nanos, once per pass
 	wait   func(uintptr) bool
 	woken  int // events the last wait found
 
@@ -155,7 +160,7 @@ func (s *Server) startLoops() {
 	case 0:
 		n = runtime.GOMAXPROCS(0)
 	}
-	for range n {
+	for i := range n {
 		l, err := newLoop(s)
 		if err != nil {
 			s.log.Warn("event loops unavailable; serving each client on a goroutine", "err", err)
@@ -168,6 +173,7 @@ func (s *Server) startLoops() {
 			s.loops = nil
 			return
 		}
+		l.idx = i
 		s.loops = append(s.loops, l)
 		go l.run()
 		time.AfterFunc(loopTick, func() { l.post(nil, evTick) })
@@ -243,8 +249,12 @@ func (s *Server) forget(c *client) {
 
 // post queues an event for the loop and wakes it if it sleeps.
 func (l *loop) post(c *client, ev loopEvent) {
+	l.postItem(loopItem{c: c, ev: ev})
+}
+
+func (l *loop) postItem(it loopItem) {
 	l.mu.Lock()
-	l.queue = append(l.queue, loopItem{c, ev})
+	l.queue = append(l.queue, it)
 	l.mu.Unlock()
 	l.wake()
 }
@@ -270,7 +280,7 @@ func (l *loop) run() {
 		l.now = time.Now().UnixNano()
 		l.runQueue()
 		l.flushDirty()
-		if l.stopping.Load() && l.n == 0 {
+		if l.stopping.Load() && l.n == 0 && l.npipes == 0 {
 			return
 		}
 		// One epoll_wait per pass: sleep polls before it parks, and
@@ -352,6 +362,9 @@ func (l *loop) runQueue() {
 			}
 		case evTick:
 			l.tick()
+			l.trimPipes()
+		case evPipe:
+			l.addPipe(it.lp)
 		case evDrain:
 			for _, c := range l.conns {
 				if c != nil && c.ls.state == lsIdle {
@@ -383,6 +396,10 @@ func (l *loop) add(c *client) {
 
 func (l *loop) handle(ev *unix.EpollEvent) {
 	fd := int(ev.Fd)
+	if fd < len(l.pipes) && l.pipes[fd] != nil {
+		l.readPipe(l.pipes[fd])
+		return
+	}
 	if fd >= len(l.conns) || l.conns[fd] == nil {
 		return
 	}

@@ -241,7 +241,12 @@ func (c *client) send(r *request) {
 		c.noteWrite(b.addr)
 	}
 	pipes := b.pipesFor(c.resp3)
-	p := pipes[c.id%uint64(len(pipes))]
+	var p *pipe
+	if l := c.batch.lp; l != nil {
+		p = l.pipeOf(pipes, c.id)
+	} else {
+		p = pipes[c.id%uint64(len(pipes))]
+	}
 	c.batch.pending.Add(1)
 	if err := p.enqueue(r, r.asking); err != nil {
 		c.batch.pending.Add(-1)

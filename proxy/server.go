@@ -114,6 +114,9 @@ func (s *Server) port() int {
 func (s *Server) Run(ctx context.Context) error {
 	bctx, bcancel := context.WithCancel(context.Background())
 	var bwg sync.WaitGroup
+	// Loops first: they read the backends' pipes.
+	s.startLoops()
+	s.topo.loops = s.loops
 	s.topo.start(bctx, &bwg)
 	bwg.Go(func() { s.topo.run(bctx) })
 	bwg.Go(func() { s.health.run(bctx) })
@@ -121,7 +124,6 @@ func (s *Server) Run(ctx context.Context) error {
 	bwg.Go(func() { s.watchNodeTimeout(bctx) })
 	bwg.Go(func() { s.returnMemory(bctx) })
 
-	s.startLoops()
 	acceptDone := make(chan error, 1)
 	go func() { acceptDone <- s.acceptLoop() }()
 
@@ -136,9 +138,9 @@ func (s *Server) Run(ctx context.Context) error {
 		<-acceptDone
 	}
 	s.drainClients()
-	s.stopLoops()
 	bcancel()
 	bwg.Wait()
+	s.stopLoops() // after the pipes: a loop reads them until they end
 	s.topo.close()
 	return err
 }

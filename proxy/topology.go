@@ -57,6 +57,7 @@ type topologyOwner struct {
 	ctx      context.Context
 	wg       *sync.WaitGroup
 	dial     dialer
+	loops    []*loop // the server's event loops: they read the pipes
 	version  uint64
 	// tls is proxy.cluster.tls, built once; nil when off. tlsErr is set
 	// instead if the files went bad between Validate and New: every dial
@@ -120,7 +121,7 @@ func (o *topologyOwner) startLocked(m map[string]*backend, addr string, dial dia
 	if b := m[addr]; b != nil && !b.retired.Load() {
 		return b
 	}
-	b := newBackend(addr, o.cfg.BackendConns, dial, o.cfg.BackendTimeout, o.log, o.m)
+	b := newBackend(addr, o.cfg.BackendConns, dial, o.loops, o.cfg.BackendTimeout, o.log, o.m)
 	m[addr] = b
 	b.run(o.ctx, o.wg)
 	return b

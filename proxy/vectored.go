@@ -64,6 +64,11 @@ func (p *pipe) writeVec(conn net.Conn, out []byte, refs []pendRef) error {
 		v = append(v, out[at:])
 	}
 	p.vec = v
+	if fc, ok := conn.(*fdConn); ok {
+		err := fc.writev(v)
+		clear(v)
+		return err
+	}
 	// WriteTo consumes wv; a field, not a local, so that it does not
 	// escape to the heap on every write.
 	p.wv = v

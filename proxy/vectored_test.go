@@ -72,7 +72,7 @@ func TestLargeCommandsWrittenInPlace(t *testing.T) {
 		{set("i", 700<<10), true}, // last in the write
 	}
 	conn := &segmentConn{}
-	p := newPipe("node", nil, 0, nil, testPipeMetrics())
+	p := newPipe("node", nil, nil, 0, nil, testPipeMetrics())
 	p.conn, p.state = conn, pipeUp
 	var want []byte
 	var b batch
@@ -139,7 +139,7 @@ func TestLargeCommandsWritevOverTCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newPipe("node", nil, 0, nil, testPipeMetrics())
+	p := newPipe("node", nil, nil, 0, nil, testPipeMetrics())
 	p.conn, p.state = conn, pipeUp
 	var want []byte
 	var b batch
@@ -226,7 +226,7 @@ func TestLargeRepliesHandedOver(t *testing.T) {
 	for _, chunk := range []int{1 << 20, 64 << 10, 7000} {
 		t.Run(fmt.Sprint("chunk ", chunk), func(t *testing.T) {
 			conn := &replyConn{chunk: chunk}
-			p := newPipe("node", nil, 0, nil, testPipeMetrics())
+			p := newPipe("node", nil, nil, 0, nil, testPipeMetrics())
 			var b batch
 			b.done = make(chan struct{}, 1)
 			b.pending.Store(int32(len(replies)))
@@ -474,7 +474,7 @@ func TestBrokenPipeFailsAfterTheWrite(t *testing.T) {
 	m := testPipeMetrics()
 	m.backendConnErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "c"})
 	m.backendDialErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "d"})
-	p := newPipe("node", dial, 0, slog.New(slog.DiscardHandler), m)
+	p := newPipe("node", dial, nil, 0, slog.New(slog.DiscardHandler), m)
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan struct{})
 	go func() {
@@ -608,7 +608,7 @@ func BenchmarkPipeLargeWrites(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer conn.Close()
-	p := newPipe("node", nil, 0, nil, testPipeMetrics())
+	p := newPipe("node", nil, nil, 0, nil, testPipeMetrics())
 	p.conn, p.state = conn, pipeUp
 	var reqs []*request
 	var bt batch
@@ -642,7 +642,7 @@ func BenchmarkPipeLargeReplies(b *testing.B) {
 		stream = fmt.Appendf(stream, "$%d\r\n%s\r\n", 512<<10, vecValue("v", 512<<10))
 		stream = append(stream, "+OK\r\n"...)
 	}
-	p := newPipe("node", nil, 0, nil, testPipeMetrics())
+	p := newPipe("node", nil, nil, 0, nil, testPipeMetrics())
 	reqs := make([]*request, 8)
 	var bt batch
 	bt.done = make(chan struct{}, 1)
