@@ -296,7 +296,7 @@ func (l *loop) run() {
 // poll returns the number of ready events, without waiting.
 func (l *loop) poll() int {
 	for {
-		n, err := unix.EpollWait(l.epfd, l.events, 0)
+		n, err := rawPoll(l.epfd, l.events)
 		if err == unix.EINTR {
 			continue
 		}
@@ -520,7 +520,7 @@ func (l *loop) putBuf(b []byte) {
 type fdReader int
 
 func (fd fdReader) Read(p []byte) (int, error) {
-	n, err := unix.Read(int(fd), p)
+	n, err := rawRead(int(fd), p)
 	switch {
 	case n > 0:
 		return n, nil

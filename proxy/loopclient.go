@@ -210,7 +210,7 @@ func (l *loop) endBatch(c *client) {
 // (state lsWriting).
 func (l *loop) flushOut(c *client) {
 	for c.ls.outOff < len(c.out) {
-		n, err := unix.Write(c.ls.fd, c.out[c.ls.outOff:])
+		n, err := rawWrite(c.ls.fd, c.out[c.ls.outOff:])
 		if n > 0 {
 			c.ls.outOff += n
 			continue

@@ -65,7 +65,7 @@ func (c *fdConn) Read(b []byte) (int, error) { return fdReader(c.fd).Read(b) }
 func (c *fdConn) Write(b []byte) (int, error) {
 	total := 0
 	for len(b) > 0 {
-		n, err := unix.Write(c.fd, b)
+		n, err := rawWrite(c.fd, b)
 		if n > 0 {
 			total += n
 			b = b[n:]
