@@ -220,3 +220,67 @@ func TestLoopSlowReader(t *testing.T) {
 	}
 	r.expect("after the large replies", "PING\r\n", "+PONG")
 }
+
+// pipeReaders counts the goroutines reading backend pipes.
+func pipeReaders() int {
+	buf := make([]byte, 1<<22)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "proxy.(*pipe).readLoop(")
+}
+
+// TestLoopsReadPipes: with event loops, the loops read the backend
+// connections themselves (no reader goroutine per pipe), and a
+// connection the node closes is noticed by its loop and dialled again;
+// without loops, each pipe has its reader goroutine.
+func TestLoopsReadPipes(t *testing.T) {
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	ctx := context.Background()
+	touchAll := func(rc *redis.Client) {
+		t.Helper()
+		for i := range 30 {
+			k := fmt.Sprintf("lr:%d", i)
+			if err := rc.Set(ctx, k, k, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := rc.Get(ctx, k).Result(); err != nil || v != k {
+				t.Fatalf("GET %s = %q, %v", k, v, err)
+			}
+		}
+	}
+
+	resp2 := func(o *redis.Options) { o.Protocol = 2 } // RESP3 would start pipes of its own
+	off := startProxy(t, c, func(cfg *proxy.Config) { cfg.EventLoops = -1 })
+	touchAll(off.client(t, resp2))
+	if n := pipeReaders(); n != 3*2 {
+		t.Errorf("without loops: %d pipe reader goroutines, want 6 (3 masters × backend_conns 2)", n)
+	}
+	off.stop(t)
+
+	p := startProxy(t, c)
+	rc := p.client(t, resp2)
+	touchAll(rc)
+	if n := pipeReaders(); n != 0 {
+		t.Errorf("with loops: %d pipe reader goroutines, want 0", n)
+	}
+	if up := p.counter(t, "slotway_proxy_backend_connections"); up != 6 {
+		t.Errorf("%v backend connections up, want 6", up)
+	}
+	// The nodes close every client connection, the proxy's pipes among
+	// them: the loops read the end, and the pipes are dialled again.
+	before := p.counter(t, "slotway_proxy_backend_connection_errors_total")
+	for _, n := range c.Nodes() {
+		if err := n.Client().Do(ctx, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	redistest.WaitFor(t, time.Minute, "the pipes to notice the closed connections", func() bool {
+		return p.counter(t, "slotway_proxy_backend_connection_errors_total")-before >= 6
+	})
+	redistest.WaitFor(t, time.Minute, "the pipes to be up again", func() bool {
+		return p.counter(t, "slotway_proxy_backend_connections") == 6
+	})
+	touchAll(rc)
+	if n := pipeReaders(); n != 0 {
+		t.Errorf("after the reconnect: %d pipe reader goroutines, want 0", n)
+	}
+}
