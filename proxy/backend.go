@@ -686,11 +686,13 @@ func (rr *replyReader) step(p *pipe, rd io.Reader) (int, error) {
 	for i, end := range ends {
 		req := done[i]
 		if req != nil {
-			if l := end - start; l > handOverMin && 2*l >= len(buf) {
+			if l := end - start; !gave && l > handOverMin && 2*l >= len(buf) {
 				// Handed over, not copied (vectored.go). Capped, so
 				// appends to it never reach bytes after it. At most half
 				// the array is not the reply, so a request keeping its
-				// buffer cannot pin much more than it holds.
+				// buffer cannot pin much more than it holds. One reply
+				// per array: whoever ends up with it owns the array
+				// (loopbuf.go reuses it).
 				req.reply = buf[start:end:end]
 				gave = true
 			} else {

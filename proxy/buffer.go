@@ -62,6 +62,9 @@ type window struct {
 	r, w int
 	peak int // most bytes held or awaited since the last release
 	shr  shrinker
+	// grow returns a buffer of at least n bytes when the window must grow
+	// (nil: make one).
+	grow func(n int) []byte
 }
 
 func newWindow() window { return window{buf: make([]byte, windowStart)} }
@@ -76,7 +79,12 @@ func (b *window) readFrom(rd io.Reader, need int) (int, error) {
 	want := max(need, b.w-b.r+1)
 	if b.r+want > len(b.buf) {
 		if want > len(b.buf) {
-			nb := make([]byte, max(want, 2*len(b.buf)))
+			var nb []byte
+			if b.grow != nil {
+				nb = b.grow(max(want, 2*len(b.buf)))
+			} else {
+				nb = make([]byte, max(want, 2*len(b.buf)))
+			}
 			copy(nb, b.buf[b.r:b.w])
 			b.buf = nb
 		} else {

@@ -355,8 +355,16 @@ func (c *client) completeBatch(n int, start time.Time) {
 		}
 		if len(c.out) == 0 && len(r.reply) >= swapReplyAt {
 			// A large reply first in line is written from its own buffer:
-			// the request takes the (small) output buffer in exchange.
-			c.out, r.reply = r.reply, c.out[:0]
+			// the request takes the (small) output buffer in exchange. A
+			// large one, an earlier reply written already, goes back to
+			// the loop for its pipes to read into (loopbuf.go).
+			old := c.out[:0]
+			c.out, r.reply = r.reply, nil
+			if cap(old) > bufKeep && c.lp != nil {
+				c.lp.big.put(old)
+			} else {
+				r.reply = old
+			}
 		} else {
 			c.out = append(c.out, r.reply...)
 		}

@@ -100,6 +100,7 @@ type loop struct {
 	npipes int
 	dirty  []*pipe  // pipes appended to in this pass
 	free   [][]byte // windowStart buffers lent to clients while they are active
+	big    bigBuffers
 	now    int64    // unix nanos, once per pass
 	wait   func(uintptr) bool
 	woken  int // events the last wait found
@@ -111,9 +112,6 @@ type loop struct {
 	stopping atomic.Bool
 	done     chan struct{}
 }
-
-// maxFreeBuffers bounds the buffers a loop keeps for its clients (4 MiB).
-const maxFreeBuffers = 256
 
 // loopTick is how often a loop closes idle clients (proxy.client_timeout)
 // and trims the buffers of clients gone quiet.
@@ -363,6 +361,7 @@ func (l *loop) runQueue() {
 		case evTick:
 			l.tick()
 			l.trimPipes()
+			l.big.trim()
 		case evPipe:
 			l.addPipe(it.lp)
 		case evDrain:
@@ -495,24 +494,6 @@ func (p *pipe) loopFlush() {
 		return
 	}
 	p.flush(false)
-}
-
-func (l *loop) getBuf() []byte {
-	if n := len(l.free); n > 0 {
-		b := l.free[n-1]
-		l.free[n-1] = nil
-		l.free = l.free[:n-1]
-		return b
-	}
-	return make([]byte, windowStart)
-}
-
-func (l *loop) putBuf(b []byte) {
-	if len(l.free) < maxFreeBuffers {
-		l.free = append(l.free, b)
-	} else {
-		noteReleased(len(b))
-	}
 }
 
 // fdReader reads a loop client's socket. The socket is non-blocking: a

@@ -228,7 +228,7 @@ func (l *loop) flushOut(c *client) {
 	}
 	c.ls.outOff = 0
 	if c.outSh.shrink(len(c.out), cap(c.out), 1<<20) {
-		noteReleased(cap(c.out))
+		l.big.put(c.out)
 		c.out = nil
 	} else {
 		c.out = c.out[:0]

@@ -164,7 +164,9 @@ type loopPipe struct {
 // attach makes l read fc's replies; the first read error, or the end of
 // the connection after Close, is sent to errc.
 func (l *loop) attach(p *pipe, fc *fdConn, errc chan<- error) {
-	l.postItem(loopItem{ev: evPipe, lp: &loopPipe{p: p, fc: fc, rr: newReplyReader(), errc: errc}})
+	rr := newReplyReader()
+	rr.win.grow = l.big.get
+	l.postItem(loopItem{ev: evPipe, lp: &loopPipe{p: p, fc: fc, rr: rr, errc: errc}})
 }
 
 func (l *loop) addPipe(lp *loopPipe) {
