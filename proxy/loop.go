@@ -101,7 +101,7 @@ type loop struct {
 	dirty  []*pipe  // pipes appended to in this pass
 	free   [][]byte // windowStart buffers lent to clients while they are active
 	big    bigBuffers
-	now    int64    // unix nanos, once per pass
+	now    int64 // unix nanos, once per pass
 	wait   func(uintptr) bool
 	woken  int // events the last wait found
 
