@@ -59,6 +59,9 @@ type backend struct {
 }
 
 func newBackend(addr string, n int, d dialer, loops []*loop, timeout time.Duration, log *slog.Logger, m *metrics) *backend {
+	// A pipe per loop at least: a loop whose clients use pipes another
+	// loop reads is woken by it for every round.
+	n = max(n, len(loops))
 	b := &backend{addr: addr, pipes: make([]*pipe, n), dial: d, loops: loops, timeout: timeout, log: log, m: m}
 	for i := range b.pipes {
 		b.pipes[i] = newPipe(addr, d, loopOf(loops, i), timeout, log, m)

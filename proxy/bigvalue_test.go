@@ -22,7 +22,7 @@ import (
 func TestLargeValuesShareAPipe(t *testing.T) {
 	shortIf(t)
 	c := redistest.New(t, redistest.Options{Masters: 3})
-	p := startProxy(t, c, func(cfg *proxy.Config) { cfg.BackendConns = 1 })
+	p := startProxy(t, c, func(cfg *proxy.Config) { cfg.BackendConns, cfg.EventLoops = 1, 1 })
 	ctx := context.Background()
 	const clients, rounds, perPipeline, size = 16, 6, 4, 700 << 10
 	value := func(key string) []byte {

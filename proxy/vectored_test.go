@@ -282,6 +282,7 @@ func startVecProxy(tb testing.TB, masters int) *Server {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Cluster.Seeds = c.Seeds()
 	cfg.BackendConns = 1
+	cfg.EventLoops = 1 // else a connection per loop
 	s, err := New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		tb.Fatal(err)
