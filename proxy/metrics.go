@@ -158,7 +158,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		}, func() float64 { return float64(servedSlots(s.topo.load())) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "slotway_proxy_backend_connections",
-			Help: "Backend data-path connections currently up (backend_conns per master).",
+			Help: "Backend data-path connections currently up (backend_conns per master, at least one per event loop).",
 		}, func() float64 { return float64(s.topo.connectionsUp()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "slotway_proxy_masters",
