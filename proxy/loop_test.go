@@ -21,17 +21,8 @@ import (
 func TestLoopServesPlainClients(t *testing.T) {
 	c := redistest.New(t, redistest.Options{Masters: 3})
 	p := startProxy(t, c)
-	ctx := context.Background()
 	rc := p.client(t)
-	for i := range 200 {
-		k := fmt.Sprintf("loop:%d", i)
-		if err := rc.Set(ctx, k, i, 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-		if v, err := rc.Get(ctx, k).Int(); err != nil || v != i {
-			t.Fatalf("GET %s = %v, %v", k, v, err)
-		}
-	}
+	setGetKeys(t, rc, "loop", 200)
 	open := p.counter(t, "slotway_proxy_client_connections")
 	loops := p.counter(t, "slotway_proxy_loop_client_connections")
 	if open == 0 || loops != open {
@@ -147,16 +138,9 @@ func TestLoopAllocations(t *testing.T) {
 		// The fewest of three windows: the proxy's periodic work (the
 		// slot-map views every 30 s, the retry budget's CONFIG GET)
 		// allocates, and may fall into one of them.
-		rounds, per := 20000/pipeline, math.Inf(1)
-		for range 3 {
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			for range rounds {
-				round()
-			}
-			runtime.ReadMemStats(&after)
-			per = min(per, float64(after.Mallocs-before.Mallocs)/float64(rounds*pipeline))
-		}
+		rounds := 20000 / pipeline
+		mallocs, _ := leastAllocated(rounds, round)
+		per := mallocs / float64(pipeline)
 		t.Logf("-P %d: %.4f allocations per command (fewest of 3 windows of %d commands)", pipeline, per, rounds*pipeline)
 		if per > 0.01 {
 			t.Errorf("-P %d: %.4f allocations per command, want 0", pipeline, per)
@@ -221,6 +205,41 @@ func TestLoopSlowReader(t *testing.T) {
 	r.expect("after the large replies", "PING\r\n", "+PONG")
 }
 
+// setGetKeys sets n keys prefix:i to their own names through rc and reads
+// each back.
+func setGetKeys(t *testing.T, rc *redis.Client, prefix string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range n {
+		k := fmt.Sprintf("%s:%d", prefix, i)
+		if err := rc.Set(ctx, k, k, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := rc.Get(ctx, k).Result(); err != nil || v != k {
+			t.Fatalf("GET %s = %q, %v", k, v, err)
+		}
+	}
+}
+
+// leastAllocated runs round rounds times in each of three windows and
+// returns the fewest allocations and bytes allocated per round of them
+// (measured over the test process: the proxy's periodic work allocates
+// too, and may fall into one window).
+func leastAllocated(rounds int, round func()) (mallocs, bytes float64) {
+	mallocs, bytes = math.Inf(1), math.Inf(1)
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range rounds {
+			round()
+		}
+		runtime.ReadMemStats(&after)
+		mallocs = min(mallocs, float64(after.Mallocs-before.Mallocs)/float64(rounds))
+		bytes = min(bytes, float64(after.TotalAlloc-before.TotalAlloc)/float64(rounds))
+	}
+	return mallocs, bytes
+}
+
 // pipeReaders counts the goroutines reading backend pipes.
 func pipeReaders() int {
 	buf := make([]byte, 1<<22)
@@ -237,15 +256,7 @@ func TestLoopsReadPipes(t *testing.T) {
 	ctx := context.Background()
 	touchAll := func(rc *redis.Client) {
 		t.Helper()
-		for i := range 30 {
-			k := fmt.Sprintf("lr:%d", i)
-			if err := rc.Set(ctx, k, k, 0).Err(); err != nil {
-				t.Fatal(err)
-			}
-			if v, err := rc.Get(ctx, k).Result(); err != nil || v != k {
-				t.Fatalf("GET %s = %q, %v", k, v, err)
-			}
-		}
+		setGetKeys(t, rc, "lr", 30) // over every master
 	}
 
 	resp2 := func(o *redis.Options) { o.Protocol = 2 } // RESP3 would start pipes of its own
@@ -319,16 +330,7 @@ func TestLoopLargeRepliesReuseBuffers(t *testing.T) {
 		t.Fatalf("reply ends %q", in[len(in)-6:])
 	}
 	const rounds = 200
-	per := math.Inf(1)
-	for range 3 {
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		for range rounds {
-			round()
-		}
-		runtime.ReadMemStats(&after)
-		per = min(per, float64(after.TotalAlloc-before.TotalAlloc)/rounds)
-	}
+	_, per := leastAllocated(rounds, round)
 	t.Logf("%.0f bytes allocated per GET of %d bytes (fewest of 3 windows of %d)", per, size, rounds)
 	if per > size/8 {
 		t.Errorf("%.0f bytes allocated per GET of %d bytes: the reply arrays are not reused", per, size)
