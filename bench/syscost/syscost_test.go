@@ -1,0 +1,62 @@
+// Package syscost measures what a system call costs here by itself,
+// against the loopback write and read a proxied command pays, to judge
+// what batching a loop's calls into one submission (io_uring) could save:
+// it saves the entries and exits, not the work inside the calls.
+//
+//	go test -run '^$' -bench . -benchtime 2s ./bench/syscost
+package syscost
+
+import (
+	"io"
+	"net"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// BenchmarkNullSyscall: the entry and exit of a system call that does
+// nothing (getppid), what io_uring saves per call at best.
+func BenchmarkNullSyscall(b *testing.B) {
+	for b.Loop() {
+		unix.RawSyscall(unix.SYS_GETPPID, 0, 0, 0)
+	}
+}
+
+// BenchmarkLoopback64: one write of a 64-byte command to a loopback TCP
+// connection and one read of it on the other end (two calls).
+func BenchmarkLoopback64(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}()
+	w, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	r, ok := <-accepted
+	if !ok {
+		b.Fatal("accept failed")
+	}
+	defer r.Close()
+	msg := make([]byte, 64)
+	in := make([]byte, 64)
+	for b.Loop() {
+		if _, err := w.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(r, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
