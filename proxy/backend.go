@@ -507,17 +507,12 @@ func (p *pipe) serve(ctx context.Context, conn net.Conn) error {
 		go func() { readErr <- p.readLoop(conn) }()
 	}
 	var retireT <-chan time.Time
-	// The ticker drives the watchdog and gives a quiet pipe's buffers back.
-	every := time.Second
-	if p.timeout > 0 {
-		every = min(p.timeout/4, time.Second)
-	}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	// The watchdog notes when the I/O count last moved (or the pipe last
-	// had nothing in flight), so the data path pays an atomic add per
-	// syscall, not a clock read.
-	seen, since := p.progress.Load(), time.Now()
+	// The watchdog runs on a goroutine of its own: this one may be the
+	// pipe's writer, stuck in a write to a node that stopped reading.
+	silent := make(chan error, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go p.watchdog(conn, silent, stop)
 	for {
 		select {
 		case <-ctx.Done():
@@ -525,27 +520,12 @@ func (p *pipe) serve(ctx context.Context, conn net.Conn) error {
 			<-readErr
 			return ctx.Err()
 		case err := <-readErr:
+			select {
+			case serr := <-silent: // the watchdog closed the connection
+				return serr
+			default:
+			}
 			return err
-		case now := <-tick.C:
-			p.mu.Lock()
-			busy := p.inflight.len() > 0
-			n := p.progress.Load()
-			if n == seen && !busy {
-				// No read or write since the last tick and nothing in
-				// flight: a burst of large values is over.
-				p.trimLocked(conn)
-			}
-			p.mu.Unlock()
-			// A node that stopped answering (or waits for the rest of a
-			// command that will never come) would hold its clients forever.
-			if n != seen || !busy {
-				seen, since = n, now
-			} else if p.timeout > 0 && now.Sub(since) > p.timeout {
-				conn.Close()
-				<-readErr
-				return fmt.Errorf("%w for %v with commands in flight (proxy.backend_timeout)", errNodeSilent, p.timeout)
-			}
-			continue
 		case <-retireT:
 			conn.Close()
 			<-readErr
@@ -565,6 +545,48 @@ func (p *pipe) serve(ctx context.Context, conn net.Conn) error {
 			conn.Close()
 			<-readErr
 			return errRetired
+		}
+	}
+}
+
+// watchdog closes conn when commands are in flight and no byte was read
+// or written for p.timeout (proxy.backend_timeout): a node that stopped
+// answering, or waits for the rest of a command that will never come,
+// would hold its clients forever. It says why on silent first. It also
+// gives a quiet pipe's buffers back.
+func (p *pipe) watchdog(conn net.Conn, silent chan<- error, stop <-chan struct{}) {
+	every := time.Second
+	if p.timeout > 0 {
+		every = min(p.timeout/4, time.Second)
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	// It notes when the I/O count last moved (or the pipe last had nothing
+	// in flight), so the data path pays an atomic add per syscall, not a
+	// clock read.
+	seen, since := p.progress.Load(), time.Now()
+	for {
+		var now time.Time
+		select {
+		case <-stop:
+			return
+		case now = <-tick.C:
+		}
+		p.mu.Lock()
+		busy := p.inflight.len() > 0
+		n := p.progress.Load()
+		if n == seen && !busy {
+			// No read or write since the last tick and nothing in
+			// flight: a burst of large values is over.
+			p.trimLocked(conn)
+		}
+		p.mu.Unlock()
+		if n != seen || !busy {
+			seen, since = n, now
+		} else if p.timeout > 0 && now.Sub(since) > p.timeout {
+			silent <- fmt.Errorf("%w for %v with commands in flight (proxy.backend_timeout)", errNodeSilent, p.timeout)
+			conn.Close()
+			return
 		}
 	}
 }
