@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"syscall"
 	"testing"
@@ -87,4 +88,43 @@ func TestSilentBackendTimesOut(t *testing.T) {
 	redistest.WaitFor(t, 30*time.Second, "the key to be served again", func() bool {
 		return rc.Get(ctx, "silent").Val() == "1"
 	})
+}
+
+// TestSilentBackendMidWrite: a large write to a stopped master fills the
+// socket and waits (on a loop's connection, in poll(2)); backend_timeout
+// still ends it — closing the connection wakes the waiting write — every
+// command gets an error instead of hanging, and the proxy serves the
+// master again once it is back.
+func TestSilentBackendMidWrite(t *testing.T) {
+	shortIf(t)
+	p, rc, got, resume := silentMaster(t, func(cfg *proxy.Config) {
+		cfg.BackendTimeout = 500 * time.Millisecond
+		cfg.RetryTimeout = time.Second
+	})
+	const sets, size = 8, 4 << 20 // 32 MiB: more than the sockets hold
+	value := strings.Repeat("w", size)
+	r := dialRaw(t, p.Addr().String())
+	r.c.SetDeadline(time.Now().Add(2 * time.Minute))
+	var b strings.Builder
+	for i := range sets {
+		key := fmt.Sprintf("{silent}:%d", i)
+		fmt.Fprintf(&b, "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(key), key, size, value)
+	}
+	go r.c.Write([]byte(b.String())) // blocks while the proxy cannot pass it on
+	for i := range sets {
+		if reply := r.reply(); !strings.HasPrefix(reply, "-") {
+			t.Fatalf("SET %d to a stopped master = %q, want an error", i, reply)
+		}
+	}
+	if err := <-got; err == nil {
+		t.Error("GET answered by a stopped master")
+	}
+	resume()
+	ctx := context.Background()
+	redistest.WaitFor(t, 30*time.Second, "the master to be served again", func() bool {
+		return rc.Set(ctx, "{silent}:0", value, 0).Err() == nil
+	})
+	if v, err := rc.Get(ctx, "{silent}:0").Result(); err != nil || v != value {
+		t.Fatalf("GET {silent}:0 after the resume: %d bytes, %v", len(v), err)
+	}
 }
