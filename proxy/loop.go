@@ -196,17 +196,8 @@ func (s *Server) adopt(conn *net.TCPConn, id uint64) bool {
 	if len(s.loops) == 0 {
 		return false
 	}
-	rc, err := conn.SyscallConn()
-	if err != nil {
-		return false
-	}
-	fd := -1
-	rc.Control(func(sfd uintptr) {
-		// A copy the netpoller does not know: closing conn removes its
-		// own registration, and the socket lives on in fd.
-		fd, err = unix.FcntlInt(sfd, unix.F_DUPFD_CLOEXEC, 0)
-	})
-	if err != nil || fd < 0 {
+	fd, ok := dupSocket(conn)
+	if !ok {
 		return false
 	}
 	c := s.newLoopClient(id, fd, conn.RemoteAddr(), conn.LocalAddr())
@@ -494,6 +485,25 @@ func (p *pipe) loopFlush() {
 		return
 	}
 	p.flush(false)
+}
+
+// dupSocket returns a copy of conn's descriptor that Go's poller does not
+// know: closing conn then removes its own registration, and the socket
+// lives on in the copy, which an epoll set of a loop can watch. The copy
+// shares the socket's O_NONBLOCK: a read with nothing to read returns
+// EAGAIN.
+func dupSocket(conn *net.TCPConn) (int, bool) {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return -1, false
+	}
+	fd := -1
+	if cerr := rc.Control(func(sfd uintptr) {
+		fd, err = unix.FcntlInt(sfd, unix.F_DUPFD_CLOEXEC, 0)
+	}); cerr != nil || err != nil || fd < 0 {
+		return -1, false
+	}
+	return fd, true
 }
 
 // fdReader reads a loop client's socket. The socket is non-blocking: a

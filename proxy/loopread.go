@@ -46,18 +46,10 @@ func newFdConn(conn net.Conn) (*fdConn, bool) {
 	if !ok {
 		return nil, false
 	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
+	fd, ok := dupSocket(tc)
+	if !ok {
 		return nil, false
 	}
-	fd := -1
-	if cerr := rc.Control(func(sfd uintptr) {
-		fd, err = unix.FcntlInt(sfd, unix.F_DUPFD_CLOEXEC, 0)
-	}); cerr != nil || err != nil || fd < 0 {
-		return nil, false
-	}
-	// The socket is non-blocking already (Go's), and the duplicate shares
-	// that: a read with nothing to read returns EAGAIN.
 	c := &fdConn{fd: fd, laddr: tc.LocalAddr(), raddr: tc.RemoteAddr()}
 	tc.Close()
 	return c, true
@@ -111,7 +103,7 @@ func (c *fdConn) writev(v [][]byte) error {
 			r, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 			n = int(r)
 			if e != 0 {
-				n, err = 0, errnoErr(e)
+				n, err = 0, e
 			}
 		}
 		clear(iov) // no references to the clients' buffers kept
