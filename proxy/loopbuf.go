@@ -43,7 +43,7 @@ const (
 // bigBuffers are large buffers no one references any more, for windows
 // to grow into. Only the loop's goroutine touches them.
 type bigBuffers struct {
-	free []([]byte)
+	free [][]byte
 	used bool // taken from since the last trim
 }
 

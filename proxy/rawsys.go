@@ -15,7 +15,6 @@ package proxy
 // Calls that can wait (a write to a full socket polls) use Syscall.
 
 import (
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -34,7 +33,7 @@ func rawIO(trap uintptr, fd int, p []byte) (int, error) {
 	}
 	n, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(ptr), uintptr(len(p)))
 	if e != 0 {
-		return 0, errnoErr(e)
+		return 0, e
 	}
 	return int(n), nil
 }
@@ -43,19 +42,7 @@ func rawIO(trap uintptr, fd int, p []byte) (int, error) {
 func rawPoll(epfd int, events []unix.EpollEvent) (int, error) {
 	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
 	if e != 0 {
-		return 0, errnoErr(e)
+		return 0, e
 	}
 	return int(n), nil
-}
-
-// errnoErr returns the common errors as the values unix returns, so
-// callers compare them with ==.
-func errnoErr(e syscall.Errno) error {
-	switch e {
-	case unix.EAGAIN:
-		return unix.EAGAIN
-	case unix.EINTR:
-		return unix.EINTR
-	}
-	return e
 }
