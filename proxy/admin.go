@@ -3,7 +3,6 @@ package proxy
 import (
 	"fmt"
 	"net"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -70,7 +69,8 @@ func (s *Server) clientsSnapshot() []*client {
 	return out
 }
 
-var adminInfo = &cmdInfo{name: "admin", cats: categoryBit("admin") | categoryBit("dangerous")}
+// The names as COMMAND and proxy.users spell them, with the "@".
+var adminInfo = &cmdInfo{name: "admin", cats: categoryBit("@admin") | categoryBit("@dangerous")}
 
 // adminDenied is the NOPERM error for a proxy user without the admin
 // category, or "" when the command may run.
@@ -163,6 +163,9 @@ func cmdClientKill(c *client, args [][]byte, dst []byte) []byte {
 			case equalFold(args[i], "LADDR"):
 				f.laddr = v
 			case equalFold(args[i], "USER"):
+				if !c.s.userExists(v) {
+					return appendError(dst, "ERR No such user '"+printable(args[i+1])+"'")
+				}
 				f.user = v
 			case equalFold(args[i], "TYPE"):
 				f.ty = strings.ToLower(v)
@@ -211,6 +214,16 @@ func cmdClientKill(c *client, args [][]byte, dst []byte) []byte {
 	return redcon.AppendInt(dst, int64(killed))
 }
 
+// userExists reports a user clients can be: one of proxy.users, or
+// "default" when there are none.
+func (s *Server) userExists(name string) bool {
+	users := s.settings().users
+	if len(users) == 0 {
+		return name == "default"
+	}
+	return users[name] != nil
+}
+
 // proxyConfig lists what CONFIG GET answers, by Redis's parameter names
 // where one applies.
 func (s *Server) proxyConfig() [][2]string {
@@ -236,34 +249,26 @@ func (s *Server) proxyConfig() [][2]string {
 
 func cmdConfig(c *client, args [][]byte, dst []byte) []byte {
 	switch {
-	case equalFold(args[1], "GET"):
-		if len(args) < 3 {
-			return appendError(dst, "ERR wrong number of arguments for 'config|get' command")
+	case configNeedsNodes(args):
+		return cmdConfigNodes(c, args, dst)
+	case equalFold(args[1], "HELP"):
+		help := []string{
+			"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+			"GET <pattern>",
+			"    Return the proxy's parameters and the nodes' common values of the parameters CONFIG SET fans out, matching the glob-like pattern.",
+			"SET <directive> <value> [<directive> <value> ...]",
+			"    Set the parameters on every node, masters and replicas; all or none (proxy.config_set).",
+			"RESETSTAT",
+			"    Reset the statistics of every node and the proxy's own.",
+			"REWRITE is refused: each node keeps its own config file.",
 		}
-		if msg := c.adminDenied("config|get"); msg != "" {
-			return appendError(dst, msg)
-		}
-		var out [][2]string
-		for _, kv := range c.s.proxyConfig() {
-			for _, a := range args[2:] {
-				if ok, _ := path.Match(strings.ToLower(string(a)), kv[0]); ok {
-					out = append(out, kv)
-					break
-				}
-			}
-		}
-		dst = c.appendMap(dst, len(out))
-		for _, kv := range out {
-			dst = redcon.AppendBulkString(dst, kv[0])
-			dst = redcon.AppendBulkString(dst, kv[1])
+		dst = redcon.AppendArray(dst, len(help))
+		for _, h := range help {
+			dst = redcon.AppendBulkString(dst, h)
 		}
 		return dst
-	case equalFold(args[1], "HELP"):
-		dst = redcon.AppendArray(dst, 2)
-		dst = redcon.AppendBulkString(dst, "CONFIG GET <pattern> [<pattern> ...]")
-		return redcon.AppendBulkString(dst, "    Return the proxy's parameters matching the glob-like patterns. Slotway is configured by its YAML file; Redis nodes with redis-cli against each node.")
-	case equalFold(args[1], "SET"), equalFold(args[1], "REWRITE"), equalFold(args[1], "RESETSTAT"):
-		return appendError(dst, "ERR command 'config|"+strings.ToLower(printable(args[1]))+"' is not supported by slotway: configure the proxy in its YAML file and the Redis nodes directly")
+	case equalFold(args[1], "REWRITE"):
+		return appendError(dst, "ERR slotway: CONFIG REWRITE is refused: each node has its own config file; run it on each node")
 	}
 	return appendError(dst, "ERR unknown subcommand '"+printable(args[1])+"'. Try CONFIG HELP.")
 }

@@ -51,6 +51,8 @@ type request struct {
 	repaired       bool   // scripts or functions were restored for it once
 	scanMaster     uint64 // SCAN: index of the master this call reads
 	scanMasters    uint64 // SCAN: how many masters the cursor walks
+
+	admin [][]byte // stAdmin: a copy of the arguments
 }
 
 type reqState uint8
@@ -60,6 +62,7 @@ const (
 	stSend                  // to be sent in the next round
 	stSent                  // waiting for its reply
 	stBlock                 // a blocking command: runs alone on its own connection
+	stAdmin                 // answered by the proxy after talking to the nodes: off the loops (runAdmin)
 )
 
 // unroute lets a retried request be routed afresh; a fan-out part stays
@@ -100,23 +103,24 @@ type batch struct {
 // client serves one client connection. Only its own goroutine touches it,
 // except for fields documented otherwise.
 type client struct {
-	s     *Server
-	id    uint64
-	conn  net.Conn // while a goroutine serves the client; nil in a loop (guarded by hmu)
-	rd    *reader
-	out   []byte
-	outSh shrinker // gives out back after a burst of large replies
-	reqs  []request
-	batch batch
-	quit  bool
-	ex    execState  // the batch being executed
-	dirty []*pipe    // pipes this round appended to; flushed once each
-	subs  []request  // per-slot parts of split multi-key commands
-	split splitState // scratch for splitting
-	tx    txState    // MULTI/EXEC/WATCH
-	blk   blockState // dedicated connection of blocking commands
-	ps    *pubsub    // subscriptions and the output queue, once subscribed
-	wrote []string   // masters written since the last WAIT
+	s      *Server
+	id     uint64
+	conn   net.Conn // while a goroutine serves the client; nil in a loop (guarded by hmu)
+	rd     *reader
+	out    []byte
+	outSh  shrinker // gives out back after a burst of large replies
+	reqs   []request
+	batch  batch
+	quit   bool
+	ex     execState  // the batch being executed
+	dirty  []*pipe    // pipes this round appended to; flushed once each
+	subs   []request  // per-slot parts of split multi-key commands
+	split  splitState // scratch for splitting
+	tx     txState    // MULTI/EXEC/WATCH
+	blk    blockState // dedicated connection of blocking commands
+	ps     *pubsub    // subscriptions and the output queue, once subscribed
+	wrote  []string   // masters written since the last WAIT
+	adminN int        // stAdmin requests in the batch being prepared
 
 	// Set at accept, then only read (CLIENT LIST and KILL read them from
 	// other goroutines).
@@ -442,6 +446,11 @@ func (c *client) prepareWith(req *request, args [][]byte, raw []byte, t *command
 	}
 	if ci != nil && ci.kind == kindLocal {
 		req.info = ci
+		if lc := ci.local; lc.remote != nil && lc.remote(args) {
+			req.state, req.admin = stAdmin, cloneArgs(args)
+			c.adminN++
+			return
+		}
 		req.reply = ci.local.run(c, args, req.reply)
 		return
 	}

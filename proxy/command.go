@@ -26,11 +26,13 @@ const (
 	flagPubsub
 	flagMovableKeys
 	flagNoScript
+	flagNoMulti
 )
 
 var flagNames = map[string]cmdFlags{
 	"write": flagWrite, "readonly": flagReadonly, "blocking": flagBlocking,
 	"pubsub": flagPubsub, "movablekeys": flagMovableKeys, "noscript": flagNoScript,
+	"no_multi": flagNoMulti,
 }
 
 // keySpec is one Redis 7 key specification: where to start looking

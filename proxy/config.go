@@ -62,6 +62,11 @@ type Config struct {
 	KeysLimit int `yaml:"keys_limit"`
 	// DisableFlush refuses FLUSHALL and FLUSHDB (they run on every master).
 	DisableFlush bool `yaml:"disable_flush"`
+	// ConfigSet: what CONFIG SET and CONFIG RESETSTAT from clients do.
+	// fanout (default): run on every node, masters and replicas, with a
+	// rollback if any refuses, for the parameters that mean the same on
+	// every node (configset.go); refuse: answer an error, as before.
+	ConfigSet string `yaml:"config_set"`
 	// Users, when set, require clients to AUTH (or HELLO ... AUTH) before
 	// anything but AUTH, HELLO and QUIT. The name "default" serves
 	// password-only AUTH.
@@ -196,6 +201,7 @@ func DefaultConfig() Config {
 		BackendTimeout:  30 * time.Second,
 		KeysLimit:       1000000,
 		ReadFrom:        "master",
+		ConfigSet:       "fanout",
 		MaxClients:      10000,
 		Limits: LimitsConfig{
 			MaxBulkLen:   512 << 20,
@@ -273,6 +279,11 @@ func (c Config) Validate() error {
 	}
 	if _, err := c.Cluster.TLS.clientTLS(); err != nil {
 		errs = append(errs, err)
+	}
+	switch c.ConfigSet {
+	case "fanout", "refuse":
+	default:
+		errs = append(errs, config.Errorf("config_set", "must be fanout or refuse, got %q", c.ConfigSet))
 	}
 	switch c.ReadFrom {
 	case "master", "prefer-replica", "replica":

@@ -17,6 +17,9 @@ type localFunc func(c *client, args [][]byte, dst []byte) []byte
 type localCmd struct {
 	info *cmdInfo
 	fn   localFunc
+	// remote reports the calls that talk to the nodes: they run off the
+	// event loops (stAdmin). nil: none do.
+	remote func(args [][]byte) bool
 }
 
 var localCmds map[string]*localCmd
@@ -40,6 +43,7 @@ func init() {
 	add("readonly", 1, cmdReadMode)
 	add("readwrite", 1, cmdReadMode)
 	add("config", -2, cmdConfig)
+	localCmds["config"].remote = configNeedsNodes
 	add("reset", 1, cmdReset)
 }
 
@@ -287,7 +291,7 @@ func cmdInfo_(c *client, args [][]byte, dst []byte) []byte {
 	}
 	if want("stats") {
 		fmt.Fprintf(&b, "# Stats\r\ntotal_connections_received:%d\r\ntotal_commands_processed:%d\r\n\r\n",
-			s.acceptedCount.Load(), s.totalCommands())
+			s.acceptedCount.Load()-s.statBase.connections.Load(), s.totalCommands()-s.statBase.commands.Load())
 	}
 	if want("cluster") {
 		t := s.topo.load()

@@ -122,6 +122,10 @@ func (l *loop) rounds(c *client, phase roundPhase) bool {
 	for {
 		switch phase {
 		case phSend:
+			if c.adminN > 0 {
+				l.detour(c, phSend) // it talks to the nodes
+				return false
+			}
 			if !c.sendRound(&c.ex) {
 				c.endRounds(&c.ex)
 				return true

@@ -554,10 +554,11 @@ func TestLocalCommands(t *testing.T) {
 		{"TIME\r\n", "["},
 		{"EVAL \"return 1\" 0\r\n", ":1"},
 		{"DBSIZE\r\n", ":0"},
-		{"CONFIG GET maxmemory\r\n", "[]"},
+		{"CONFIG GET maxmemory\r\n", "[maxmemory 0]"},
+		{"CONFIG GET dir\r\n", "[]"}, // one node's
 		{"CONFIG GET databases\r\n", "[databases 1]"},
 		{"CONFIG GET max*\r\n", "[maxclients "},
-		{"CONFIG SET maxmemory 1\r\n", "-ERR command 'config|set' is not supported by slotway"},
+		{"CONFIG SET dir /tmp\r\n", "-ERR slotway: CONFIG SET 'dir' is refused: it identifies one node"},
 		{"OBJECT HELP\r\n", "[+OBJECT <subcommand>"},
 		{"CLUSTER COUNTKEYSINSLOT 5000\r\n", ":0"},
 		{"SET {06S}k v\r\n", "+OK"}, // {06S} hashes to slot 0
@@ -573,6 +574,8 @@ func TestLocalCommands(t *testing.T) {
 		{"CLIENT GETNAME\r\n", "(nil)"},
 		{"GET {06S}k\r\n", "v"}, // RESET discarded the transaction
 		{"MONITOR\r\n", "-ERR command 'monitor' is not supported by slotway"},
+		{"CLIENT KILL USER nosuchuser\r\n", "-ERR No such user 'nosuchuser'"},
+		{"CLIENT KILL USER default SKIPME yes\r\n", ":0"},
 	}
 	for _, s := range steps {
 		r.send(s.send)

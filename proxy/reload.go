@@ -23,6 +23,7 @@ type settings struct {
 	shutdownTimeout   time.Duration
 	keysLimit         int
 	disableFlush      bool
+	configSet         string // proxy.config_set: fanout or refuse
 	crossSlot         map[string]string
 	readFrom          string
 }
@@ -31,7 +32,7 @@ type settings struct {
 // applies to a running server; a key ending in "." covers its sub-keys.
 var ReloadableKeys = []string{
 	"users", "limits.", "max_clients", "max_redirects", "retry_timeout", "client_idle_timeout",
-	"shutdown_timeout", "keys_limit", "disable_flush", "cross_slot", "read_from",
+	"shutdown_timeout", "keys_limit", "disable_flush", "cross_slot", "read_from", "config_set",
 }
 
 func newSettings(cfg Config) (*settings, error) {
@@ -55,6 +56,7 @@ func newSettings(cfg Config) (*settings, error) {
 		shutdownTimeout:   cfg.ShutdownTimeout,
 		keysLimit:         cfg.KeysLimit,
 		disableFlush:      cfg.DisableFlush,
+		configSet:         cfg.ConfigSet,
 		crossSlot:         maps.Clone(cfg.CrossSlot),
 		readFrom:          cfg.ReadFrom,
 	}, nil

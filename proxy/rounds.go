@@ -48,6 +48,9 @@ func (c *client) rounds(ex *execState, from roundPhase) {
 	for phase := from; ; {
 		switch phase {
 		case phSend:
+			if c.adminN > 0 {
+				c.runAdmin(ex)
+			}
 			if !c.sendRound(ex) {
 				c.endRounds(ex)
 				return
@@ -76,6 +79,18 @@ func (c *client) rounds(ex *execState, from roundPhase) {
 			c.park(ex.parked, ex.since)
 			time.Sleep(min(ex.bo.next(), max(time.Until(ex.deadline), 0)))
 			phase = phSend
+		}
+	}
+}
+
+// runAdmin answers the batch's stAdmin requests, which talk to the nodes
+// and so wait on this goroutine, never on a loop.
+func (c *client) runAdmin(ex *execState) {
+	c.adminN = 0
+	for i := range ex.sets[0] {
+		if r := &ex.sets[0][i]; r.state == stAdmin {
+			r.reply = r.info.local.run(c, r.admin, r.reply[:0])
+			r.state, r.admin = stDone, nil
 		}
 	}
 }

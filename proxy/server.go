@@ -50,6 +50,9 @@ type Server struct {
 	loopClients   atomic.Int64
 	nextID        atomic.Uint64
 	acceptedCount atomic.Uint64
+	// What CONFIG RESETSTAT found: INFO shows the counters since then;
+	// the stats page and the metrics keep counting since start.
+	statBase struct{ commands, connections atomic.Uint64 }
 }
 
 // New validates cfg and binds the listener; it starts nothing.
@@ -247,6 +250,12 @@ func (s *Server) totalCommands() uint64 {
 		n += ci.stats.calls.Load()
 	}
 	return n
+}
+
+// resetStats starts INFO's counters again (CONFIG RESETSTAT).
+func (s *Server) resetStats() {
+	s.statBase.commands.Store(s.totalCommands())
+	s.statBase.connections.Store(s.acceptedCount.Load())
 }
 
 // ctxBackground bounds dedicated dials by the dial timeout alone.

@@ -105,6 +105,10 @@ func (c *client) handleTx(args [][]byte, raw []byte, dst []byte) []byte {
 		return appendError(dst, msg)
 	}
 	switch {
+	case ci.flags&flagNoMulti != 0:
+		// Redis's own refusal (SAVE, SUBSCRIBE, ...): the same through Slotway.
+		tx.dirty = true
+		return appendError(dst, "ERR Command not allowed inside a transaction")
 	case ci.name == "wait":
 		tx.dirty = true
 		return appendError(dst, "ERR WAIT cannot be used inside a transaction through slotway")

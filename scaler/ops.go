@@ -6,11 +6,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/slotway/slotway/internal/clusternodes"
+	"github.com/slotway/slotway/internal/ownkeys"
 )
 
 // scale brings the cluster to n masters.
@@ -120,6 +123,9 @@ func (s *Scaler) join(ctx context.Context, v *View, master string) (string, erro
 	if err := s.opts.Nodes.Client(via.Addr).ClusterMeet(ctx, host, fmt.Sprint(port)).Err(); err != nil {
 		return "", fmt.Errorf("CLUSTER MEET %s via %s: %w", addr, via.Addr, err)
 	}
+	if err := s.applyKeptConfig(ctx, addr); err != nil {
+		return "", err
+	}
 	// With a maxmemory ladder the new node starts on the current plan.
 	if len(s.cfg.Plans) > 0 {
 		if mm, err := s.opts.Nodes.Client(via.Addr).ConfigGet(ctx, "maxmemory").Result(); err == nil && mm["maxmemory"] != "" {
@@ -151,6 +157,34 @@ func (s *Scaler) join(ctx context.Context, v *View, master string) (string, erro
 		s.event(ctx, Event{Kind: "replica", Slot: -1, Node: addr, Reason: "replica of " + master})
 	}
 	return id, nil
+}
+
+// applyKeptConfig gives a new node the parameters clients set through
+// Slotway (CONFIG SET, kept in ownkeys.Config), so it behaves like the
+// others. With a maxmemory ladder (scaler.plans) the ladder owns
+// maxmemory: its current plan is applied next, whatever a client set.
+func (s *Scaler) applyKeptConfig(ctx context.Context, addr string) error {
+	kept, err := s.rc.HGetAll(ctx, ownkeys.Config).Result()
+	if err != nil {
+		return fmt.Errorf("read the parameters set through Slotway (%s): %w", ownkeys.Config, err)
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	args := []any{"CONFIG", "SET"}
+	for _, k := range slices.Sorted(maps.Keys(kept)) {
+		if k == "maxmemory" && len(s.cfg.Plans) > 0 {
+			continue
+		}
+		args = append(args, k, kept[k])
+	}
+	if len(args) == 2 {
+		return nil
+	}
+	if err := s.opts.Nodes.Client(addr).Do(ctx, args...).Err(); err != nil {
+		return fmt.Errorf("CONFIG SET of the parameters set through Slotway on %s: %w", addr, err)
+	}
+	return nil
 }
 
 // drain moves every slot off the master at addr straight to their final

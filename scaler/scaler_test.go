@@ -278,6 +278,12 @@ func TestScaleOutAndIn(t *testing.T) {
 	writeKeys(t, rc, "k:", n)
 	addr := startProxy(t, c)
 	s := startScaler(t, c, nil, nil)
+	// A parameter set through Slotway reaches the master added later.
+	pc := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2})
+	defer pc.Close()
+	if err := pc.ConfigSet(context.Background(), "hz", "17").Err(); err != nil {
+		t.Fatalf("CONFIG SET hz through Slotway: %v", err)
+	}
 
 	var st scaler.OperationStatus
 	res := during(t, addr, func() { st = s.run(t, "scale", 4, "") })
@@ -300,6 +306,12 @@ func TestScaleOutAndIn(t *testing.T) {
 		}
 	}
 	checkKeys(t, rc, "k:", n)
+	after, _ := c.Masters(context.Background())
+	for _, m := range after {
+		if hz, err := m.Client().ConfigGet(context.Background(), "hz").Result(); err != nil || hz["hz"] != "17" {
+			t.Errorf("master %s after scale out: hz %v, %v; want 17 (set through Slotway before)", m.Addr, hz, err)
+		}
+	}
 
 	res = during(t, addr, func() { st = s.run(t, "scale", 3, "") })
 	if st.State != "done" {

@@ -1,6 +1,6 @@
 // Package ownkeys names the keys Slotway keeps in the cluster for itself
 // (the event stream, the scaling lease, the intent of a slot move, the
-// autoscaler's state). The scaler writes them; the proxy hides them from
+// autoscaler's state, the node parameters set through Slotway). The scaler writes them; the proxy hides them from
 // clients and refuses commands that name them. It owns no I/O.
 package ownkeys
 
@@ -10,6 +10,9 @@ const (
 	Lease      = "{slotway:events}:lease"
 	Intent     = "{slotway:events}:intent"
 	Autoscaler = "{slotway:events}:autoscaler"
+	// Config holds the node parameters set through Slotway (CONFIG SET),
+	// for the nodes the scaler adds later.
+	Config = "{slotway:events}:config"
 )
 
 // Slot is the hash slot of every own key (CRC16 of Events modulo 16384; a
@@ -18,7 +21,7 @@ const (
 const Slot = 16008
 
 // All lists every key Slotway writes.
-var All = []string{Events, Lease, Intent, Autoscaler}
+var All = []string{Events, Lease, Intent, Autoscaler, Config}
 
 // tag is the reserved prefix: every key starting with it is Slotway's.
 const tag = "{" + Events + "}"
