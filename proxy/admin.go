@@ -283,6 +283,7 @@ func cmdReset(c *client, args [][]byte, dst []byte) []byte {
 	c.setUser(nil)
 	c.updateView()
 	c.setProto(2)
+	c.replyMode, c.replySet = replyOn, true // RESET itself is answered
 	return append(dst, "+RESET\r\n"...)
 }
 

@@ -53,6 +53,7 @@ type request struct {
 	scanMasters    uint64 // SCAN: how many masters the cursor walks
 
 	admin [][]byte // stAdmin: a copy of the arguments
+	mute  bool     // CLIENT REPLY OFF or SKIP: the client does not get the reply
 }
 
 type reqState uint8
@@ -121,6 +122,10 @@ type client struct {
 	ps     *pubsub    // subscriptions and the output queue, once subscribed
 	wrote  []string   // masters written since the last WAIT
 	adminN int        // stAdmin requests in the batch being prepared
+	// CLIENT REPLY: replyMode for the requests prepared next; replySet
+	// marks the CLIENT REPLY request itself, muted by its new mode.
+	replyMode uint8
+	replySet  bool
 
 	// Set at accept, then only read (CLIENT LIST and KILL read them from
 	// other goroutines).
@@ -305,6 +310,8 @@ func (c *client) serveTx(args [][]byte, raw []byte, n int) {
 	r.raw, r.err, r.target, r.info, r.subFrom, r.subTo = raw, nil, nil, nil, 0, 0
 	r.reply = c.handleTx(args, raw, r.reply[:0])
 	r.state = stDone
+	r.mute = c.replyMode != replyOn && c.muted()
+	c.replySet = false
 }
 
 // serveBlocking runs the blocking request *n-1 alone, after answering
@@ -357,7 +364,9 @@ func (c *client) completeBatch(n int, start time.Time) {
 		default:
 			perFamily[familyOther]++ // refused before routing
 		}
-		if len(c.out) == 0 && len(r.reply) >= swapReplyAt {
+		if r.mute {
+			r.mute = false
+		} else if len(c.out) == 0 && len(r.reply) >= swapReplyAt {
 			// A large reply first in line is written from its own buffer:
 			// the request takes the (small) output buffer in exchange. A
 			// large one, an earlier reply written already, goes back to
@@ -422,12 +431,29 @@ func (c *client) lookup(t *commandTable, args [][]byte) (ci *cmdInfo, unknownSub
 	return localInfo(args[0]), false
 }
 
+// Reply modes (CLIENT REPLY).
+const (
+	replyOn   uint8 = iota
+	replyOff        // no replies until CLIENT REPLY ON
+	replySkip       // no reply to the next command
+)
+
+// muted reports whether the request being prepared gets no reply, and
+// ends a SKIP.
+func (c *client) muted() bool {
+	if c.replyMode == replySkip {
+		c.replyMode = replyOn
+	}
+	return true
+}
+
 // prepareWith is prepare with the command already looked up in t.
 func (c *client) prepareWith(req *request, args [][]byte, raw []byte, t *commandTable, ci *cmdInfo, unknownSub bool) {
 	req.raw, req.err, req.target, req.asking, req.redirects, req.repaired = raw, nil, nil, false, 0, false
 	req.subFrom, req.subTo = 0, 0
 	req.reply = req.reply[:0]
 	req.state = stDone
+	req.mute = c.replyMode != replyOn && c.muted()
 	if len(c.s.settings().users) > 0 && c.user == nil && !preAuth(ci) {
 		req.reply = appendError(req.reply, "NOAUTH Authentication required.")
 		return
@@ -452,6 +478,10 @@ func (c *client) prepareWith(req *request, args [][]byte, raw []byte, t *command
 			return
 		}
 		req.reply = ci.local.run(c, args, req.reply)
+		if c.replySet {
+			c.replySet = false
+			req.mute = c.replyMode != replyOn
+		}
 		return
 	}
 	if t == nil {

@@ -252,6 +252,24 @@ func cmdClient(c *client, args [][]byte, dst []byte) []byte {
 			return appendError(dst, "ERR syntax error")
 		}
 		return redcon.AppendOK(dst)
+	case "reply":
+		// Replies are dropped by the proxy (completeBatch), per request in
+		// order, so a pipeline keeps its sense; the backends reply as usual.
+		if len(args) != 3 {
+			return appendError(dst, "ERR wrong number of arguments for 'client|reply' command")
+		}
+		switch {
+		case equalFold(args[2], "ON"):
+			c.replyMode = replyOn
+		case equalFold(args[2], "OFF"):
+			c.replyMode = replyOff
+		case equalFold(args[2], "SKIP"):
+			c.replyMode = replySkip
+		default:
+			return appendError(dst, "ERR syntax error")
+		}
+		c.replySet = true
+		return redcon.AppendOK(dst)
 	case "no-touch":
 		if len(args) != 3 || (!equalFold(args[2], "ON") && !equalFold(args[2], "OFF")) {
 			return appendError(dst, "ERR syntax error")
