@@ -20,8 +20,12 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"os"
+	"os/signal"
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"syscall"
 
 	"github.com/panjf2000/gnet/v2"
 )
@@ -64,6 +68,7 @@ func main() {
 		perPass:     *flush == "pass",
 		loops:       map[gnet.EventLoop]*loop{},
 	}
+	go p.reportOnSignal()
 	err = gnet.Run(p, "tcp://"+*listen,
 		gnet.WithNumEventLoop(n),
 		gnet.WithMulticore(true),
@@ -86,6 +91,26 @@ type proxy struct {
 
 	mu    sync.Mutex
 	loops map[gnet.EventLoop]*loop // by gnet loop, created on its first client
+
+	commands atomic.Uint64 // requests parsed, added once per OnTraffic
+}
+
+// reportOnSignal prints the requests served and the heap allocations made
+// since start (runtime.MemStats.Mallocs, start-up included) when the
+// process gets SIGINT or SIGTERM, then exits.
+func (p *proxy) reportOnSignal() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	<-ch
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	n := p.commands.Load()
+	per := 0.0
+	if n > 0 {
+		per = float64(ms.Mallocs) / float64(n)
+	}
+	fmt.Fprintf(os.Stderr, "commands %d mallocs %d (%.4f per command, start-up included)\n", n, ms.Mallocs, per)
+	os.Exit(0)
 }
 
 func (p *proxy) OnBoot(gnet.Engine) gnet.Action {
@@ -322,6 +347,7 @@ func (c *client) onTraffic() gnet.Action {
 	buf, _ := c.conn.Peek(-1)
 	pos := 0
 	var cmd command
+	n := 0 // requests parsed
 	action := gnet.None
 	for pos < len(buf) {
 		if buf[pos] != '*' {
@@ -353,10 +379,14 @@ func (c *client) onTraffic() gnet.Action {
 			break
 		}
 		c.route(&cmd, buf[pos:end])
+		n++
 		pos = end
 	}
 	if pos > 0 {
 		_, _ = c.conn.Discard(pos)
+	}
+	if n > 0 {
+		c.l.p.commands.Add(uint64(n))
 	}
 	if action == gnet.Close {
 		c.l.flush()
