@@ -39,6 +39,9 @@
 #   STRACE_IDLE     seconds traced without traffic first [3]
 #   GNET_LOOPS      the spike's -loops (0: GOMAXPROCS, as Slotway) [0]
 #   GNET_FLUSH      the spike's -flush: pass or traffic [pass]
+#   GNET_TAGS       build tags for the spike: gnet's poll_opt (epoll_wait
+#                   with a zero timeout as RawSyscall, the callback found
+#                   through the epoll data pointer) or empty [poll_opt]
 #   READY_TIMEOUT   seconds to wait for the demo [120]
 # Slotway's own variables (SLOTWAY_EVENT_LOOPS, SLOTWAY_BACKEND_CONNS) are
 # inherited by the demo as in bench/run.sh.
@@ -59,6 +62,7 @@ STRACE_P=${STRACE_P:-1}
 STRACE_IDLE=${STRACE_IDLE:-3}
 GNET_LOOPS=${GNET_LOOPS:-0}
 GNET_FLUSH=${GNET_FLUSH:-pass}
+GNET_TAGS=${GNET_TAGS-poll_opt}
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 CLIENTS=50
 DATASIZE=64
@@ -253,7 +257,7 @@ start_demo() {
 start_spike() {
 	local i
 	spike_port=$(free_pair)
-	echo "== starting the gnet spike on 127.0.0.1:$spike_port (seed $master, -loops $GNET_LOOPS, -flush $GNET_FLUSH)"
+	echo "== starting the gnet spike on 127.0.0.1:$spike_port (seed $master, -loops $GNET_LOOPS, -flush $GNET_FLUSH, tags '$GNET_TAGS')"
 	"$work/gnetspike" -listen "127.0.0.1:$spike_port" -seed "$master" -loops "$GNET_LOOPS" -flush "$GNET_FLUSH" \
 		>"$work/spike.out" 2>"$work/spike.err" &
 	spike_pid=$!
@@ -434,7 +438,7 @@ strace_count() {
 
 echo "== building slotway and the spike"
 (cd "$root" && go build -o "$work/slotway" ./cmd/slotway)
-(cd "$spike_dir" && go build -o "$work/gnetspike" .)
+(cd "$spike_dir" && go build -tags "$GNET_TAGS" -o "$work/gnetspike" .)
 
 start_demo
 start_spike
@@ -468,7 +472,14 @@ if ((STRACE)); then
 	echo "   (slotway: the whole demo process, two instances with HA gossip, stats and scaler; the spike has no background work)"
 fi
 
+# The spike prints its request and allocation counts when it stops.
+kill -TERM "$spike_pid" 2>/dev/null || true
+wait "$spike_pid" 2>/dev/null || true
+spike_pid=""
+echo
+echo "== gnet spike allocations: $(grep '^commands ' "$work/spike.err" || echo 'no report')"
+
 echo
 echo "== $(nproc) CPUs, $(uname -sr), $(redis-benchmark --version 2>&1 | head -n 1), $(go version)"
 echo "   load average at end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?'); slotway tree $(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
-echo "   REPS=$REPS N1=$N1 N16=$N16 MANY_CLIENTS=$MANY_CLIENTS MANY_N=$MANY_N GNET_LOOPS=$GNET_LOOPS GNET_FLUSH=$GNET_FLUSH"
+echo "   REPS=$REPS N1=$N1 N16=$N16 MANY_CLIENTS=$MANY_CLIENTS MANY_N=$MANY_N GNET_LOOPS=$GNET_LOOPS GNET_FLUSH=$GNET_FLUSH GNET_TAGS='$GNET_TAGS'"
