@@ -35,6 +35,7 @@ func main() {
 	seed := flag.String("seed", "127.0.0.1:7000", "a cluster node to read CLUSTER SLOTS from")
 	loops := flag.Int("loops", 0, "event loops (0: GOMAXPROCS)")
 	flush := flag.String("flush", "pass", "when outputs are written: pass (once per loop pass) or traffic (at the end of each OnTraffic)")
+	lockOSThread := flag.Bool("lockosthread", false, "lock each event loop to an OS thread (gnet.WithLockOSThread)")
 	flag.Parse()
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
 	if *flush != "pass" && *flush != "traffic" {
@@ -72,6 +73,7 @@ func main() {
 	err = gnet.Run(p, "tcp://"+*listen,
 		gnet.WithNumEventLoop(n),
 		gnet.WithMulticore(true),
+		gnet.WithLockOSThread(*lockOSThread),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithReuseAddr(true))
 	if err != nil {

@@ -39,6 +39,7 @@
 #   STRACE_IDLE     seconds traced without traffic first [3]
 #   GNET_LOOPS      the spike's -loops (0: GOMAXPROCS, as Slotway) [0]
 #   GNET_FLUSH      the spike's -flush: pass or traffic [pass]
+#   GNET_LOCK       1 passes -lockosthread (gnet.WithLockOSThread) [0]
 #   GNET_TAGS       build tags for the spike: gnet's poll_opt (epoll_wait
 #                   with a zero timeout as RawSyscall, the callback found
 #                   through the epoll data pointer) or empty [poll_opt]
@@ -63,6 +64,7 @@ STRACE_IDLE=${STRACE_IDLE:-3}
 GNET_LOOPS=${GNET_LOOPS:-0}
 GNET_FLUSH=${GNET_FLUSH:-pass}
 GNET_TAGS=${GNET_TAGS-poll_opt}
+GNET_LOCK=${GNET_LOCK:-0}
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 CLIENTS=50
 DATASIZE=64
@@ -80,7 +82,7 @@ for v in MANY_CLIENTS MANY_N STRACE_IDLE GNET_LOOPS; do
 		exit 2
 	fi
 done
-for v in RATIOS STRACE; do
+for v in RATIOS STRACE GNET_LOCK; do
 	if ! [[ ${!v} =~ ^[01]$ ]]; then
 		echo "run.sh: $v must be 0 or 1, got '${!v}'" >&2
 		exit 2
@@ -257,8 +259,9 @@ start_demo() {
 start_spike() {
 	local i
 	spike_port=$(free_pair)
-	echo "== starting the gnet spike on 127.0.0.1:$spike_port (seed $master, -loops $GNET_LOOPS, -flush $GNET_FLUSH, tags '$GNET_TAGS')"
+	echo "== starting the gnet spike on 127.0.0.1:$spike_port (seed $master, -loops $GNET_LOOPS, -flush $GNET_FLUSH, -lockosthread=$GNET_LOCK, tags '$GNET_TAGS')"
 	"$work/gnetspike" -listen "127.0.0.1:$spike_port" -seed "$master" -loops "$GNET_LOOPS" -flush "$GNET_FLUSH" \
+		-lockosthread="$( ((GNET_LOCK)) && echo true || echo false)" \
 		>"$work/spike.out" 2>"$work/spike.err" &
 	spike_pid=$!
 	for ((i = 0; i < 150; i++)); do
@@ -482,4 +485,4 @@ echo "== gnet spike allocations: $(grep '^commands ' "$work/spike.err" || echo '
 echo
 echo "== $(nproc) CPUs, $(uname -sr), $(redis-benchmark --version 2>&1 | head -n 1), $(go version)"
 echo "   load average at end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?'); slotway tree $(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
-echo "   REPS=$REPS N1=$N1 N16=$N16 MANY_CLIENTS=$MANY_CLIENTS MANY_N=$MANY_N GNET_LOOPS=$GNET_LOOPS GNET_FLUSH=$GNET_FLUSH GNET_TAGS='$GNET_TAGS'"
+echo "   REPS=$REPS N1=$N1 N16=$N16 MANY_CLIENTS=$MANY_CLIENTS MANY_N=$MANY_N GNET_LOOPS=$GNET_LOOPS GNET_FLUSH=$GNET_FLUSH GNET_LOCK=$GNET_LOCK GNET_TAGS='$GNET_TAGS'"
