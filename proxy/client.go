@@ -232,6 +232,14 @@ func (c *client) serve() {
 			if n == len(c.reqs) {
 				c.reqs = append(c.reqs, request{batch: &c.batch})
 			}
+			if c.s.pauseMode.Load() != pauseNone {
+				if !c.waitPause(args, &n, start) {
+					return
+				}
+				if n == 0 {
+					start = time.Now()
+				}
+			}
 			switch {
 			case c.pubsubTurn(args):
 				if !c.servePubsub(args, &n, start) {

@@ -27,12 +27,13 @@ const (
 	flagMovableKeys
 	flagNoScript
 	flagNoMulti
+	flagMayReplicate
 )
 
 var flagNames = map[string]cmdFlags{
 	"write": flagWrite, "readonly": flagReadonly, "blocking": flagBlocking,
 	"pubsub": flagPubsub, "movablekeys": flagMovableKeys, "noscript": flagNoScript,
-	"no_multi": flagNoMulti,
+	"no_multi": flagNoMulti, "may_replicate": flagMayReplicate,
 }
 
 // keySpec is one Redis 7 key specification: where to start looking

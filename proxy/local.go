@@ -252,6 +252,42 @@ func cmdClient(c *client, args [][]byte, dst []byte) []byte {
 			return appendError(dst, "ERR syntax error")
 		}
 		return redcon.AppendOK(dst)
+	case "pause":
+		// CLIENT PAUSE timeout [WRITE|ALL], in the proxy (pause.go).
+		if len(args) != 3 && len(args) != 4 {
+			return appendError(dst, "ERR wrong number of arguments for 'client|pause' command")
+		}
+		if msg := c.adminDenied("client|pause"); msg != "" {
+			return appendError(dst, msg)
+		}
+		ms, err := strconv.ParseInt(string(args[2]), 10, 64)
+		switch {
+		case err != nil:
+			return appendError(dst, "ERR timeout is not an integer or out of range")
+		case ms < 0:
+			return appendError(dst, "ERR timeout is negative")
+		}
+		writeOnly := false
+		if len(args) == 4 {
+			switch {
+			case equalFold(args[3], "WRITE"):
+				writeOnly = true
+			case equalFold(args[3], "ALL"):
+			default:
+				return appendError(dst, "ERR syntax error")
+			}
+		}
+		c.s.Pause(time.Duration(ms)*time.Millisecond, writeOnly)
+		return redcon.AppendOK(dst)
+	case "unpause":
+		if len(args) != 2 {
+			return appendError(dst, "ERR wrong number of arguments for 'client|unpause' command")
+		}
+		if msg := c.adminDenied("client|unpause"); msg != "" {
+			return appendError(dst, msg)
+		}
+		c.s.Unpause()
+		return redcon.AppendOK(dst)
 	case "reply":
 		// Replies are dropped by the proxy (completeBatch), per request in
 		// order, so a pipeline keeps its sense; the backends reply as usual.

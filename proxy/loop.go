@@ -50,6 +50,7 @@ const (
 	lsBusy                     // a round is in flight; its end comes through the queue
 	lsDetour                   // a goroutine runs the batch's remaining rounds
 	lsWriting                  // the reply did not fit the socket: waiting for EPOLLOUT
+	lsPaused                   // its next command waits for CLIENT PAUSE to end (pause.go)
 	lsDone                     // finalized: no longer the loop's
 )
 
@@ -64,6 +65,7 @@ type loopClient struct {
 	start    time.Time // when the batch's first request was parsed
 	perr     error     // protocol error that ends the batch and the client
 	handOver bool      // after this batch, a goroutine serves the client
+	paused   bool      // the batch stopped before a command the pause holds
 	outOff   int       // bytes of out already written
 	lastIO   int64     // loop clock of the last read, for timeouts and trims
 }
@@ -71,13 +73,14 @@ type loopClient struct {
 type loopEvent uint8
 
 const (
-	evAdd    loopEvent = iota // a new client
-	evRound                   // a round's last reply is in
-	evDetour                  // a goroutine finished the batch's rounds
-	evKill                    // CLIENT KILL, or the shutdown timeout
-	evTick                    // housekeeping: idle timeout, buffer trims
-	evDrain                   // shutdown: idle clients go, busy ones after their batch
-	evPipe                    // a backend connection to read (loopread.go)
+	evAdd     loopEvent = iota // a new client
+	evRound                    // a round's last reply is in
+	evDetour                   // a goroutine finished the batch's rounds
+	evKill                     // CLIENT KILL, or the shutdown timeout
+	evTick                     // housekeeping: idle timeout, buffer trims
+	evDrain                    // shutdown: idle clients go, busy ones after their batch
+	evUnpause                  // CLIENT PAUSE ended: serve the parked clients
+	evPipe                     // a backend connection to read (loopread.go)
 )
 
 type loopItem struct {
@@ -95,6 +98,7 @@ type loop struct {
 	rc     syscall.RawConn
 	events []unix.EpollEvent
 	conns  []*client   // by fd
+	paused []*client   // parked by CLIENT PAUSE (lsPaused)
 	n      int         // clients it owns
 	pipes  []*loopPipe // backend connections it reads, by fd
 	npipes int
@@ -345,6 +349,8 @@ func (l *loop) runQueue() {
 				l.endBatch(c)
 				l.serve(c)
 			}
+		case evUnpause:
+			l.resumePaused()
 		case evKill:
 			if c.lp == l && c.ls.state != lsDone {
 				l.closeClient(c)

@@ -49,6 +49,10 @@ func (l *loop) serve(c *client) {
 			l.handOver(c)
 			return
 		}
+		if c.ls.paused && c.ls.n == 0 && c.ls.perr == nil {
+			l.parkPaused(c)
+			return
+		}
 		c.ex.reset(c.reqs[:c.ls.n], c.subs)
 		c.batch.lp = l
 		if !l.rounds(c, phSend) {
@@ -71,7 +75,7 @@ func (c *client) parseBatch() bool {
 	c.rd.inline = c.rd.inline[:0]
 	c.resetSubs()
 	n := 0
-	c.ls.perr = nil
+	c.ls.perr, c.ls.paused = nil, false
 	for n < set.limits.MaxBatchLen && !c.quit {
 		mark := c.rd.r
 		args, raw, err := c.rd.next()
@@ -92,6 +96,11 @@ func (c *client) parseBatch() bool {
 			c.ls.handOver = true
 			break
 		}
+		if c.s.pauseMode.Load() != pauseNone && c.s.pausedFor(ci) {
+			c.rd.r = mark // waits in the window for the pause's end
+			c.ls.paused = true
+			break
+		}
 		if n == 0 {
 			c.ls.start = time.Now()
 		}
@@ -102,7 +111,7 @@ func (c *client) parseBatch() bool {
 		n++
 	}
 	c.ls.n = n
-	return n > 0 || c.ls.perr != nil || c.ls.handOver
+	return n > 0 || c.ls.perr != nil || c.ls.handOver || c.ls.paused
 }
 
 // needsGoroutine reports the requests that change what the connection is

@@ -53,6 +53,9 @@ type Server struct {
 	// What CONFIG RESETSTAT found: INFO shows the counters since then;
 	// the stats page and the metrics keep counting since start.
 	statBase struct{ commands, connections atomic.Uint64 }
+	// CLIENT PAUSE (pause.go): pauseMode is read on every command.
+	pause     pauseState
+	pauseMode atomic.Uint32
 }
 
 // New validates cfg and binds the listener; it starts nothing.
@@ -192,6 +195,7 @@ func (s *Server) acceptLoop() error {
 // at once, in-flight commands are still answered.
 func (s *Server) drainClients() {
 	s.closing.Store(true)
+	s.Unpause() // paused commands are served, not left to the timeout
 	s.mu.Lock()
 	for c := range s.clients {
 		c.interrupt()

@@ -103,6 +103,7 @@ type Server struct {
 	series  sampler
 
 	reloader atomic.Pointer[Reloader] // POST /api/v1/reload (reload.go)
+	pauser   atomic.Pointer[Pauser]   // POST /api/v1/proxy/pause, /unpause (pause.go)
 }
 
 // New binds cfg.Listen. reg receives Go runtime and process collectors;
@@ -239,6 +240,11 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, hol
 		}))
 	}
 	mux.Handle("POST /api/v1/reload", admin(token, s.handleReload))
+	for _, op := range []string{"pause", "unpause"} {
+		mux.Handle("POST /api/v1/proxy/"+op, admin(token, func(w http.ResponseWriter, r *http.Request) {
+			s.handlePause(w, r, op)
+		}))
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)

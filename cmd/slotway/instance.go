@@ -64,6 +64,9 @@ func newInstance(cfg fileConfig, log *slog.Logger) (*instance, error) {
 		group.SetStatsAddr(st.Addr().String())
 	}
 	inst := &instance{proxy: p, stats: st, group: group}
+	if p != nil {
+		st.SetPauser(pauser{p})
+	}
 	if cfg.Scaler != nil && p != nil {
 		sc, err := newScaler(cfg, name, p, group, reg, log.With("component", "scaler"))
 		if err != nil {
@@ -175,3 +178,9 @@ func (i *instance) run(ctx context.Context) error {
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// pauser gives the stats server's admin API the proxy's CLIENT PAUSE.
+type pauser struct{ p *proxy.Server }
+
+func (a pauser) Pause(d time.Duration, writeOnly bool) any { return a.p.Pause(d, writeOnly) }
+func (a pauser) Unpause() any                              { return a.p.Unpause() }
