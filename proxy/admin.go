@@ -29,6 +29,8 @@ func (c *client) clientLine(now time.Time) string {
 	}
 	flags := "N"
 	switch {
+	case c.monitoring.Load():
+		flags = "O"
 	case c.inMulti.Load():
 		flags = "x"
 	case c.subCount.Load() > 0:

@@ -126,6 +126,8 @@ type client struct {
 	// marks the CLIENT REPLY request itself, muted by its new mode.
 	replyMode uint8
 	replySet  bool
+	// monitoring: in MONITOR mode (CLIENT LIST's flag O).
+	monitoring atomic.Bool
 
 	// Set at accept, then only read (CLIENT LIST and KILL read them from
 	// other goroutines).
@@ -241,7 +243,18 @@ func (c *client) serve() {
 				}
 			}
 			switch {
+			case isMonitor(args) && !c.tx.active:
+				if c.s.mon.n.Load() > 0 {
+					c.s.feedMonitors(c, args)
+				}
+				if !c.serveMonitor(&n, start) {
+					return
+				}
+				continue
 			case c.pubsubTurn(args):
+				if c.s.mon.n.Load() > 0 {
+					c.s.feedMonitors(c, args)
+				}
 				if !c.servePubsub(args, &n, start) {
 					return
 				}
@@ -316,6 +329,9 @@ func (c *client) serveTx(args [][]byte, raw []byte, n int) {
 	}
 	r := &c.reqs[n]
 	r.raw, r.err, r.target, r.info, r.subFrom, r.subTo = raw, nil, nil, nil, 0, 0
+	if c.s.mon.n.Load() > 0 {
+		c.s.feedMonitors(c, args)
+	}
 	r.reply = c.handleTx(args, raw, r.reply[:0])
 	r.state = stDone
 	r.mute = c.replyMode != replyOn && c.muted()
@@ -462,6 +478,9 @@ func (c *client) prepareWith(req *request, args [][]byte, raw []byte, t *command
 	req.reply = req.reply[:0]
 	req.state = stDone
 	req.mute = c.replyMode != replyOn && c.muted()
+	if c.s.mon.n.Load() > 0 {
+		c.s.feedMonitors(c, args)
+	}
 	if len(c.s.settings().users) > 0 && c.user == nil && !preAuth(ci) {
 		req.reply = appendError(req.reply, "NOAUTH Authentication required.")
 		return

@@ -377,7 +377,7 @@ var pubsubCommands = []string{
 }
 
 // Commands that watch or replicate one node make no sense for a proxy.
-var nodeStreamCommands = []string{"monitor", "sync", "psync"}
+var nodeStreamCommands = []string{"sync", "psync"}
 
 // Keyless commands whose answer is the same from any master (functions are
 // loaded on every master, see fanoutCommands).

@@ -118,7 +118,7 @@ func (c *client) parseBatch() bool {
 // (subscriptions, transactions) or wait in Redis (blocking commands): the
 // goroutine-per-client code serves those.
 func (c *client) needsGoroutine(ci *cmdInfo, args [][]byte) bool {
-	if c.pubsubTurn(args) || c.txTurn(args) {
+	if c.pubsubTurn(args) || c.txTurn(args) || isMonitor(args) {
 		return true
 	}
 	return ci != nil && (ci.kind == kindBlocking || (ci.blockArg && findKeyword(args, "BLOCK", 1) > 0))

@@ -56,6 +56,7 @@ type Server struct {
 	// CLIENT PAUSE (pause.go): pauseMode is read on every command.
 	pause     pauseState
 	pauseMode atomic.Uint32
+	mon       monitors // MONITOR clients (monitor.go)
 }
 
 // New validates cfg and binds the listener; it starts nothing.
