@@ -71,6 +71,8 @@ func (c *client) block(r *request, args [][]byte) {
 		r.info.stats.errors.Add(1)
 		return
 	}
+	c.s.blockedClients.Add(1)
+	defer c.s.blockedClients.Add(-1)
 	if r.info.name == "wait" {
 		r.reply = c.wait(args, r.reply)
 		return

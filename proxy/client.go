@@ -128,6 +128,8 @@ type client struct {
 	replySet  bool
 	// monitoring: in MONITOR mode (CLIENT LIST's flag O).
 	monitoring atomic.Bool
+	// psView is ps for other goroutines (INFO's pub/sub counts).
+	psView atomic.Pointer[pubsub]
 
 	// Set at accept, then only read (CLIENT LIST and KILL read them from
 	// other goroutines).
@@ -388,6 +390,12 @@ func (c *client) completeBatch(n int, start time.Time) {
 		default:
 			perFamily[familyOther]++ // refused before routing
 		}
+		if r.info != nil {
+			r.info.stats.usec.Add(uint64(took.Microseconds()))
+		}
+		if len(r.reply) > 0 && r.reply[0] == '-' {
+			c.s.errs.note(r.reply)
+		}
 		if r.mute {
 			r.mute = false
 		} else if len(c.out) == 0 && len(r.reply) >= swapReplyAt {
@@ -522,6 +530,7 @@ func (c *client) prepareWith(req *request, args [][]byte, raw []byte, t *command
 		} else {
 			ci.stats.calls.Add(1)
 			ci.stats.errors.Add(1)
+			ci.stats.rejected.Add(1)
 		}
 		return
 	}

@@ -49,6 +49,8 @@ type NodeInfo struct {
 	// ownKeys and ownExpires count Slotway's own keys (and those of them
 	// with a TTL) among Keys and Expires: INFO keyspace leaves them out.
 	ownKeys, ownExpires int64
+	// raw is the whole reply, for the proxy's own INFO (info.go).
+	raw string
 }
 
 // parseMyMigrations reads "[slot->-id]" and "[slot-<-id]" markers from the
@@ -245,8 +247,9 @@ func (h *healthChecker) check(ctx context.Context, addr string, prev NodeHealth)
 	nh.LastCheck = time.Now()
 	if err == nil {
 		nh.Latency, nh.LastOK = nh.LastCheck.Sub(start), nh.LastCheck
-		if info, ierr := c.Info(ctx, "memory", "stats", "clients", "keyspace", "replication").Result(); ierr == nil {
+		if info, ierr := c.Info(ctx, "default").Result(); ierr == nil {
 			nh.Info = parseInfo(info)
+			nh.Info.raw = info
 			if nh.Info.Role == "master" {
 				if nodes, nerr := c.ClusterNodes(ctx).Result(); nerr == nil {
 					nh.Info.Migrating, nh.Info.Importing = parseMyMigrations(nodes)

@@ -1,9 +1,6 @@
 package proxy
 
 import (
-	"fmt"
-	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -320,60 +317,7 @@ func cmdClient(c *client, args [][]byte, dst []byte) []byte {
 	return appendError(dst, "ERR command 'client|"+strings.ToLower(printable(args[1]))+"' is not supported by slotway: it acts on backend connections, which the proxy shares between clients")
 }
 
-// cmdInfo_ answers INFO with Slotway's own view: it is one endpoint, so
-// per-node sections would mislead.
+// cmdInfo_ answers INFO as one Redis 7.0 would (info.go).
 func cmdInfo_(c *client, args [][]byte, dst []byte) []byte {
-	s := c.s
-	want := func(section string) bool {
-		if len(args) == 1 {
-			return true
-		}
-		for _, a := range args[1:] {
-			if equalFold(a, strings.ToUpper(section)) || equalFold(a, "ALL") || equalFold(a, "EVERYTHING") || equalFold(a, "DEFAULT") {
-				return true
-			}
-		}
-		return false
-	}
-	var b strings.Builder
-	if want("server") {
-		fmt.Fprintf(&b, "# Server\r\nredis_version:%s\r\nslotway_version:%s\r\nredis_mode:standalone\r\nos:%s %s\r\narch_bits:64\r\ngo_version:%s\r\nprocess_id:%d\r\ntcp_port:%d\r\nuptime_in_seconds:%d\r\n\r\n",
-			s.redisVersion(), Version, runtime.GOOS, runtime.GOARCH, runtime.Version(), os.Getpid(), s.port(), int(time.Since(s.started).Seconds()))
-	}
-	if want("clients") {
-		fmt.Fprintf(&b, "# Clients\r\nconnected_clients:%d\r\n\r\n", s.clientCount())
-	}
-	if want("stats") {
-		fmt.Fprintf(&b, "# Stats\r\ntotal_connections_received:%d\r\ntotal_commands_processed:%d\r\n\r\n",
-			s.acceptedCount.Load()-s.statBase.connections.Load(), s.totalCommands()-s.statBase.commands.Load())
-	}
-	if want("cluster") {
-		t := s.topo.load()
-		fmt.Fprintf(&b, "# Cluster\r\ncluster_enabled:0\r\nslotway_masters:%d\r\nslotway_slots_served:%d\r\nslotway_topology_version:%d\r\n\r\n",
-			len(t.masters), servedSlots(t), t.version)
-	}
-	if want("keyspace") {
-		// From the masters' last health check (every health_interval):
-		// INFO stays local and cheap, DBSIZE is the exact count.
-		h := s.health.snapshot()
-		var keys, expires, ttlWeighted int64
-		for _, m := range s.topo.load().masters {
-			if nh, ok := h[m.addr]; ok {
-				keys += nh.Info.Keys - nh.Info.ownKeys // Slotway's own keys are not the clients'
-				expires += nh.Info.Expires - nh.Info.ownExpires
-				ttlWeighted += nh.Info.AvgTTL * nh.Info.Expires
-			}
-		}
-		b.WriteString("# Keyspace\r\n")
-		if keys > 0 {
-			avg := int64(0)
-			if expires > 0 {
-				avg = ttlWeighted / expires
-			}
-			fmt.Fprintf(&b, "db0:keys=%d,expires=%d,avg_ttl=%d\r\n", keys, expires, avg)
-		}
-		b.WriteString("\r\n")
-	}
-	out := strings.TrimSuffix(b.String(), "\r\n")
-	return redcon.AppendBulkString(dst, out)
+	return redcon.AppendBulkString(dst, c.s.info(args))
 }

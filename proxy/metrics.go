@@ -11,8 +11,13 @@ import (
 // Prometheus collector reads them at scrape time, so no label lookup
 // happens per command.
 type cmdStats struct {
-	calls  atomic.Uint64
-	errors atomic.Uint64
+	calls    atomic.Uint64
+	errors   atomic.Uint64 // rejected ones included
+	rejected atomic.Uint64 // refused before it ran (refusals, NOPERM, arity)
+	usec     atomic.Uint64 // parse to reply, as the proxy saw it
+	// base: the counters at the last CONFIG RESETSTAT, for INFO
+	// commandstats (the metrics and the page count since start).
+	base struct{ calls, errors, rejected, usec atomic.Uint64 }
 }
 
 type metrics struct {

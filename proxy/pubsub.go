@@ -138,6 +138,7 @@ func (c *client) pubsubSession() *pubsub {
 		done: make(chan struct{}), flushed: make(chan struct{}),
 	}
 	c.ps = ps
+	c.psView.Store(ps)
 	ps.wg.Add(1)
 	go ps.manage()
 	go ps.writer()
@@ -156,6 +157,7 @@ func (c *client) resetPubsub() {
 	// retry_timeout).
 	ps.settle(c.s.retryBudget() + time.Second)
 	c.ps = nil
+	c.psView.Store(nil)
 	close(ps.done)
 	ps.wg.Wait() // the manager closes the backend connections
 	// A client that does not read must not hold us: what is queued gets a

@@ -57,6 +57,9 @@ type Server struct {
 	pause     pauseState
 	pauseMode atomic.Uint32
 	mon       monitors // MONITOR clients (monitor.go)
+	// For INFO (info.go): clients in a blocking command, error replies.
+	blockedClients atomic.Int64
+	errs           errorStats
 }
 
 // New validates cfg and binds the listener; it starts nothing.
@@ -261,6 +264,14 @@ func (s *Server) totalCommands() uint64 {
 func (s *Server) resetStats() {
 	s.statBase.commands.Store(s.totalCommands())
 	s.statBase.connections.Store(s.acceptedCount.Load())
+	s.eachCommand(func(ci *cmdInfo) {
+		st := ci.stats
+		st.base.calls.Store(st.calls.Load())
+		st.base.errors.Store(st.errors.Load())
+		st.base.rejected.Store(st.rejected.Load())
+		st.base.usec.Store(st.usec.Load())
+	})
+	s.errs.reset()
 }
 
 // ctxBackground bounds dedicated dials by the dial timeout alone.
