@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/tidwall/redcon"
 )
@@ -17,9 +18,12 @@ import (
 // connections are shared and not the application's), CONFIG GET reads the
 // proxy's settings, RESET returns a connection to its initial state.
 
-// clientLine formats one client the way CLIENT LIST does. Fields that
-// describe Redis internals (query buffer, memory) the proxy does not track
-// are left out rather than made up.
+// clientLine formats one client the way CLIENT LIST does, with Redis
+// 7.0's fields and the proxy's own values: fd is the proxy's socket; rbs
+// and qbuf-free the read window (empty between batches: qbuf is 0, and
+// argv-mem too, since arguments are views into the window); omem the
+// reply buffer, obl/oll 0 between batches (a subscriber's queue counts in
+// omem); multi-mem the commands queued in MULTI; redir -1 (no tracking).
 func (c *client) clientLine(now time.Time) string {
 	c.view.mu.Lock()
 	name, user, libName, libVer := c.view.name, c.view.user, c.view.libName, c.view.libVer
@@ -46,11 +50,23 @@ func (c *client) clientLine(now time.Time) string {
 	} else {
 		idle = int64(now.Sub(c.created).Seconds())
 	}
-	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d ssub=%d multi=%d cmd=%s user=%s resp=%d lib-name=%s lib-ver=%s\n",
-		c.id, c.raddr, c.laddr, name, int64(now.Sub(c.created).Seconds()), idle, flags,
-		c.subCounts[0].Load(), c.subCounts[1].Load(), c.subCounts[2].Load(), c.multiLen(), cmd, user, c.proto.Load(),
-		libName, libVer)
+	out := c.outBytes.Load()
+	rbs := c.bufBytes.Load() - out
+	if ps := c.psView.Load(); ps != nil {
+		ps.outMu.Lock()
+		out += int64(len(ps.out))
+		ps.outMu.Unlock()
+	}
+	multiMem := c.multiMem.Load()
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=%d name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d ssub=%d multi=%d "+
+		"qbuf=0 qbuf-free=%d argv-mem=0 multi-mem=%d rbs=%d rbp=%d obl=0 oll=0 omem=%d tot-mem=%d events=r cmd=%s user=%s redir=-1 resp=%d lib-name=%s lib-ver=%s\n",
+		c.id, c.raddr, c.laddr, c.fd.Load(), name, int64(now.Sub(c.created).Seconds()), idle, flags,
+		c.subCounts[0].Load(), c.subCounts[1].Load(), c.subCounts[2].Load(), c.multiLen(),
+		rbs, multiMem, rbs, rbs, out, rbs+out+multiMem+clientOverhead, cmd, user, c.proto.Load(), libName, libVer)
 }
+
+// clientOverhead is what a client costs the proxy besides its buffers.
+const clientOverhead = int64(unsafe.Sizeof(client{}) + unsafe.Sizeof(reader{}))
 
 func (c *client) multiLen() int {
 	if !c.inMulti.Load() {

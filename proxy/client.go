@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -163,8 +164,36 @@ type client struct {
 	parkedN  atomic.Int32
 	parkedAt atomic.Int64
 	// bufBytes is the capacity of rd's window and out, updated at the end
-	// of a batch when it changed; read by tests.
-	bufBytes atomic.Int64
+	// of a batch when it changed (noteBuffers); outBytes is out's part.
+	// CLIENT LIST and INFO read them.
+	bufBytes, outBytes atomic.Int64
+	// fd is the client socket's descriptor, for CLIENT LIST; multiMem the
+	// bytes of the commands queued in MULTI.
+	fd       atomic.Int32
+	multiMem atomic.Int64
+}
+
+// noteBuffers publishes the sizes of c's buffers when they changed.
+func (c *client) noteBuffers() {
+	if b := int64(len(c.rd.buf) + cap(c.out)); b != c.bufBytes.Load() {
+		c.bufBytes.Store(b)
+		c.outBytes.Store(int64(cap(c.out)))
+	}
+}
+
+// socketFD is conn's descriptor, or -1.
+func socketFD(conn net.Conn) int32 {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return -1
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	fd := int32(-1)
+	raw.Control(func(f uintptr) { fd = int32(f) })
+	return fd
 }
 
 func (s *Server) newClient(id uint64, conn net.Conn) *client {
@@ -180,6 +209,7 @@ func (s *Server) newClient(id uint64, conn net.Conn) *client {
 	c.proto.Store(2)
 	c.batch.done = make(chan struct{}, 1)
 	c.batch.c = c
+	c.fd.Store(socketFD(conn))
 	return c
 }
 
@@ -287,9 +317,7 @@ func (c *client) serve() {
 			return
 		}
 		c.rd.shrink()
-		if b := int64(len(c.rd.buf) + cap(c.out)); b != c.bufBytes.Load() {
-			c.bufBytes.Store(b)
-		}
+		c.noteBuffers()
 		c.commands.Add(uint64(n))
 	}
 }

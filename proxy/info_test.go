@@ -137,4 +137,37 @@ func TestInfoLikeOneRedis(t *testing.T) {
 		t.Errorf("redis-cli --stat through Slotway:\n%s", out)
 	}
 	blocked.c.Close()
+
+	// CLIENT INFO and CLIENT LIST: every field a standalone 7.0 prints.
+	raw, err := redis.NewClient(&redis.Options{Addr: alone.Addr, Protocol: 2}).Do(ctx, "CLIENT", "INFO").Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.send("CLIENT INFO\r\n")
+	mine := clientFields(r.reply())
+	for k := range clientFields(raw) {
+		if _, ok := mine[k]; !ok {
+			t.Errorf("CLIENT INFO lacks %s (a standalone Redis has it)", k)
+		}
+	}
+	if !regexp.MustCompile(`^[0-9]+$`).MatchString(mine["fd"]) || mine["tot-mem"] == "0" || mine["rbs"] == "" {
+		t.Errorf("CLIENT INFO values: %v", mine)
+	}
+	r.expect("MULTI", "MULTI\r\nSET info:m 1\r\n", "+OK", "+QUEUED")
+	sub.expect("RESET", "RESET\r\n", "+RESET")
+	sub.send("CLIENT LIST ID " + mine["id"] + "\r\n")
+	if inTx := clientFields(sub.reply()); inTx["multi"] != "1" || inTx["multi-mem"] == "0" || inTx["flags"] != "x" {
+		t.Errorf("CLIENT LIST in MULTI: %v", inTx)
+	}
+	r.expect("DISCARD", "DISCARD\r\n", "+OK")
+}
+
+// clientFields parses one CLIENT INFO/LIST line.
+func clientFields(line string) map[string]string {
+	out := map[string]string{}
+	for _, f := range strings.Fields(line) {
+		k, v, _ := strings.Cut(f, "=")
+		out[k] = v
+	}
+	return out
 }

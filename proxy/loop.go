@@ -228,6 +228,7 @@ func (s *Server) newLoopClient(id uint64, fd int, raddr, laddr net.Addr) *client
 		c.user = openUser
 	}
 	c.proto.Store(2)
+	c.fd.Store(int32(fd))
 	c.batch.c = c
 	return c
 }

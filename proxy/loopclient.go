@@ -210,9 +210,7 @@ func (l *loop) endBatch(c *client) {
 		c.quit = true
 	}
 	c.rd.shrink()
-	if b := int64(len(c.rd.buf) + cap(c.out)); b != c.bufBytes.Load() {
-		c.bufBytes.Store(b)
-	}
+	c.noteBuffers()
 	l.flushOut(c)
 	if c.ls.state == lsIdle {
 		l.afterWrite(c)
@@ -295,7 +293,7 @@ func (l *loop) tick() {
 			l.closeClient(c)
 		case quiet > loopTick:
 			if c.rd.trim() {
-				c.bufBytes.Store(int64(len(c.rd.buf) + cap(c.out)))
+				c.noteBuffers()
 			}
 			if cap(c.out) > bufKeep && len(c.out) == 0 {
 				noteReleased(cap(c.out))
@@ -328,6 +326,7 @@ func (l *loop) handOver(c *client) {
 	c.hmu.Lock()
 	c.conn, c.lp = conn, nil
 	c.hmu.Unlock()
+	c.fd.Store(socketFD(conn))
 	c.rd.rd = conn
 	if c.batch.done == nil {
 		c.batch.done = make(chan struct{}, 1)

@@ -129,6 +129,7 @@ func (c *client) handleTx(args [][]byte, raw []byte, dst []byte) []byte {
 		tx.slot = slot
 	}
 	tx.queued = append(tx.queued, append([]byte(nil), raw...))
+	c.multiMem.Add(int64(len(raw)))
 	c.multiCount.Add(1)
 	return append(dst, "+QUEUED\r\n"...)
 }
@@ -136,6 +137,7 @@ func (c *client) handleTx(args [][]byte, raw []byte, dst []byte) []byte {
 func (c *client) endTx() {
 	c.tx.active, c.tx.dirty, c.tx.queued = false, false, c.tx.queued[:0]
 	c.inMulti.Store(false)
+	c.multiMem.Store(0)
 	if c.tx.watch != nil {
 		c.tx.watch.Close()
 		c.tx.watch = nil
