@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -456,4 +457,61 @@ func cloneArgs(args [][]byte) [][]byte {
 		out[i] = append([]byte(nil), a...)
 	}
 	return out
+}
+
+// restoreKept gives the parameters set through Slotway back to nodes that
+// may lack them: a node seen for the first time, one that restarted (a
+// new run_id: CONFIG SET does not survive a restart) and one that comes
+// back after being down (it may have missed a CONFIG SET). A node is
+// marked done only once it took them, so a failure is retried at the
+// next check.
+func (h *healthChecker) restoreKept(ctx context.Context, t *topology, next map[string]NodeHealth) {
+	if h.kept == nil {
+		h.kept = map[string]string{}
+	}
+	var todo []string
+	for addr, nh := range next {
+		switch {
+		case !nh.Up || nh.Info.runID == "":
+			delete(h.kept, addr)
+		case h.kept[addr] != nh.Info.runID:
+			todo = append(todo, addr)
+		}
+	}
+	for addr := range h.kept {
+		if _, ok := next[addr]; !ok {
+			delete(h.kept, addr)
+		}
+	}
+	b := t.slots[ownkeys.Slot]
+	if len(todo) == 0 || b == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.timeout*4)
+	defer cancel()
+	kept, err := h.o.control(b.addr).HGetAll(ctx, ownkeys.Config).Result()
+	if err != nil {
+		return
+	}
+	args := []any{"CONFIG", "SET"}
+	for _, k := range slices.Sorted(maps.Keys(kept)) {
+		args = append(args, k, kept[k])
+	}
+	errs := eachNode(todo, func(_ int, addr string) error {
+		if len(args) == 2 {
+			return nil
+		}
+		return h.o.control(addr).Do(ctx, args...).Err()
+	})
+	for i, addr := range todo {
+		if errs[i] != nil {
+			h.o.log.Warn("could not give a node the parameters set through Slotway; retrying at the next check",
+				"node", addr, "key", ownkeys.Config, "err", errs[i])
+			continue
+		}
+		if len(args) > 2 {
+			h.o.log.Info("gave a node the parameters set through Slotway", "node", addr, "params", len(kept))
+		}
+		h.kept[addr] = next[addr].Info.runID
+	}
 }

@@ -183,3 +183,38 @@ func TestConfigSetRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigKeptAcrossRestart: a node that restarts loses what CONFIG SET
+// gave it; the proxy's health check sees its new run_id and gives it the
+// parameters set through Slotway back.
+func TestConfigKeptAcrossRestart(t *testing.T) {
+	shortIf(t)
+	c := redistest.New(t, redistest.Options{Masters: 3})
+	p := startProxy(t, c)
+	ctx := context.Background()
+	r := dialRaw(t, p.Addr().String())
+	r.expect("CONFIG SET", "CONFIG SET notify-keyspace-events KEA slowlog-max-len 333\r\n", "+OK")
+	masters, err := c.Masters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Restart a master that does not hold Slotway's own keys.
+	own, err := c.MasterOf(ctx, ownkeys.Slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := masters[0]
+	if victim.Addr == own.Addr {
+		victim = masters[1]
+	}
+	if err := c.Kill(victim); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Restart(ctx, victim); err != nil {
+		t.Fatal(err)
+	}
+	redistest.WaitFor(t, 60*time.Second, "the restarted node to get the kept parameters back", func() bool {
+		m, err := victim.Client().ConfigGet(ctx, "*").Result()
+		return err == nil && m["notify-keyspace-events"] == "AKE" && m["slowlog-max-len"] == "333"
+	})
+}

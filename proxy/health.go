@@ -49,8 +49,9 @@ type NodeInfo struct {
 	// ownKeys and ownExpires count Slotway's own keys (and those of them
 	// with a TTL) among Keys and Expires: INFO keyspace leaves them out.
 	ownKeys, ownExpires int64
-	// raw is the whole reply, for the proxy's own INFO (info.go).
-	raw string
+	// raw is the whole reply, for the proxy's own INFO (info.go); runID
+	// changes when the node restarts.
+	raw, runID string
 }
 
 // parseMyMigrations reads "[slot->-id]" and "[slot-<-id]" markers from the
@@ -105,6 +106,8 @@ func parseInfo(info string) NodeInfo {
 			ni.Misses = n
 		case "role":
 			ni.Role = v
+		case "run_id":
+			ni.runID = v
 		case "master_link_status":
 			ni.LinkStatus = v
 		case "master_repl_offset":
@@ -145,6 +148,9 @@ type healthChecker struct {
 	timeout   time.Duration
 	failAfter int
 	state     atomic.Pointer[map[string]NodeHealth]
+	// kept: the run_id of each node that has the parameters set through
+	// Slotway (configset.go); only checkAll touches it.
+	kept map[string]string
 }
 
 func (h *healthChecker) snapshot() map[string]NodeHealth {
@@ -201,6 +207,7 @@ func (h *healthChecker) checkAll(ctx context.Context) {
 		}
 	}
 	h.state.Store(&next)
+	h.restoreKept(ctx, topo, next)
 	for _, n := range topo.nodes {
 		nh := next[n.Addr]
 		h.o.m.nodeMemory.WithLabelValues(n.Addr).Set(float64(nh.Info.UsedMemory))

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+
+	"github.com/slotway/slotway/internal/ownkeys"
 )
 
 // rebalanceLoad moves hot slots so the masters' ops come within ±5 % of
@@ -68,6 +70,11 @@ func (s *Scaler) setMaxmemory(ctx context.Context, bytes int64) error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
+	}
+	// Nodes that restart get it back from the proxies (as every parameter
+	// kept there); a client's older CONFIG SET maxmemory is superseded.
+	if err := s.rc.HSet(ctx, ownkeys.Config, "maxmemory", bytes).Err(); err != nil {
+		s.log.Warn("scaler: could not keep maxmemory for restarted nodes", "key", ownkeys.Config, "err", err)
 	}
 	s.event(ctx, Event{Kind: "maxmemory", Slot: -1, Reason: fmt.Sprintf("maxmemory set to %d bytes on every node", bytes)})
 	return nil
