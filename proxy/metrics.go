@@ -148,6 +148,18 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			Help: "Client connections served by the event loops; the others (TLS, subscribers, transactions, blocking commands) have a goroutine each.",
 		}, func() float64 { return float64(s.loopClients.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "slotway_proxy_paused",
+			Help: "CLIENT PAUSE in effect on this instance: 0 none, 1 writes held, 2 every command held.",
+		}, func() float64 { return float64(s.pauseMode.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "slotway_proxy_paused_clients",
+			Help: "Clients whose next command waits for the pause to end.",
+		}, func() float64 { return float64(s.pause.held.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "slotway_proxy_monitor_clients",
+			Help: "Clients in MONITOR mode; each command of every client is formatted for them.",
+		}, func() float64 { return float64(s.mon.n.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "slotway_proxy_topology_age_seconds",
 			Help: "Time since the slot map was last read from the cluster.",
 		}, func() float64 {

@@ -58,6 +58,9 @@ func TestMonitor(t *testing.T) {
 		}
 	}
 	mon.expect("other commands are refused in MONITOR mode", "GET mon:a\r\n", "-ERR only QUIT and RESET are allowed in MONITOR mode")
+	if n := p.counter(t, "slotway_proxy_monitor_clients"); n != 1 {
+		t.Errorf("slotway_proxy_monitor_clients = %v with one monitor", n)
+	}
 	mon.expect("RESET ends it", "RESET\r\n", "+RESET")
 	mon.expect("and the connection serves again", "GET mon:a\r\n", "x y\n")
 	if strings.Contains(clientList(t, p.Addr().String()), "flags=O") {

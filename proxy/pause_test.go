@@ -76,6 +76,9 @@ func TestPauseEndsOnShutdown(t *testing.T) {
 	r.expect("pause", "CLIENT PAUSE 600000 WRITE\r\n", "+OK")
 	r.send("SET pause:shutdown 1\r\n")
 	redistest.WaitFor(t, 10*time.Second, "the SET to be held", func() bool { return p.PauseStatus().HeldClients == 1 })
+	if mode, held := p.counter(t, "slotway_proxy_paused"), p.counter(t, "slotway_proxy_paused_clients"); mode != 1 || held != 1 {
+		t.Errorf("metrics during PAUSE WRITE with one held client: slotway_proxy_paused %v, slotway_proxy_paused_clients %v", mode, held)
+	}
 	p.stop(t)
 	if got := r.reply(); got != "+OK" {
 		t.Fatalf("the held SET when the proxy stopped: %q", got)
