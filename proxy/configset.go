@@ -327,13 +327,7 @@ func (s *Server) nodeConfig(patterns []string) [][2]string {
 		}
 	}
 	var out [][2]string
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for k := range names {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, name := range slices.Sorted(maps.Keys(names)) {
 		out = append(out, [2]string{name, agreedValue(name, addrs, vals)})
 	}
 	return out

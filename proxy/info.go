@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
 	rtmetrics "runtime/metrics"
@@ -237,30 +238,11 @@ func (s *Server) info(args [][]byte) string {
 	// template lists a section's fields as the first master has them,
 	// each with the proxy's value where it has one, else the node's.
 	template := func(name string, own map[string]string) [][2]string {
-		var out [][2]string
-		seen := map[string]bool{}
+		var fields [][2]string
 		if sec := sectionOf(first, name); sec != nil {
-			for _, kv := range sec.fields {
-				v, ok := own[kv[0]]
-				if !ok {
-					v = kv[1]
-				}
-				out = append(out, [2]string{kv[0], v})
-				seen[kv[0]] = true
-			}
+			fields = slices.Clone(sec.fields)
 		}
-		for _, k := range slices.Sorted(func(yield func(string) bool) {
-			for k := range own {
-				if !yield(k) {
-					return
-				}
-			}
-		}) {
-			if !seen[k] {
-				out = append(out, [2]string{k, own[k]})
-			}
-		}
-		return out
+		return overlay(fields, own)
 	}
 	var b strings.Builder
 	section := func(title string, fields [][2]string) {
@@ -317,23 +299,7 @@ func (s *Server) info(args [][]byte) string {
 			"pubsub_channels":            strconv.Itoa(chans), "pubsub_patterns": strconv.Itoa(pats),
 			"pubsubshard_channels": strconv.Itoa(shard), "total_error_replies": strconv.FormatUint(s.errs.total(), 10),
 		}
-		f := aggregateSection("stats", masters)
-		for i, kv := range f {
-			if v, ok := own[kv[0]]; ok {
-				f[i][1] = v
-				delete(own, kv[0])
-			}
-		}
-		for _, k := range slices.Sorted(func(yield func(string) bool) {
-			for k := range own {
-				if !yield(k) {
-					return
-				}
-			}
-		}) {
-			f = append(f, [2]string{k, own[k]})
-		}
-		section("Stats", f)
+		section("Stats", overlay(aggregateSection("stats", masters), own))
 	}
 	if want["replication"] {
 		replicas := 0
@@ -379,6 +345,24 @@ func (s *Server) info(args [][]byte) string {
 		section("Latencystats", s.latencyStats())
 	}
 	return b.String()
+}
+
+// overlay gives fields the proxy's values in own, in place, and appends
+// the rest of own in name order.
+func overlay(fields [][2]string, own map[string]string) [][2]string {
+	seen := map[string]bool{}
+	for i, kv := range fields {
+		if v, ok := own[kv[0]]; ok {
+			fields[i][1] = v
+			seen[kv[0]] = true
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(own)) {
+		if !seen[k] {
+			fields = append(fields, [2]string{k, own[k]})
+		}
+	}
+	return fields
 }
 
 // keyspaceFields sums the masters' keyspace from their last health check
@@ -532,13 +516,7 @@ func (e *errorStats) fields() [][2]string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out [][2]string
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range e.byPx {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, k := range slices.Sorted(maps.Keys(e.byPx)) {
 		if n := e.byPx[k] - e.base[k]; n > 0 {
 			out = append(out, [2]string{"errorstat_" + k, "count=" + strconv.FormatUint(n, 10)})
 		}
