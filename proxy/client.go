@@ -408,6 +408,11 @@ func (c *client) completeBatch(n int, start time.Time) {
 	if ci := c.reqs[n-1].info; ci != nil {
 		c.lastInfo.Store(ci)
 	}
+	// commandstats' usec: one atomic add per run of the same command (a
+	// pipeline of GETs adds once), not one per request.
+	us := uint64(took.Microseconds())
+	var run *cmdInfo
+	var runLen uint64
 	for i := range c.reqs[:n] {
 		r := &c.reqs[i]
 		switch {
@@ -418,9 +423,13 @@ func (c *client) completeBatch(n int, start time.Time) {
 		default:
 			perFamily[familyOther]++ // refused before routing
 		}
-		if r.info != nil {
-			r.info.stats.usec.Add(uint64(took.Microseconds()))
+		if r.info != run {
+			if run != nil {
+				run.stats.usec.Add(us * runLen)
+			}
+			run, runLen = r.info, 0
 		}
+		runLen++
 		if len(r.reply) > 0 && r.reply[0] == '-' {
 			c.s.errs.note(r.reply)
 		}
@@ -445,6 +454,9 @@ func (c *client) completeBatch(n int, start time.Time) {
 			r.reply = nil
 		}
 		r.info, r.target, r.raw = nil, nil, nil
+	}
+	if run != nil {
+		run.stats.usec.Add(us * runLen)
 	}
 	for f, k := range perFamily {
 		if k > 0 {
