@@ -1,10 +1,8 @@
 package stats
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,8 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // fakePauser records what the API asked of it.
@@ -72,18 +68,11 @@ func TestPauseEndpoints(t *testing.T) {
 	const right = "Bearer s3cret-token-0123456789"
 	start := func(src Source, p *fakePauser) string {
 		t.Helper()
-		s, err := New(Config{Listen: "127.0.0.1:0", AdminTokenFile: tokenFile}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), src, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p != nil {
-			s.SetPauser(p)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- s.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-		return s.Addr().String()
+		return runServer(t, tokenFile, src, func(s *Server) {
+			if p != nil {
+				s.SetPauser(p)
+			}
+		}).Addr().String()
 	}
 	post := func(addr, path, body string) (int, string) {
 		t.Helper()

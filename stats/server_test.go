@@ -181,13 +181,23 @@ func (f *fakeScaler) Calls() []string {
 // admin API) and scaler (nil: none) and returns its base URL.
 func startServer(t *testing.T, tokenFile string, sc Scaler) string {
 	t.Helper()
-	s, err := New(Config{Listen: "127.0.0.1:0", AdminTokenFile: tokenFile}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), &readySource{}, nil)
+	s := runServer(t, tokenFile, &readySource{}, func(s *Server) {
+		if sc != nil {
+			s.SetScaler(sc)
+		}
+	})
+	return "http://" + s.Addr().String()
+}
+
+// runServer runs a server over src with the given token file until the
+// test ends; setup runs before it serves.
+func runServer(t *testing.T, tokenFile string, src Source, setup func(*Server)) *Server {
+	t.Helper()
+	s, err := New(Config{Listen: "127.0.0.1:0", AdminTokenFile: tokenFile}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), src, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sc != nil {
-		s.SetScaler(sc)
-	}
+	setup(s)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -197,7 +207,7 @@ func startServer(t *testing.T, tokenFile string, sc Scaler) string {
 			t.Error(err)
 		}
 	})
-	return "http://" + s.Addr().String()
+	return s
 }
 
 func TestScalerControl(t *testing.T) {
