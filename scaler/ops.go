@@ -161,8 +161,8 @@ func (s *Scaler) join(ctx context.Context, v *View, master string) (string, erro
 
 // applyKeptConfig gives a new node the parameters clients set through
 // Slotway (CONFIG SET, kept in ownkeys.Config), so it behaves like the
-// others. With a maxmemory ladder (scaler.plans) the ladder owns
-// maxmemory: its current plan is applied next, whatever a client set.
+// others. With a maxmemory ladder (scaler.plans) the ladder's current
+// plan is applied right after, so it wins over a client's maxmemory.
 func (s *Scaler) applyKeptConfig(ctx context.Context, addr string) error {
 	kept, err := s.rc.HGetAll(ctx, ownkeys.Config).Result()
 	if err != nil {
@@ -173,13 +173,7 @@ func (s *Scaler) applyKeptConfig(ctx context.Context, addr string) error {
 	}
 	args := []any{"CONFIG", "SET"}
 	for _, k := range slices.Sorted(maps.Keys(kept)) {
-		if k == "maxmemory" && len(s.cfg.Plans) > 0 {
-			continue
-		}
 		args = append(args, k, kept[k])
-	}
-	if len(args) == 2 {
-		return nil
 	}
 	if err := s.opts.Nodes.Client(addr).Do(ctx, args...).Err(); err != nil {
 		return fmt.Errorf("CONFIG SET of the parameters set through Slotway on %s: %w", addr, err)
