@@ -276,17 +276,13 @@ func (c *client) serve() {
 			}
 			switch {
 			case isMonitor(args) && !c.tx.active:
-				if c.s.mon.n.Load() > 0 {
-					c.s.feedMonitors(c, args)
-				}
+				c.monitored(args)
 				if !c.serveMonitor(&n, start) {
 					return
 				}
 				continue
 			case c.pubsubTurn(args):
-				if c.s.mon.n.Load() > 0 {
-					c.s.feedMonitors(c, args)
-				}
+				c.monitored(args)
 				if !c.servePubsub(args, &n, start) {
 					return
 				}
@@ -359,9 +355,7 @@ func (c *client) serveTx(args [][]byte, raw []byte, n int) {
 	}
 	r := &c.reqs[n]
 	r.raw, r.err, r.target, r.info, r.subFrom, r.subTo = raw, nil, nil, nil, 0, 0
-	if c.s.mon.n.Load() > 0 {
-		c.s.feedMonitors(c, args)
-	}
+	c.monitored(args)
 	r.reply = c.handleTx(args, raw, r.reply[:0])
 	r.state = stDone
 	r.mute = c.replyMode != replyOn && c.muted()
@@ -526,9 +520,7 @@ func (c *client) prepareWith(req *request, args [][]byte, raw []byte, t *command
 	req.reply = req.reply[:0]
 	req.state = stDone
 	req.mute = c.replyMode != replyOn && c.muted()
-	if c.s.mon.n.Load() > 0 {
-		c.s.feedMonitors(c, args)
-	}
+	c.monitored(args)
 	if len(c.s.settings().users) > 0 && c.user == nil && !preAuth(ci) {
 		req.reply = appendError(req.reply, "NOAUTH Authentication required.")
 		return

@@ -54,8 +54,15 @@ func (s *Server) detachMonitor(m *monitorSink) {
 	s.mon.mu.Unlock()
 }
 
-// feedMonitors gives a command of c to every monitor (callers check
-// s.mon.n first).
+// monitored gives a command of c to the monitors, if any: one atomic
+// load when none is attached (small enough to be inlined).
+func (c *client) monitored(args [][]byte) {
+	if c.s.mon.n.Load() > 0 {
+		c.s.feedMonitors(c, args)
+	}
+}
+
+// feedMonitors gives a command of c to every monitor.
 func (s *Server) feedMonitors(c *client, args [][]byte) {
 	line := appendMonitorLine(nil, time.Now(), c.raddr, args)
 	s.mon.mu.RLock()
