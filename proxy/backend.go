@@ -301,11 +301,7 @@ func (p *pipe) flushLocked(rounds int) {
 			p.kick()
 			return
 		}
-		out, refs := p.pend, p.refs
-		p.pend, p.refs = p.spare[:0], p.spareRef[:0]
-		p.inflight.push(p.pendReqs)
-		clear(p.pendReqs)
-		p.pendReqs = p.pendReqs[:0]
+		out, refs := p.takeLocked()
 		p.mu.Unlock()
 		var err error
 		if len(refs) == 0 {
@@ -313,39 +309,58 @@ func (p *pipe) flushLocked(rounds int) {
 		} else {
 			err = p.writeVec(conn, out, refs)
 		}
-		p.progress.Add(1)
-		p.m.backendWrites.Inc()
 		p.mu.Lock()
-		clear(refs)
-		if cap(refs) <= maxSpareRefs {
-			p.spareRef = refs[:0]
-		} else {
-			p.spareRef = nil
-		}
-		// Keep the buffer for the next swap while it is in use: with large
-		// values (hundreds of KiB) a fresh buffer per write cost more in
-		// growslice and memmove than the proxying itself. After a burst,
-		// or when it is huge, it goes (shrinker).
-		// (Not keeping it must drop the old spare too: that array is pend
-		// now, and the next swap would write it while clients append to it.)
-		if !p.wshrink.shrink(len(out), cap(out), maxSpareBuffer) {
-			p.spare = out[:0]
-		} else {
-			noteReleased(cap(out))
-			p.spare = nil
-			if !p.hasPending() && cap(p.pend) > bufKeep {
-				noteReleased(cap(p.pend))
-				p.pend = nil // the other one is large too, and unused
-			}
-		}
-		if err != nil {
-			// The reader sees the closed connection and fails what is in
-			// flight; the run loop reconnects.
-			conn.Close()
+		if p.wroteLocked(conn, out, refs, err) != nil {
 			break
 		}
 	}
 	p.writing = false
+}
+
+// takeLocked takes the pending bytes and references for a write, and
+// moves their requests in flight: the next commands go to the other
+// buffer meanwhile. The caller has set writing.
+func (p *pipe) takeLocked() (out []byte, refs []pendRef) {
+	out, refs = p.pend, p.refs
+	p.pend, p.refs = p.spare[:0], p.spareRef[:0]
+	p.inflight.push(p.pendReqs)
+	clear(p.pendReqs)
+	p.pendReqs = p.pendReqs[:0]
+	return out, refs
+}
+
+// wroteLocked ends a write of what takeLocked took, keeping its buffers
+// for the next one. A failed write closes the connection: the reader sees
+// it and fails what is in flight, and the run loop reconnects.
+func (p *pipe) wroteLocked(conn net.Conn, out []byte, refs []pendRef, err error) error {
+	p.progress.Add(1)
+	p.m.backendWrites.Inc()
+	clear(refs)
+	if cap(refs) <= maxSpareRefs {
+		p.spareRef = refs[:0]
+	} else {
+		p.spareRef = nil
+	}
+	// Keep the buffer for the next swap while it is in use: with large
+	// values (hundreds of KiB) a fresh buffer per write cost more in
+	// growslice and memmove than the proxying itself. After a burst,
+	// or when it is huge, it goes (shrinker).
+	// (Not keeping it must drop the old spare too: that array is pend
+	// now, and the next swap would write it while clients append to it.)
+	if !p.wshrink.shrink(len(out), cap(out), maxSpareBuffer) {
+		p.spare = out[:0]
+	} else {
+		noteReleased(cap(out))
+		p.spare = nil
+		if !p.hasPending() && cap(p.pend) > bufKeep {
+			noteReleased(cap(p.pend))
+			p.pend = nil // the other one is large too, and unused
+		}
+	}
+	if err != nil {
+		conn.Close()
+	}
+	return err
 }
 
 func (p *pipe) kick() {

@@ -26,6 +26,10 @@ type Config struct {
 	// default) one per core (GOMAXPROCS), -1 none (every client on a
 	// goroutine of its own, the core before the loops).
 	EventLoops int `yaml:"event_loops"`
+	// IOUring: auto (the default) submits each loop pass's writes in one
+	// io_uring_enter where the kernel allows io_uring, and falls back to a
+	// write(2) each where it does not; off always writes each.
+	IOUring string `yaml:"io_uring"`
 	// MaxRedirects bounds MOVED/ASK hops per command before the client sees
 	// the redirect. Default 5.
 	MaxRedirects uint8 `yaml:"max_redirects"`
@@ -202,6 +206,7 @@ func DefaultConfig() Config {
 		KeysLimit:       1000000,
 		ReadFrom:        "master",
 		ConfigSet:       "fanout",
+		IOUring:         "auto",
 		MaxClients:      10000,
 		Limits: LimitsConfig{
 			MaxBulkLen:   512 << 20,
@@ -279,6 +284,11 @@ func (c Config) Validate() error {
 	}
 	if _, err := c.Cluster.TLS.clientTLS(); err != nil {
 		errs = append(errs, err)
+	}
+	switch c.IOUring {
+	case "auto", "off":
+	default:
+		errs = append(errs, config.Errorf("io_uring", "must be auto or off, got %q", c.IOUring))
 	}
 	switch c.ConfigSet {
 	case "fanout", "refuse":

@@ -67,6 +67,7 @@ type loopClient struct {
 	handOver bool      // after this batch, a goroutine serves the client
 	paused   bool      // the batch stopped before a command the pause holds
 	outOff   int       // bytes of out already written
+	queued   bool      // in the loop's outq: out is written at the end of the pass
 	lastIO   int64     // loop clock of the last read, for timeouts and trims
 }
 
@@ -106,8 +107,19 @@ type loop struct {
 	free   [][]byte // windowStart buffers lent to clients while they are active
 	big    bigBuffers
 	now    int64 // unix nanos, once per pass
-	wait   func(uintptr) bool
-	woken  int // events the last wait found
+
+	// With io_uring (loopwrite.go): the pass's writes, submitted at its
+	// end; nil ring: each written when ready.
+	ring    *uring
+	ringErr bool      // a submission failed (logged once)
+	outq    []*client // clients whose replies wait for the end of the pass
+	ops     []ringOp
+	segs    [][]byte      // the pipes' write segments, by ops
+	iovs    []unix.Iovec  // SENDMSG vectors
+	msgs    []unix.Msghdr //
+	onCQE   func(uint64, int32)
+	wait    func(uintptr) bool
+	woken   int // events the last wait found
 
 	mu       sync.Mutex
 	queue    []loopItem
@@ -148,6 +160,7 @@ func newLoop(s *Server) (*loop, error) {
 		done:   make(chan struct{}),
 	}
 	l.wait = l.check
+	l.onCQE = l.reaped
 	return l, nil
 }
 
@@ -171,11 +184,22 @@ func (s *Server) startLoops() {
 				l.wake()
 				<-l.done
 				l.ep.Close()
+				if l.ring != nil {
+					l.ring.close()
+				}
 			}
 			s.loops = nil
 			return
 		}
 		l.idx = i
+		if s.cfg.IOUring != "off" {
+			if l.ring, err = newUring(); err != nil {
+				if i == 0 {
+					s.log.Info("io_uring unavailable; event loops write with a system call each", "err", err)
+				}
+				l.ring = nil
+			}
+		}
 		s.loops = append(s.loops, l)
 		go l.run()
 		time.AfterFunc(loopTick, func() { l.post(nil, evTick) })
@@ -191,6 +215,9 @@ func (s *Server) stopLoops() {
 	for _, l := range s.loops {
 		<-l.done
 		l.ep.Close()
+		if l.ring != nil {
+			l.ring.close()
+		}
 	}
 }
 
@@ -273,7 +300,7 @@ func (l *loop) run() {
 	for {
 		l.now = time.Now().UnixNano()
 		l.runQueue()
-		l.flushDirty()
+		l.flushPass()
 		if l.stopping.Load() && l.n == 0 && l.npipes == 0 {
 			return
 		}
@@ -365,7 +392,7 @@ func (l *loop) runQueue() {
 		case evDrain:
 			for _, c := range l.conns {
 				if c != nil && c.ls.state == lsIdle {
-					l.closeClient(c)
+					l.closeWritten(c)
 				}
 			}
 		}
@@ -419,6 +446,13 @@ func (l *loop) handle(ev *unix.EpollEvent) {
 		if ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 			l.closeClient(c)
 			return
+		}
+		if c.pendingOut() {
+			// Replies of its last batch the socket did not take
+			// (loopwrite.go): EPOLLOUT is watched until they are out.
+			if ev.Events&unix.EPOLLOUT == 0 || !l.writeOut(c) {
+				return
+			}
 		}
 		l.watch(c, 0)
 	}

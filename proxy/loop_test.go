@@ -169,40 +169,55 @@ func TestEventLoopsOff(t *testing.T) {
 // TestLoopSlowReader: a client that pipelines far more reply bytes than
 // its socket holds and reads them late gets every byte in order (the
 // loop writes what the socket takes and the rest on EPOLLOUT), while
-// another client of the same loops is served meanwhile.
+// another client of the same loops is served meanwhile. With many
+// smaller replies, the client's next batches are served while earlier
+// replies still wait for the socket (with io_uring, the busy client
+// writes on EPOLLOUT: loopwrite.go).
 func TestLoopSlowReader(t *testing.T) {
-	c := redistest.New(t, redistest.Options{Masters: 3})
-	p := startProxy(t, c)
-	ctx := context.Background()
-	rc := p.client(t)
-	const keys, size, gets = 16, 256 << 10, 160
-	vals := make([]string, keys)
-	for i := range vals {
-		vals[i] = strings.Repeat(string(rune('a'+i)), size-8) + fmt.Sprintf("%08d", i)
-		if err := rc.Set(ctx, fmt.Sprintf("slow:%d", i), vals[i], 0).Err(); err != nil {
-			t.Fatal(err)
-		}
+	for _, tc := range []struct {
+		name             string
+		keys, size, gets int
+		ioUring          string
+	}{
+		{"256KiB", 16, 256 << 10, 160, "auto"},
+		{"16KiB", 16, 16 << 10, 2500, "auto"},
+		{"16KiB/io_uring=off", 16, 16 << 10, 2500, "off"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := redistest.New(t, redistest.Options{Masters: 3})
+			p := startProxy(t, c, func(cfg *proxy.Config) { cfg.IOUring = tc.ioUring })
+			ctx := context.Background()
+			rc := p.client(t)
+			keys, size, gets := tc.keys, tc.size, tc.gets
+			vals := make([]string, keys)
+			for i := range vals {
+				vals[i] = strings.Repeat(string(rune('a'+i)), size-8) + fmt.Sprintf("%08d", i)
+				if err := rc.Set(ctx, fmt.Sprintf("slow:%d", i), vals[i], 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := dialRaw(t, p.Addr().String())
+			var b strings.Builder
+			for i := range gets {
+				fmt.Fprintf(&b, "GET slow:%d\r\n", i%keys)
+			}
+			r.send(b.String()) // 40 MiB of replies, none read yet
+			// Another client is served while the slow one's replies wait.
+			other := p.client(t, func(o *redis.Options) { o.ReadTimeout = time.Minute })
+			for i := range 100 {
+				if v, err := other.Get(ctx, fmt.Sprintf("slow:%d", i%keys)).Result(); err != nil || v != vals[i%keys] {
+					t.Fatalf("the other client's GET %d: %d bytes, %v", i, len(v), err)
+				}
+			}
+			for i := range gets {
+				if got := r.reply(); got != vals[i%keys] {
+					t.Fatalf("slow reader: reply %d is %d bytes ending %q, want %d ending %q",
+						i, len(got), got[max(0, len(got)-8):], size, vals[i%keys][size-8:])
+				}
+			}
+			r.expect("after the large replies", "PING\r\n", "+PONG")
+		})
 	}
-	r := dialRaw(t, p.Addr().String())
-	var b strings.Builder
-	for i := range gets {
-		fmt.Fprintf(&b, "GET slow:%d\r\n", i%keys)
-	}
-	r.send(b.String()) // 40 MiB of replies, none read yet
-	// Another client is served while the slow one's replies wait.
-	other := p.client(t, func(o *redis.Options) { o.ReadTimeout = time.Minute })
-	for i := range 100 {
-		if v, err := other.Get(ctx, fmt.Sprintf("slow:%d", i%keys)).Result(); err != nil || v != vals[i%keys] {
-			t.Fatalf("the other client's GET %d: %d bytes, %v", i, len(v), err)
-		}
-	}
-	for i := range gets {
-		if got := r.reply(); got != vals[i%keys] {
-			t.Fatalf("slow reader: reply %d is %d bytes ending %q, want %d ending %q",
-				i, len(got), got[max(0, len(got)-8):], size, vals[i%keys][size-8:])
-		}
-	}
-	r.expect("after the large replies", "PING\r\n", "+PONG")
 }
 
 // setGetKeys sets n keys prefix:i to their own names through rc and reads

@@ -46,6 +46,14 @@ func (c *client) interrupt() {
 func (l *loop) serve(c *client) {
 	for c.ls.state == lsIdle && c.parseBatch() {
 		if c.ls.handOver && c.ls.n == 0 && c.ls.perr == nil {
+			// The goroutine starts with an empty c.out: replies still
+			// queued for the end of the pass go first (afterWrite hands
+			// c over once they are written).
+			if c.pendingOut() {
+				if l.flushOut(c); c.ls.state != lsIdle {
+					return
+				}
+			}
 			l.handOver(c)
 			return
 		}
@@ -211,6 +219,11 @@ func (l *loop) endBatch(c *client) {
 	}
 	c.rd.shrink()
 	c.noteBuffers()
+	if l.ring != nil && !c.quit && !c.ls.handOver && !c.killed.Load() {
+		l.queueOut(c) // written at the end of the pass (loopwrite.go)
+		l.watch(c, unix.EPOLLIN)
+		return
+	}
 	l.flushOut(c)
 	if c.ls.state == lsIdle {
 		l.afterWrite(c)
@@ -220,29 +233,9 @@ func (l *loop) endBatch(c *client) {
 // flushOut writes c.out; what the socket does not take waits for EPOLLOUT
 // (state lsWriting).
 func (l *loop) flushOut(c *client) {
-	for c.ls.outOff < len(c.out) {
-		n, err := rawWrite(c.ls.fd, c.out[c.ls.outOff:])
-		if n > 0 {
-			c.ls.outOff += n
-			continue
-		}
-		switch err {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			c.ls.state = lsWriting
-			l.watch(c, unix.EPOLLOUT)
-			return
-		}
-		l.closeClient(c)
-		return
-	}
-	c.ls.outOff = 0
-	if c.outSh.shrink(len(c.out), cap(c.out), 1<<20) {
-		l.big.put(c.out)
-		c.out = nil
-	} else {
-		c.out = c.out[:0]
+	if !l.writeOut(c) && !c.ls.gone {
+		c.ls.state = lsWriting
+		l.watch(c, unix.EPOLLOUT)
 	}
 }
 
@@ -262,7 +255,7 @@ func (l *loop) afterWrite(c *client) {
 // when they hold nothing, so an idle connection holds none.
 func (l *loop) idle(c *client) {
 	if l.s.closing.Load() {
-		l.closeClient(c)
+		l.closeWritten(c)
 		return
 	}
 	if c.rd.r == c.rd.w && len(c.rd.buf) == windowStart {
@@ -284,7 +277,7 @@ func (l *loop) tick() {
 	timeout := l.s.settings().clientIdleTimeout
 	now := time.Now().UnixNano()
 	for _, c := range l.conns {
-		if c == nil || c.ls.state != lsIdle {
+		if c == nil || c.ls.state != lsIdle || c.pendingOut() {
 			continue
 		}
 		quiet := time.Duration(now - c.ls.lastIO)
@@ -344,6 +337,19 @@ func (l *loop) handOver(c *client) {
 		defer c.s.forget(c)
 		c.serve()
 	}()
+}
+
+// closeWritten closes idle c once the replies it has are written (the
+// drain: they may still be queued for the end of the pass).
+func (l *loop) closeWritten(c *client) {
+	if c.pendingOut() && !c.ls.gone {
+		if c.quit = true; !l.writeOut(c) && !c.ls.gone {
+			c.ls.state = lsWriting // afterWrite closes it
+			l.watch(c, unix.EPOLLOUT)
+			return
+		}
+	}
+	l.closeClient(c)
 }
 
 // closeClient closes c's socket; c is finalized now, or when its round

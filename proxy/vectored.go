@@ -51,18 +51,7 @@ func (p *pipe) hasPending() bool { return len(p.pend) > 0 || len(p.refs) > 0 }
 // connection. Called by the writer of the moment, without mu: vec and wv
 // belong to whoever has writing set.
 func (p *pipe) writeVec(conn net.Conn, out []byte, refs []pendRef) error {
-	v := p.vec[:0]
-	at := 0
-	for _, r := range refs {
-		if r.at > at {
-			v = append(v, out[at:r.at])
-		}
-		v = append(v, r.raw)
-		at = r.at
-	}
-	if at < len(out) {
-		v = append(v, out[at:])
-	}
+	v := appendSegments(p.vec[:0], out, refs)
 	p.vec = v
 	if fc, ok := conn.(*fdConn); ok {
 		err := fc.writev(v)
@@ -76,6 +65,25 @@ func (p *pipe) writeVec(conn net.Conn, out []byte, refs []pendRef) error {
 	clear(v) // drop the references to the clients' buffers
 	p.wv = nil
 	return err
+}
+
+// appendSegments appends to v the pieces of a write of out with refs
+// spliced in, in wire order; none is empty.
+func appendSegments(v [][]byte, out []byte, refs []pendRef) [][]byte {
+	at := 0
+	for _, r := range refs {
+		if r.at > at {
+			v = append(v, out[at:r.at])
+		}
+		if len(r.raw) > 0 {
+			v = append(v, r.raw)
+		}
+		at = r.at
+	}
+	if at < len(out) {
+		v = append(v, out[at:])
+	}
+	return v
 }
 
 // leave replaces the window's buffer after replies in it, before r, were

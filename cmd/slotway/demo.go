@@ -115,6 +115,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if v := os.Getenv("SLOTWAY_EVENT_LOOPS"); v != "" {
 			cfg.Proxy.EventLoops, _ = strconv.Atoi(v)
 		}
+		if v := os.Getenv("SLOTWAY_IO_URING"); v != "" {
+			cfg.Proxy.IOUring = v
+		}
 		inst, err := newInstance(cfg, log.With("instance", "p"+strconv.Itoa(i+1)))
 		if err != nil {
 			return fmt.Errorf("start instance p%d: %w", i+1, err)

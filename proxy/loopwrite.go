@@ -1,0 +1,285 @@
+package proxy
+
+// A loop's writes with io_uring (docs/architecture.md, "Event loops").
+//
+// Without a ring, a loop writes each client's replies when its batch ends
+// and each pipe's commands at the start of the next pass: a write(2) per
+// client batch and per pipe. With one, both wait for the end of the pass
+// and go to the kernel in one io_uring_enter: the pipes' commands first
+// (the nodes start on them sooner), then the clients' replies. A client
+// whose replies wait is still served meanwhile: its next batch may be
+// parsed and sent in the same pass, and its replies are appended behind
+// the waiting ones.
+//
+// Who owns what: between its queueing and the end of the pass, c.out
+// belongs to the loop as before (only the loop appends to it); a pipe's
+// taken buffer belongs to the pass (pipe.writing is set, as for any
+// writer) until wroteLocked. During the enter the kernel reads both; the
+// loop's goroutine is in the call, so nothing moves or changes them.
+//
+// A client's replies that the socket does not take are written when it
+// drains: EPOLLOUT in state lsWriting as without a ring, or, when the
+// client is already busy with its next batch (or parked by CLIENT PAUSE),
+// EPOLLOUT in that state (handle). A pipe's write that the socket does
+// not take whole is finished at once with the blocking writev, as without
+// a ring.
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// ringOp is one write of a pass.
+type ringOp struct {
+	c    *client   // a client's replies (c.out[c.ls.outOff:]), or
+	p    *pipe     // a pipe's commands:
+	conn *fdConn   // its connection,
+	out  []byte    // what takeLocked took,
+	refs []pendRef //
+	seg  int       // its segments: l.segs[seg : seg+nseg]
+	nseg int
+	done bool // its completion is in
+	res  int32
+}
+
+// queueOut writes c.out at the end of the pass.
+func (l *loop) queueOut(c *client) {
+	if !c.ls.queued && c.ls.outOff < len(c.out) {
+		c.ls.queued = true
+		l.outq = append(l.outq, c)
+	}
+}
+
+// pendingOut reports replies not yet written.
+func (c *client) pendingOut() bool { return c.ls.outOff < len(c.out) }
+
+// flushPass writes what the pass queued: pipes' commands and clients'
+// replies.
+func (l *loop) flushPass() {
+	if l.ring == nil {
+		l.flushDirty()
+		return
+	}
+	for i, p := range l.dirty {
+		l.dirty[i] = nil
+		l.takePipe(p)
+	}
+	l.dirty = l.dirty[:0]
+	for i, c := range l.outq {
+		l.outq[i] = nil
+		c.ls.queued = false
+		if c.ls.gone || c.ls.state == lsDone || c.ls.state == lsWriting || !c.pendingOut() {
+			continue // closed, or waiting for EPOLLOUT with everything behind
+		}
+		l.ops = append(l.ops, ringOp{c: c})
+	}
+	l.outq = l.outq[:0]
+	if len(l.ops) == 0 {
+		return
+	}
+	l.submit()
+	for i := range l.ops {
+		op := &l.ops[i]
+		if op.c != nil {
+			l.sentOut(op.c, op)
+		} else {
+			l.sentPipe(op)
+		}
+		l.ops[i] = ringOp{}
+	}
+	l.ops = l.ops[:0]
+	clear(l.segs)
+	l.segs = l.segs[:0]
+}
+
+// takePipe takes p's pending commands for the pass's submission, or
+// writes them the way loopFlush does when the ring is not for them: a
+// TLS connection, or more than a loop writes itself.
+func (l *loop) takePipe(p *pipe) {
+	p.mu.Lock()
+	fc, ok := p.conn.(*fdConn)
+	if p.state != pipeUp || !ok {
+		p.mu.Unlock()
+		p.loopFlush()
+		return
+	}
+	if p.writing || !p.hasPending() {
+		p.mu.Unlock()
+		return
+	}
+	n := len(p.pend)
+	for _, r := range p.refs {
+		n += len(r.raw)
+	}
+	if n > loopWriteMax {
+		p.mu.Unlock()
+		p.kick()
+		return
+	}
+	p.writing = true
+	out, refs := p.takeLocked()
+	p.mu.Unlock()
+	seg := len(l.segs)
+	l.segs = appendSegments(l.segs, out, refs)
+	l.ops = append(l.ops, ringOp{p: p, conn: fc, out: out, refs: refs, seg: seg, nseg: len(l.segs) - seg})
+}
+
+// submit hands the ops to the kernel and collects their results. The
+// vectors of SENDMSG are laid out first, in arrays that do not grow
+// while the kernel holds their addresses.
+func (l *loop) submit() {
+	niov, nmsg := 0, 0
+	for i := range l.ops {
+		if n := l.ops[i].nseg; n > 1 {
+			niov += n
+			nmsg++
+		}
+	}
+	if cap(l.iovs) < niov {
+		l.iovs = make([]unix.Iovec, 0, niov)
+	}
+	if cap(l.msgs) < nmsg {
+		l.msgs = make([]unix.Msghdr, 0, nmsg)
+	}
+	iovs, msgs := l.iovs[:0], l.msgs[:0]
+	for i := range l.ops {
+		if l.ring.full() {
+			l.enterRing()
+		}
+		op := &l.ops[i]
+		switch {
+		case op.c != nil:
+			l.ring.send(op.c.ls.fd, op.c.out[op.c.ls.outOff:], uint64(i))
+		case op.nseg == 1:
+			l.ring.send(op.conn.fd, l.segs[op.seg], uint64(i))
+		default:
+			start := len(iovs)
+			for _, b := range l.segs[op.seg : op.seg+op.nseg] {
+				var v unix.Iovec
+				v.Base = &b[0]
+				v.SetLen(len(b))
+				iovs = append(iovs, v)
+			}
+			var m unix.Msghdr
+			m.Iov = &iovs[start]
+			m.SetIovlen(op.nseg)
+			msgs = append(msgs, m)
+			l.ring.sendmsg(op.conn.fd, &msgs[len(msgs)-1], uint64(i))
+		}
+	}
+	l.enterRing()
+	clear(iovs) // no references to the clients' buffers kept
+	clear(msgs)
+}
+
+// enterRing submits what is queued and records the completions. An
+// enter that fails leaves its ops without one: they are written the way
+// a full socket's are.
+func (l *loop) enterRing() {
+	if err := l.ring.enter(); err != nil && !l.ringErr {
+		l.ringErr = true
+		l.s.log.Error("event loop: io_uring submission failed; the writes are retried without it", "err", err)
+	}
+	l.ring.reap(l.onCQE)
+}
+
+func (l *loop) reaped(userData uint64, res int32) {
+	if userData < uint64(len(l.ops)) {
+		op := &l.ops[userData]
+		op.done, op.res = true, res
+	}
+}
+
+// sentOut follows a client's send: done, waiting for EPOLLOUT, or failed.
+func (l *loop) sentOut(c *client, op *ringOp) {
+	if c.ls.gone || c.ls.state == lsDone {
+		return
+	}
+	res := op.res
+	if !op.done {
+		res = -int32(unix.EAGAIN)
+	}
+	if res > 0 {
+		c.ls.outOff += int(res)
+	}
+	switch {
+	case !c.pendingOut():
+		l.outWritten(c)
+		if c.ls.state == lsIdle {
+			l.idle(c)
+		}
+	case res < 0 && res != -int32(unix.EAGAIN) && res != -int32(unix.EINTR):
+		l.closeClient(c)
+	case c.ls.state == lsIdle:
+		c.ls.state = lsWriting
+		l.watch(c, unix.EPOLLOUT)
+	default:
+		l.watch(c, unix.EPOLLOUT) // busy or parked: handle writes the rest
+	}
+}
+
+// sentPipe follows a pipe's send: what the socket did not take is written
+// now, as the pipe's writer would.
+func (l *loop) sentPipe(op *ringOp) {
+	var err error
+	switch res := op.res; {
+	case op.done && res < 0 && res != -int32(unix.EAGAIN) && res != -int32(unix.EINTR):
+		err = unix.Errno(-res)
+	default:
+		n := 0
+		if op.done && res > 0 {
+			n = int(res)
+		}
+		v := l.segs[op.seg : op.seg+op.nseg]
+		for len(v) > 0 && n >= len(v[0]) {
+			n -= len(v[0])
+			v = v[1:]
+		}
+		if len(v) > 0 {
+			v[0] = v[0][n:]
+			err = op.conn.writev(v)
+		}
+	}
+	p := op.p
+	p.mu.Lock()
+	if p.wroteLocked(op.conn, op.out, op.refs, err) == nil && p.hasPending() {
+		p.flushLocked(maxInlineFlushes) // goroutine clients appended meanwhile
+	} else {
+		p.writing = false
+		p.wrote.Broadcast()
+	}
+	p.mu.Unlock()
+}
+
+// writeOut writes c.out until it is all written (true) or the socket is
+// full (false); an error closes c.
+func (l *loop) writeOut(c *client) bool {
+	for c.pendingOut() {
+		n, err := rawWrite(c.ls.fd, c.out[c.ls.outOff:])
+		if n > 0 {
+			c.ls.outOff += n
+			continue
+		}
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+		default:
+			l.closeClient(c)
+		}
+		return false
+	}
+	l.outWritten(c)
+	return true
+}
+
+// outWritten empties c.out once it is all written, giving a buffer that
+// grew for a burst back.
+func (l *loop) outWritten(c *client) {
+	c.ls.outOff = 0
+	if c.outSh.shrink(len(c.out), cap(c.out), 1<<20) {
+		l.big.put(c.out)
+		c.out = nil
+	} else {
+		c.out = c.out[:0]
+	}
+}
