@@ -73,6 +73,13 @@ func newWindow() window { return window{buf: make([]byte, windowStart)} }
 // (and for at least one more byte than it holds): it compacts the buffer
 // or grows it, doubling, only as far as that needs.
 func (b *window) readFrom(rd io.Reader, need int) (int, error) {
+	n, err := rd.Read(b.room(need))
+	b.wrote(n, need)
+	return n, err
+}
+
+// room makes the room readFrom reads into and returns it.
+func (b *window) room(need int) []byte {
 	if b.r == b.w {
 		b.r, b.w = 0, 0
 	}
@@ -93,10 +100,14 @@ func (b *window) readFrom(rd io.Reader, need int) (int, error) {
 		b.w -= b.r
 		b.r = 0
 	}
-	n, err := rd.Read(b.buf[b.w:])
+	return b.buf[b.w:]
+}
+
+// wrote counts n bytes read into room(need).
+func (b *window) wrote(n, need int) {
+	want := max(need, b.w-b.r+1)
 	b.w += n
 	b.peak = max(b.peak, want, b.w-b.r)
-	return n, err
 }
 
 // release ends a batch. A window above bufKeep shrinks back to

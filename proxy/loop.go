@@ -108,11 +108,13 @@ type loop struct {
 	big    bigBuffers
 	now    int64 // unix nanos, once per pass
 
-	// With io_uring (loopwrite.go): the pass's writes, submitted at its
-	// end; nil ring: each written when ready.
+	// With io_uring (loopring.go): the pass's client reads, submitted
+	// together after its events, and its writes, at its end. nil ring: a
+	// read(2) or write(2) each, when ready.
 	ring    *uring
 	ringErr bool      // a submission failed (logged once)
 	outq    []*client // clients whose replies wait for the end of the pass
+	rq      []*client // readable clients, read together after the pass's events
 	ops     []ringOp
 	segs    [][]byte      // the pipes' write segments, by ops
 	iovs    []unix.Iovec  // SENDMSG vectors
@@ -311,6 +313,7 @@ func (l *loop) run() {
 		for i := range n {
 			l.handle(&l.events[i])
 		}
+		l.readClients()
 	}
 }
 
@@ -449,7 +452,7 @@ func (l *loop) handle(ev *unix.EpollEvent) {
 		}
 		if c.pendingOut() {
 			// Replies of its last batch the socket did not take
-			// (loopwrite.go): EPOLLOUT is watched until they are out.
+			// (loopring.go): EPOLLOUT is watched until they are out.
 			if ev.Events&unix.EPOLLOUT == 0 || !l.writeOut(c) {
 				return
 			}
@@ -476,7 +479,16 @@ func (l *loop) readable(c *client) {
 		c.rd.buf = l.getBuf()
 		c.rd.r, c.rd.w, c.rd.need = 0, 0, 0
 	}
+	if l.ring != nil {
+		l.rq = append(l.rq, c) // read with the pass's other clients (loopring.go)
+		return
+	}
 	n, err := c.rd.readFrom(c.rd.rd, c.rd.need)
+	l.didRead(c, n, err)
+}
+
+// didRead follows a read of n bytes (0: err, or the end of the stream).
+func (l *loop) didRead(c *client, n int, err error) {
 	if n == 0 {
 		if err == unix.EAGAIN || err == unix.EINTR {
 			l.idle(c)

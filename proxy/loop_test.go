@@ -172,7 +172,7 @@ func TestEventLoopsOff(t *testing.T) {
 // another client of the same loops is served meanwhile. With many
 // smaller replies, the client's next batches are served while earlier
 // replies still wait for the socket (with io_uring, the busy client
-// writes on EPOLLOUT: loopwrite.go).
+// writes on EPOLLOUT: loopring.go).
 func TestLoopSlowReader(t *testing.T) {
 	for _, tc := range []struct {
 		name             string

@@ -220,7 +220,7 @@ func (l *loop) endBatch(c *client) {
 	c.rd.shrink()
 	c.noteBuffers()
 	if l.ring != nil && !c.quit && !c.ls.handOver && !c.killed.Load() {
-		l.queueOut(c) // written at the end of the pass (loopwrite.go)
+		l.queueOut(c) // written at the end of the pass (loopring.go)
 		l.watch(c, unix.EPOLLIN)
 		return
 	}

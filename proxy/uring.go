@@ -32,6 +32,7 @@ const (
 
 	uringOpSendmsg = 9  // IORING_OP_SENDMSG
 	uringOpSend    = 26 // IORING_OP_SEND
+	uringOpRecv    = 27 // IORING_OP_RECV
 
 	// uringEntries: submission slots; a pass with more writes enters more
 	// than once. The completion ring is twice as large (the default).
@@ -183,6 +184,15 @@ func (r *uring) send(fd int, b []byte, userData uint64) {
 	*s = uringSQE{opcode: uringOpSend, fd: int32(fd), userData: userData,
 		addr: uint64(uintptr(unsafe.Pointer(&b[0]))), len: uint32(len(b)),
 		opFlags: unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL}
+}
+
+// recv queues a non-blocking receive into b (not empty), which must not
+// change until the enter that submits it returns.
+func (r *uring) recv(fd int, b []byte, userData uint64) {
+	s := r.next()
+	*s = uringSQE{opcode: uringOpRecv, fd: int32(fd), userData: userData,
+		addr: uint64(uintptr(unsafe.Pointer(&b[0]))), len: uint32(len(b)),
+		opFlags: unix.MSG_DONTWAIT}
 }
 
 // sendmsg queues a non-blocking vectored send; msg and what it points to

@@ -1,8 +1,16 @@
 package proxy
 
-// A loop's writes with io_uring (docs/architecture.md, "Event loops").
+// A loop's reads and writes with io_uring (docs/architecture.md, "Event
+// loops").
 //
-// Without a ring, a loop writes each client's replies when its batch ends
+// Reads: without a ring, a loop reads each readable client as epoll
+// reports it. With one, it notes them while going through the pass's
+// events and reads them all in one io_uring_enter (a RECV each into the
+// room its window made), then serves what came, client by client.
+// (Backend replies are still read one read(2) per pipe: a pass has far
+// fewer readable pipes than clients.)
+//
+// Writes: without a ring, a loop writes each client's replies when its batch ends
 // and each pipe's commands at the start of the next pass: a write(2) per
 // client batch and per pipe. With one, both wait for the end of the pass
 // and go to the kernel in one io_uring_enter: the pipes' commands first
@@ -282,4 +290,41 @@ func (l *loop) outWritten(c *client) {
 	} else {
 		c.out = c.out[:0]
 	}
+}
+
+// readClients reads the clients the pass found readable, in one enter,
+// and serves what came. Each window keeps its room unchanged until the
+// enter returns: nothing else runs meanwhile.
+func (l *loop) readClients() {
+	if len(l.rq) == 0 {
+		return
+	}
+	for i, c := range l.rq {
+		if l.ring.full() {
+			l.enterRing()
+		}
+		l.ops = append(l.ops, ringOp{c: c})
+		l.ring.recv(c.ls.fd, c.rd.room(c.rd.need), uint64(i))
+	}
+	l.enterRing()
+	for i := range l.ops {
+		op := &l.ops[i]
+		c := op.c
+		l.rq[i] = nil
+		res := op.res
+		if !op.done {
+			res = -int32(unix.EAGAIN)
+		}
+		if res > 0 {
+			c.rd.wrote(int(res), c.rd.need)
+			l.didRead(c, int(res), nil)
+		} else if res == 0 {
+			l.didRead(c, 0, nil)
+		} else {
+			l.didRead(c, 0, unix.Errno(-res))
+		}
+		l.ops[i] = ringOp{}
+	}
+	l.ops = l.ops[:0]
+	l.rq = l.rq[:0]
 }
