@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/slotway/slotway/ha"
-	"github.com/slotway/slotway/internal/redistest"
+	"github.com/slotway/slotway/internal/rediscluster"
 	"github.com/slotway/slotway/proxy"
 	"github.com/slotway/slotway/scaler"
 )
@@ -55,7 +55,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	fmt.Fprintf(stdout, "starting a Redis Cluster: 3 masters, %d replica(s) each, 2 spare nodes ...\n", *replicas)
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	cluster, err := redistest.StartCluster(sctx, redistest.Options{
+	cluster, err := rediscluster.StartCluster(sctx, rediscluster.Options{
 		Masters: 3, Replicas: *replicas, Spares: 2, NodeTimeout: 2 * time.Second, Dir: dir,
 		Logger: log.With("component", "demo"),
 	})
@@ -70,7 +70,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// stats listener answers 200 only on the holder, for an L4 balancer.
 	var gossip []string
 	for range 2 {
-		p, err := redistest.FreePort()
+		p, err := rediscluster.FreePort()
 		if err != nil {
 			return fmt.Errorf("pick a gossip port: %w", err)
 		}

@@ -2,31 +2,17 @@ package redistest
 
 import (
 	"context"
-	"fmt"
 	"testing"
+
+	"github.com/slotway/slotway/internal/rediscluster"
 )
 
 // NewEmpty starts n cluster-enabled nodes that are not met with each other
-// and serve no slot, for tests of cluster formation itself. Every node is
-// a spare (Spares lists them, Seeds is empty); opts.Masters, Replicas and
-// Spares are ignored. Cleanup, skipping and log tails are as for New.
+// and serve no slot (rediscluster.StartEmpty). Cleanup, skipping and log
+// tails are as for New.
 func NewEmpty(t testing.TB, opts Options, n int) *Cluster {
 	t.Helper()
-	return startForTest(t, opts, func(ctx context.Context, opts Options) (*Cluster, error) { return startEmpty(ctx, opts, n) })
-}
-
-// startEmpty is start without forming a cluster.
-func startEmpty(ctx context.Context, opts Options, n int) (*Cluster, error) {
-	if n < 0 {
-		return nil, fmt.Errorf("start empty redis nodes: n must be >= 0, got %d", n)
-	}
-	opts, err := opts.withDefaults()
-	if err != nil {
-		return nil, fmt.Errorf("start empty redis nodes: %w", err)
-	}
-	c, err := launch(ctx, opts, 0, n)
-	if err != nil {
-		return c, fmt.Errorf("start empty redis nodes: %w", err)
-	}
-	return c, nil
+	return startForTest(t, opts, func(ctx context.Context, opts Options) (*Cluster, error) {
+		return rediscluster.StartEmpty(ctx, opts, n)
+	})
 }

@@ -292,10 +292,10 @@ func TestStartClusterRejectsBadOptions(t *testing.T) {
 		opts redistest.Options
 		want string
 	}{
-		{"no dir", redistest.Options{RedisServer: "/bin/true"}, "redistest.Dir: required"},
-		{"negative masters", redistest.Options{Masters: -1, Dir: t.TempDir(), RedisServer: "/bin/true"}, "redistest.Masters: must be >= 0"},
-		{"negative replicas", redistest.Options{Replicas: -1, Dir: t.TempDir(), RedisServer: "/bin/true"}, "redistest.Replicas: must be >= 0"},
-		{"negative spares", redistest.Options{Spares: -2, Dir: t.TempDir(), RedisServer: "/bin/true"}, "redistest.Spares: must be >= 0"},
+		{"no dir", redistest.Options{RedisServer: "/bin/true"}, "rediscluster.Dir: required"},
+		{"negative masters", redistest.Options{Masters: -1, Dir: t.TempDir(), RedisServer: "/bin/true"}, "rediscluster.Masters: must be >= 0"},
+		{"negative replicas", redistest.Options{Replicas: -1, Dir: t.TempDir(), RedisServer: "/bin/true"}, "rediscluster.Replicas: must be >= 0"},
+		{"negative spares", redistest.Options{Spares: -2, Dir: t.TempDir(), RedisServer: "/bin/true"}, "rediscluster.Spares: must be >= 0"},
 		{"sub-ms node timeout", redistest.Options{NodeTimeout: 1500 * time.Microsecond, Dir: t.TempDir(), RedisServer: "/bin/true"}, "whole number of milliseconds"},
 		{"missing binary", redistest.Options{Masters: 1, Dir: t.TempDir(), RedisServer: "/nonexistent/redis-server"}, "no such file"},
 		{"binary that exits", redistest.Options{Masters: 1, Dir: t.TempDir(), RedisServer: "/bin/false"}, "exited before it was ready"},

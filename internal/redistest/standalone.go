@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/slotway/slotway/internal/rediscluster"
 )
 
 // RequireServer returns the redis-server binary on PATH. Without one the
@@ -78,7 +80,7 @@ func (s *Standalone) launch() bool {
 	cmd := exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--protected-mode", "no", "--daemonize", "no", "--save", "", "--appendonly", "no",
 		"--dir", s.Dir, "--logfile", filepath.Join(s.Dir, "redis.log"))
-	cmd.SysProcAttr = procAttr()
+	cmd.SysProcAttr = rediscluster.ProcAttr()
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}

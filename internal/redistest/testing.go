@@ -3,6 +3,8 @@ package redistest
 import (
 	"context"
 	"testing"
+
+	"github.com/slotway/slotway/internal/rediscluster"
 )
 
 // logTailLines is how much of each node's log New prints on failure.
@@ -15,7 +17,7 @@ const logTailLines = 20
 // printed.
 func New(t testing.TB, opts Options) *Cluster {
 	t.Helper()
-	return startForTest(t, opts, start)
+	return startForTest(t, opts, rediscluster.Start)
 }
 
 // startForTest runs startFn with the test's defaults and cleanup.
@@ -27,7 +29,7 @@ func startForTest(t testing.TB, opts Options, startFn func(context.Context, Opti
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), defaultStart)
+	ctx, cancel := context.WithTimeout(t.Context(), rediscluster.StartTimeout)
 	defer cancel()
 	c, err := startFn(ctx, opts)
 	if err != nil {

@@ -1,4 +1,4 @@
-package redistest
+package rediscluster
 
 import (
 	"context"
@@ -77,21 +77,21 @@ type TLSFiles struct {
 func (f *TLSFiles) clientConfig(host string) (*tls.Config, error) {
 	switch {
 	case f.CAFile == "":
-		return nil, errors.New("redistest.TLS.CAFile: required")
+		return nil, errors.New("rediscluster.TLS.CAFile: required")
 	case f.CertFile == "" || f.KeyFile == "":
-		return nil, errors.New("redistest.TLS.CertFile, KeyFile: both required")
+		return nil, errors.New("rediscluster.TLS.CertFile, KeyFile: both required")
 	}
 	pemCA, err := os.ReadFile(f.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("redistest.TLS.CAFile: %w", err)
+		return nil, fmt.Errorf("rediscluster.TLS.CAFile: %w", err)
 	}
 	roots := x509.NewCertPool()
 	if !roots.AppendCertsFromPEM(pemCA) {
-		return nil, fmt.Errorf("redistest.TLS.CAFile: no PEM certificate in %s", f.CAFile)
+		return nil, fmt.Errorf("rediscluster.TLS.CAFile: no PEM certificate in %s", f.CAFile)
 	}
 	pair, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("redistest.TLS.CertFile, KeyFile: %w", err)
+		return nil, fmt.Errorf("rediscluster.TLS.CertFile, KeyFile: %w", err)
 	}
 	// Every node binds and announces Host, so one ServerName fits all.
 	return &tls.Config{
@@ -113,19 +113,19 @@ const (
 func (o Options) withDefaults() (Options, error) {
 	switch {
 	case o.Masters < 0:
-		return o, fmt.Errorf("redistest.Masters: must be >= 0 (0 means %d), got %d", defaultMasters, o.Masters)
+		return o, fmt.Errorf("rediscluster.Masters: must be >= 0 (0 means %d), got %d", defaultMasters, o.Masters)
 	case o.Masters > totalSlots:
-		return o, fmt.Errorf("redistest.Masters: must be <= %d, got %d", totalSlots, o.Masters)
+		return o, fmt.Errorf("rediscluster.Masters: must be <= %d, got %d", totalSlots, o.Masters)
 	case o.Replicas < 0:
-		return o, fmt.Errorf("redistest.Replicas: must be >= 0, got %d", o.Replicas)
+		return o, fmt.Errorf("rediscluster.Replicas: must be >= 0, got %d", o.Replicas)
 	case o.Spares < 0:
-		return o, fmt.Errorf("redistest.Spares: must be >= 0, got %d", o.Spares)
+		return o, fmt.Errorf("rediscluster.Spares: must be >= 0, got %d", o.Spares)
 	case o.NodeTimeout < 0:
-		return o, fmt.Errorf("redistest.NodeTimeout: must be >= 0, got %s", o.NodeTimeout)
+		return o, fmt.Errorf("rediscluster.NodeTimeout: must be >= 0, got %s", o.NodeTimeout)
 	case o.NodeTimeout%time.Millisecond != 0:
-		return o, fmt.Errorf("redistest.NodeTimeout: must be a whole number of milliseconds, got %s", o.NodeTimeout)
+		return o, fmt.Errorf("rediscluster.NodeTimeout: must be a whole number of milliseconds, got %s", o.NodeTimeout)
 	case o.Dir == "":
-		return o, fmt.Errorf("redistest.Dir: required")
+		return o, fmt.Errorf("rediscluster.Dir: required")
 	}
 	if o.Masters == 0 {
 		o.Masters = defaultMasters
@@ -135,13 +135,13 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
-		return o, fmt.Errorf("redistest.Dir: make %q absolute: %w", o.Dir, err)
+		return o, fmt.Errorf("rediscluster.Dir: make %q absolute: %w", o.Dir, err)
 	}
 	o.Dir = dir
 	if o.RedisServer == "" {
 		p, err := exec.LookPath("redis-server")
 		if err != nil {
-			return o, fmt.Errorf("redistest.RedisServer: look up redis-server: %w", err)
+			return o, fmt.Errorf("rediscluster.RedisServer: look up redis-server: %w", err)
 		}
 		o.RedisServer = p
 	}
@@ -162,7 +162,7 @@ func (o Options) withDefaults() (Options, error) {
 		// Absolute paths, since redis-server runs in the node directory.
 		for _, p := range []*string{&o.TLS.CAFile, &o.TLS.CertFile, &o.TLS.KeyFile} {
 			if *p, err = filepath.Abs(*p); err != nil {
-				return o, fmt.Errorf("redistest.TLS: %w", err)
+				return o, fmt.Errorf("rediscluster.TLS: %w", err)
 			}
 		}
 	}

@@ -1,11 +1,11 @@
 //go:build unix && !linux
 
-package redistest
+package rediscluster
 
 import "syscall"
 
-// procAttr puts each node in its own process group, so a Ctrl-C delivered to
+// ProcAttr puts each node in its own process group, so a Ctrl-C delivered to
 // the demo's foreground group does not reach the nodes first.
-func procAttr() *syscall.SysProcAttr {
+func ProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }

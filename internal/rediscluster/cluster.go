@@ -1,4 +1,4 @@
-package redistest
+package rediscluster
 
 import (
 	"context"
@@ -40,21 +40,22 @@ type Cluster struct {
 //
 // If ctx has no deadline, the start is limited to one minute.
 func StartCluster(ctx context.Context, opts Options) (*Cluster, error) {
-	c, err := start(ctx, opts)
+	c, err := Start(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// start is StartCluster, but on failure it also returns the (closed)
-// cluster, if it got far enough to have one, so New can print node logs.
-func start(ctx context.Context, opts Options) (c *Cluster, err error) {
+// Start is StartCluster, but on failure it also returns the (closed)
+// cluster, if it got far enough to have one, so that its node logs can be
+// printed (LogTails).
+func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	opts, err = opts.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("start redis cluster: %w", err)
 	}
-	ctx, cancel := withDefaultTimeout(ctx, defaultStart)
+	ctx, cancel := withDefaultTimeout(ctx, StartTimeout)
 	defer cancel()
 	members := opts.Masters * (1 + opts.Replicas)
 	c, err = launch(ctx, opts, members, opts.Spares)
@@ -358,10 +359,10 @@ func (c *Cluster) LogTails(lines int) string {
 
 func (c *Cluster) own(n *Node) error {
 	if n == nil {
-		return errors.New("redistest: nil node")
+		return errors.New("rediscluster: nil node")
 	}
 	if n.ID == "" || c.byID[n.ID] != n {
-		return fmt.Errorf("redistest: node %s was not started by this cluster", n.Addr)
+		return fmt.Errorf("rediscluster: node %s was not started by this cluster", n.Addr)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package redistest
+package rediscluster
 
 import (
 	"context"
@@ -15,8 +15,8 @@ const (
 	// defaultWait caps waits whose context has no deadline: no wait here is
 	// unbounded.
 	defaultWait = 30 * time.Second
-	// defaultStart caps StartCluster when its context has no deadline.
-	defaultStart = 60 * time.Second
+	// StartTimeout caps StartCluster when its context has no deadline.
+	StartTimeout = 60 * time.Second
 )
 
 // withDefaultTimeout returns ctx unchanged (with a no-op-equivalent cancel)

@@ -1,13 +1,13 @@
-package redistest
+package rediscluster
 
 import "syscall"
 
-// procAttr puts each node in its own process group, so a Ctrl-C delivered to
+// ProcAttr puts each node in its own process group, so a Ctrl-C delivered to
 // the demo's foreground group does not reach the nodes before the demo has
 // shut down in order. Pdeathsig kills the node if the process that started
 // it dies without calling Close (a crashed test binary must not leave nodes
 // behind). Pdeathsig is tied to the starting OS thread; Go only retires
 // threads whose goroutine exits while locked, which never happens here.
-func procAttr() *syscall.SysProcAttr {
+func ProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }

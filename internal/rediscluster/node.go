@@ -1,4 +1,4 @@
-package redistest
+package rediscluster
 
 import (
 	"context"
@@ -93,7 +93,7 @@ func newNode(opts Options, port int) (*Node, error) {
 func (n *Node) config(opts Options) string {
 	var b strings.Builder
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	line("# Written by slotway internal/redistest.")
+	line("# Written by slotway internal/rediscluster.")
 	if opts.TLS == nil {
 		line("port %d", n.Port)
 	} else {
@@ -294,7 +294,7 @@ func (n *Node) launch() (*process, error) {
 	cmd.Dir = n.Dir
 	cmd.Stdout = out
 	cmd.Stderr = out
-	cmd.SysProcAttr = procAttr()
+	cmd.SysProcAttr = ProcAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s %s: %w", n.bin, n.confPath, err)
 	}
