@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 // Blocking commands (BLPOP, BLMOVE, BZPOPMIN, XREAD BLOCK, WAIT, ...) would
@@ -386,11 +388,11 @@ var (
 // must place on a given master.
 func slotTag(slot int) string {
 	slotTagsOnce.Do(func() {
-		slotTags = make([]string, SlotCount)
-		left := SlotCount
+		slotTags = make([]string, hashslot.Count)
+		left := hashslot.Count
 		for i := 0; left > 0; i++ {
 			s := strconv.Itoa(i)
-			if k := Slot([]byte(s)); slotTags[k] == "" {
+			if k := hashslot.Of([]byte(s)); slotTags[k] == "" {
 				slotTags[k] = s
 				left--
 			}

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 // request is one client command on its way through the proxy. Clients keep
@@ -529,7 +531,7 @@ func (c *client) prepareWith(req *request, args [][]byte, raw []byte, t *command
 		(equalFold(args[1], "COUNTKEYSINSLOT") || equalFold(args[1], "GETKEYSINSLOT")) {
 		// Questions about one slot go to the master that serves it.
 		slot, ok := parseLen(args[2])
-		if !ok || slot >= SlotCount {
+		if !ok || slot >= hashslot.Count {
 			req.reply = appendError(req.reply, "ERR Invalid or out of range slot")
 			return
 		}

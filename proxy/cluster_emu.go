@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/tidwall/redcon"
+
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 // CLUSTER emulation: a cluster-aware client pointed at Slotway sees one
@@ -31,25 +33,25 @@ func cmdCluster(c *client, args [][]byte, dst []byte) []byte {
 		if len(args) != 3 {
 			return appendError(dst, "ERR wrong number of arguments for 'cluster|keyslot' command")
 		}
-		return redcon.AppendInt(dst, int64(Slot(args[2])))
+		return redcon.AppendInt(dst, int64(hashslot.Of(args[2])))
 	case "myid":
 		return redcon.AppendBulkString(dst, id)
 	case "info":
 		t := c.s.topo.load()
 		state := "ok"
-		if servedSlots(t) < SlotCount {
+		if servedSlots(t) < hashslot.Count {
 			state = "fail"
 		}
 		info := "cluster_enabled:1\r\ncluster_state:" + state + "\r\ncluster_slots_assigned:16384\r\n" +
 			"cluster_slots_ok:" + strconv.Itoa(servedSlots(t)) + "\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:" +
-			strconv.Itoa(SlotCount-servedSlots(t)) + "\r\ncluster_known_nodes:1\r\ncluster_size:1\r\n" +
+			strconv.Itoa(hashslot.Count-servedSlots(t)) + "\r\ncluster_known_nodes:1\r\ncluster_size:1\r\n" +
 			"cluster_current_epoch:1\r\ncluster_my_epoch:1\r\n"
 		return redcon.AppendBulkString(dst, info)
 	case "slots":
 		dst = redcon.AppendArray(dst, 1)
 		dst = redcon.AppendArray(dst, 3)
 		dst = redcon.AppendInt(dst, 0)
-		dst = redcon.AppendInt(dst, SlotCount-1)
+		dst = redcon.AppendInt(dst, hashslot.Count-1)
 		dst = redcon.AppendArray(dst, 3)
 		dst = redcon.AppendBulkString(dst, host)
 		dst = redcon.AppendInt(dst, int64(port))
@@ -60,7 +62,7 @@ func cmdCluster(c *client, args [][]byte, dst []byte) []byte {
 		dst = redcon.AppendBulkString(dst, "slots")
 		dst = redcon.AppendArray(dst, 2)
 		dst = redcon.AppendInt(dst, 0)
-		dst = redcon.AppendInt(dst, SlotCount-1)
+		dst = redcon.AppendInt(dst, hashslot.Count-1)
 		dst = redcon.AppendBulkString(dst, "nodes")
 		dst = redcon.AppendArray(dst, 1)
 		dst = c.appendMap(dst, 7)

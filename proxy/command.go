@@ -3,6 +3,8 @@ package proxy
 import (
 	"fmt"
 	"strings"
+
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 // cmdKind says how the proxy serves a command.
@@ -131,7 +133,7 @@ func (ci *cmdInfo) resendable() bool {
 func (ci *cmdInfo) slotOf(args [][]byte) (slot int, cross bool) {
 	slot = -1
 	ci.eachKey(args, func(k []byte) bool {
-		s := Slot(k)
+		s := hashslot.Of(k)
 		if slot >= 0 && s != slot {
 			cross = true
 			return false

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slotway/slotway/internal/hashslot"
 	"github.com/slotway/slotway/internal/redistest"
 	"github.com/slotway/slotway/proxy"
 )
@@ -383,7 +384,7 @@ func TestReadFromReplicas(t *testing.T) {
 		for i := 0; key == ""; i++ {
 			k := "rr-sync:" + strconv.Itoa(i)
 			for _, r := range ranges {
-				if s := proxy.Slot([]byte(k)); s >= r.Start && s <= r.End {
+				if s := hashslot.Of([]byte(k)); s >= r.Start && s <= r.End {
 					key = k
 				}
 			}
@@ -439,7 +440,7 @@ func TestReadFromReplicas(t *testing.T) {
 	}
 
 	// The replica of rr:0's master gone: that master has no healthy replica.
-	m, err := c.MasterOf(ctx, proxy.Slot([]byte("rr:0")))
+	m, err := c.MasterOf(ctx, hashslot.Of([]byte("rr:0")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,7 +452,7 @@ func TestReadFromReplicas(t *testing.T) {
 	})
 	other := ""
 	for i := 1; other == ""; i++ {
-		if o, err := c.MasterOf(ctx, proxy.Slot([]byte("rr:"+strconv.Itoa(i)))); err == nil && o != m {
+		if o, err := c.MasterOf(ctx, hashslot.Of([]byte("rr:"+strconv.Itoa(i)))); err == nil && o != m {
 			other = "rr:" + strconv.Itoa(i)
 		}
 	}

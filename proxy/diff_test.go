@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slotway/slotway/internal/hashslot"
 	"github.com/slotway/slotway/internal/redistest"
-	"github.com/slotway/slotway/proxy"
 )
 
 // TestDifferentialAgainstStandalone sends the same command sequences to a
@@ -318,7 +318,7 @@ func diffSHA1(s string) string {
 func diffKeysOnDifferentMasters() (a, b string) {
 	for i := 0; a == "" || b == ""; i++ {
 		k := "evk-" + strconv.Itoa(i)
-		switch s := proxy.Slot([]byte(k)); {
+		switch s := hashslot.Of([]byte(k)); {
 		case s < 5000 && a == "":
 			a = k
 		case s > 11500 && b == "":

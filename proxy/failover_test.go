@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slotway/slotway/internal/hashslot"
 	"github.com/slotway/slotway/internal/redistest"
 	"github.com/slotway/slotway/proxy"
 )
@@ -29,7 +30,7 @@ func TestFailoverHidden(t *testing.T) {
 	p := startProxy(t, c)
 	ctx := context.Background()
 	const tag = "{fo}"
-	victim, err := c.MasterOf(ctx, proxy.Slot([]byte(tag)))
+	victim, err := c.MasterOf(ctx, hashslot.Of([]byte(tag)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +201,7 @@ func TestFailoverHiddenFromReaders(t *testing.T) {
 	p := startProxy(t, c)
 	ctx := context.Background()
 	const tag = "{rd}"
-	victim, err := c.MasterOf(ctx, proxy.Slot([]byte(tag)))
+	victim, err := c.MasterOf(ctx, hashslot.Of([]byte(tag)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +312,7 @@ func TestLostConnectionResendsOnlyReads(t *testing.T) {
 	})
 	ctx := context.Background()
 	const k = "{lost}k"
-	victim, err := c.MasterOf(ctx, proxy.Slot([]byte(k)))
+	victim, err := c.MasterOf(ctx, hashslot.Of([]byte(k)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package proxy
 import (
 	"strconv"
 	"testing"
+
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 // TestOwnKeyCheckAllocations: the reserved-key check allocates nothing, for
@@ -12,7 +14,7 @@ func TestOwnKeyCheckAllocations(t *testing.T) {
 	c, req := getOnlyClient()
 	var near []byte
 	for i := 0; near == nil; i++ {
-		if k := []byte("user:" + strconv.Itoa(i)); Slot(k) == ownSlot {
+		if k := []byte("user:" + strconv.Itoa(i)); hashslot.Of(k) == ownSlot {
 			near = k
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slotway/slotway/internal/hashslot"
 	"github.com/slotway/slotway/internal/ownkeys"
 	"github.com/slotway/slotway/internal/redistest"
 	"github.com/slotway/slotway/proxy"
@@ -66,7 +67,7 @@ func checkOwnKeys(t *testing.T, ctx context.Context, cc *redis.ClusterClient, af
 
 func TestOwnSlot(t *testing.T) {
 	for _, k := range ownkeys.All {
-		if got := proxy.Slot([]byte(k)); got != ownkeys.Slot {
+		if got := hashslot.Of([]byte(k)); got != ownkeys.Slot {
 			t.Errorf("slot of %s = %d, ownkeys.Slot is %d", k, got, ownkeys.Slot)
 		}
 	}
@@ -74,10 +75,10 @@ func TestOwnSlot(t *testing.T) {
 
 // keyInOwnSlot is a client key in the slot of Slotway's own keys.
 func keyInOwnSlot(t *testing.T) string {
-	own := proxy.Slot([]byte(ownkeys.Events))
+	own := hashslot.Of([]byte(ownkeys.Events))
 	for i := range 1 << 20 {
 		k := "user:" + strconv.Itoa(i)
-		if proxy.Slot([]byte(k)) == own {
+		if hashslot.Of([]byte(k)) == own {
 			return k
 		}
 	}

@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slotway/slotway/internal/hashslot"
 	"github.com/slotway/slotway/internal/redistest"
-	"github.com/slotway/slotway/proxy"
 )
 
 // randomKey makes keys that exercise hash tags: plain, tagged, empty tags,
@@ -49,7 +49,7 @@ func TestSlotMatchesClusterKeyslot(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, k := range keys {
-		if got, want := proxy.Slot([]byte(k)), int(cmds[i].Val()); got != want {
+		if got, want := hashslot.Of([]byte(k)), int(cmds[i].Val()); got != want {
 			t.Errorf("Slot(%q) = %d, CLUSTER KEYSLOT says %d", k, got, want)
 		}
 	}
@@ -66,7 +66,7 @@ func TestWriteReadWholeSlotSpace(t *testing.T) {
 	// lands in slot i*16384/10000.
 	tags := tagsForSlots()
 	const n = 10000
-	key := func(i int) string { return fmt.Sprintf("{%s}:k%d", tags[i*proxy.SlotCount/n], i) }
+	key := func(i int) string { return fmt.Sprintf("{%s}:k%d", tags[i*hashslot.Count/n], i) }
 	pipe := rc.Pipeline()
 	for i := range n {
 		pipe.Set(ctx, key(i), "v"+strconv.Itoa(i), 0)
@@ -111,7 +111,7 @@ func TestWriteReadWholeSlotSpace(t *testing.T) {
 	}
 	for i := 0; i < n; i += 13 {
 		k := key(i)
-		m := owner[proxy.Slot([]byte(k))]
+		m := owner[hashslot.Of([]byte(k))]
 		if got, err := m.Client().Get(ctx, k).Result(); err != nil || got != "v"+strconv.Itoa(i) {
 			t.Fatalf("key %s on its master %s: %q, %v", k, m.Addr, got, err)
 		}
@@ -127,11 +127,11 @@ func TestWriteReadWholeSlotSpace(t *testing.T) {
 
 // tagsForSlots finds, for every slot, a short string that hashes to it.
 func tagsForSlots() []string {
-	tags := make([]string, proxy.SlotCount)
+	tags := make([]string, hashslot.Count)
 	found := 0
-	for i := 0; found < proxy.SlotCount; i++ {
+	for i := 0; found < hashslot.Count; i++ {
 		s := strconv.Itoa(i)
-		if sl := proxy.Slot([]byte(s)); tags[sl] == "" {
+		if sl := hashslot.Of([]byte(s)); tags[sl] == "" {
 			tags[sl] = s
 			found++
 		}
@@ -256,7 +256,7 @@ func TestMasterFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	victim, err := c.MasterOf(ctx, proxy.Slot([]byte("fk:0")))
+	victim, err := c.MasterOf(ctx, hashslot.Of([]byte("fk:0")))
 	if err != nil {
 		t.Fatal(err)
 	}

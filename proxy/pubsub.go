@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/tidwall/redcon"
+
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 // Pub/Sub. A subscribing client gets a session: the channels, patterns and
@@ -372,7 +374,7 @@ func (ps *pubsub) reconcile() {
 	// Shard channels: each on the master of its slot.
 	pending := map[*psConn][]byte{}
 	for ch, pc := range ps.gotShard {
-		b := t.slots[Slot([]byte(ch))]
+		b := t.slots[hashslot.Of([]byte(ch))]
 		if !ps.shard[ch] || b == nil || b.addr != pc.addr {
 			if ps.shard[ch] {
 				ps.lostSubs[psKey{psShard, ch}] = true // the slot moved
@@ -386,7 +388,7 @@ func (ps *pubsub) reconcile() {
 		if ps.gotShard[ch] != nil {
 			continue
 		}
-		b := t.slots[Slot([]byte(ch))]
+		b := t.slots[hashslot.Of([]byte(ch))]
 		if b == nil {
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slotway/slotway/internal/hashslot"
 	"github.com/slotway/slotway/internal/redistest"
 	"github.com/slotway/slotway/proxy"
 )
@@ -95,7 +96,7 @@ func TestShardedPubSubFollowsSlots(t *testing.T) {
 	c := redistest.New(t, redistest.Options{Masters: 3, Replicas: 1, NodeTimeout: 2 * time.Second})
 	p := startProxy(t, c)
 	ch := "{live}feed"
-	slot := proxy.Slot([]byte(ch))
+	slot := hashslot.Of([]byte(ch))
 	sub := dialRaw(t, p.Addr().String())
 	sub.expect("ssubscribe", "SSUBSCRIBE "+ch+"\r\n", "[ssubscribe "+ch+" :1]")
 	pub := dialRaw(t, p.Addr().String())

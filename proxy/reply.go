@@ -1,6 +1,10 @@
 package proxy
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/slotway/slotway/internal/hashslot"
+)
 
 // errBadReply means the backend sent bytes that are not RESP: the
 // connection is out of step and must be dropped.
@@ -150,7 +154,7 @@ func classify(reply []byte) (kind redirect, slot int, addr []byte) {
 		return redirNone, 0, nil
 	}
 	s, ok := parseLen(body[:sp])
-	if !ok || s >= SlotCount {
+	if !ok || s >= hashslot.Count {
 		return redirNone, 0, nil
 	}
 	return kind, int(s), body[sp+1:]

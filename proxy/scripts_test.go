@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slotway/slotway/internal/hashslot"
 	"github.com/slotway/slotway/internal/redistest"
-	"github.com/slotway/slotway/proxy"
 )
 
 // TestScriptsAndFunctionsOnEveryMaster: scripts and function libraries
@@ -28,7 +28,7 @@ func TestScriptsAndFunctionsOnEveryMaster(t *testing.T) {
 	keys := map[string]string{}
 	for i := 0; len(keys) < len(masters); i++ {
 		k := "fk" + strconv.Itoa(i)
-		m, err := c.MasterOf(ctx, proxy.Slot([]byte(k)))
+		m, err := c.MasterOf(ctx, hashslot.Of([]byte(k)))
 		if err != nil {
 			t.Fatal(err)
 		}

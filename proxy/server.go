@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 // Version is Slotway's version, set by the linker in release builds.
@@ -34,7 +36,7 @@ type Server struct {
 
 	table    atomic.Pointer[commandTable]
 	redisVer atomic.Pointer[string]
-	slotOps  [SlotCount]atomic.Uint64
+	slotOps  [hashslot.Count]atomic.Uint64
 	latency  [16]latencyHist // by command family
 	// redirCount mirrors the redirect counters for Stats (Prometheus
 	// counters cannot be read back cheaply).
@@ -449,9 +451,9 @@ func (s *Server) Ready() bool {
 }
 
 // SlotOps copies the per-slot command counters (since start) into dst,
-// which must hold SlotCount entries. The scaler sums them across instances.
+// which must hold hashslot.Count entries. The scaler sums them across instances.
 func (s *Server) SlotOps(dst []uint64) {
-	for i := range dst[:SlotCount] {
+	for i := range dst[:hashslot.Count] {
 		dst[i] = s.slotOps[i].Load()
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slotway/slotway/internal/hashslot"
 	"github.com/slotway/slotway/internal/redistest"
 	"github.com/slotway/slotway/proxy"
 )
@@ -27,7 +28,7 @@ func silentMaster(t *testing.T, mod func(*proxy.Config)) (*testProxy, *redis.Cli
 		mod(cfg)
 	})
 	ctx := context.Background()
-	owner, err := c.MasterOf(ctx, proxy.Slot([]byte("silent")))
+	owner, err := c.MasterOf(ctx, hashslot.Of([]byte("silent")))
 	if err != nil {
 		t.Fatal(err)
 	}

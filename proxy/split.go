@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"strconv"
+
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 // splitKind says how a multi-key command is split across slots and how
@@ -188,7 +190,7 @@ func (c *client) prepareSplit(req *request, ci *cmdInfo, args [][]byte) {
 	}
 	nparts := 0
 	for i := 1; i+step-1 < len(args); i += step {
-		slot := Slot(args[i])
+		slot := hashslot.Of(args[i])
 		p, ok := sp.slotPart[slot]
 		if !ok {
 			p = nparts
@@ -207,7 +209,7 @@ func (c *client) prepareSplit(req *request, ci *cmdInfo, args [][]byte) {
 		sub := c.newSub(ci)
 		sub.own = appendCommandName(sub.own[:0], args[0], sp.parts[p])
 		sub.raw = sub.own
-		sub.slot = Slot(sp.parts[p][0])
+		sub.slot = hashslot.Of(sp.parts[p][0])
 		c.s.slotOps[sub.slot].Add(1)
 	}
 	req.subTo = len(c.subs)

@@ -16,13 +16,15 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 // topology is an immutable snapshot of who serves which slot. Readers load
 // it through an atomic pointer and never lock; only the topology owner
 // publishes a new one.
 type topology struct {
-	slots   [SlotCount]*backend
+	slots   [hashslot.Count]*backend
 	masters []*backend // sorted by address
 	// replicas of each master, for read_from (READONLY connections).
 	replicas map[*backend][]*backend
@@ -592,7 +594,7 @@ func (o *topologyOwner) publish(nodes []Node, source string) {
 		b := o.backendLocked(n.Addr)
 		next.masters = append(next.masters, b)
 		for _, r := range n.Slots {
-			for s := r[0]; s <= r[1] && s < SlotCount; s++ {
+			for s := r[0]; s <= r[1] && s < hashslot.Count; s++ {
 				next.slots[s] = b
 			}
 		}

@@ -11,6 +11,8 @@ package proxy
 import (
 	"strconv"
 	"strings"
+
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 // view is one node's answer to a topology read.
@@ -41,7 +43,7 @@ func newView(addr, id, info string, nodes []Node) *view {
 			continue
 		}
 		for _, r := range n.Slots {
-			v.served += min(r[1], SlotCount-1) - r[0] + 1
+			v.served += min(r[1], hashslot.Count-1) - r[0] + 1
 		}
 	}
 	if id != "" {

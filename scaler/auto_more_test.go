@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slotway/slotway/internal/config"
+	"github.com/slotway/slotway/internal/hashslot"
 	"github.com/slotway/slotway/internal/redistest"
 	"github.com/slotway/slotway/proxy"
 	"github.com/slotway/slotway/scaler"
@@ -23,7 +24,7 @@ import (
 
 func proxySlotOps(p *proxy.Server) scaler.SlotOpsFunc {
 	return func(context.Context) (map[string][]uint64, error) {
-		v := make([]uint64, scaler.SlotCount)
+		v := make([]uint64, hashslot.Count)
 		p.SlotOps(v)
 		return map[string][]uint64{"p": v}, nil
 	}
@@ -100,9 +101,9 @@ func TestAutoscalerRebalancesHotSlots(t *testing.T) {
 		}
 		owner[scaler.Slot(tag)] = o.Addr
 	}
-	before := make([]uint64, scaler.SlotCount)
+	before := make([]uint64, hashslot.Count)
 	p.SlotOps(before)
-	after := make([]uint64, scaler.SlotCount)
+	after := make([]uint64, hashslot.Count)
 	redistest.WaitFor(t, time.Minute, "30,000 more commands", func() bool {
 		p.SlotOps(after)
 		var d uint64

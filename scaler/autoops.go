@@ -10,13 +10,14 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/slotway/slotway/internal/hashslot"
 	"github.com/slotway/slotway/internal/ownkeys"
 )
 
 // rebalanceLoad moves hot slots so the masters' ops come within ±5 % of
 // their average (loadAim), planned on a fresh view of the slot owners.
 func (s *Scaler) rebalanceLoad(ctx context.Context, slotOps []float64) error {
-	if len(slotOps) != SlotCount {
+	if len(slotOps) != hashslot.Count {
 		return errors.New("traffic rebalance: no per-slot traffic measured")
 	}
 	v, err := s.healthyView(ctx)

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slotway/slotway/internal/clusternodes"
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 // Nodes gives the scaler control-plane clients for cluster nodes (the
@@ -68,7 +69,7 @@ type View struct {
 	Nodes       map[string]*clusternodes.NodeInfo // by ID, each node's own line when it answered
 	Reached     map[string]bool                   // IDs that answered
 	Unreachable []string                          // addresses that did not answer
-	Owner       [SlotCount]string                 // by each master's own claim
+	Owner       [hashslot.Count]string            // by each master's own claim
 	Disputed    []int                             // slots two nodes claim in their own lines
 	known       map[string]map[string]bool        // ID -> IDs it knows
 	views       map[string][]clusternodes.NodeInfo

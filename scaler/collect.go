@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/slotway/slotway/internal/clusternodes"
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 // The collector measures the cluster for the policy: INFO per master
@@ -18,7 +19,7 @@ import (
 // Slotway instance keeps, pulled from each group member and summed.
 
 // SlotOpsFunc returns every group member's cumulative per-slot command
-// counters (len SlotCount each), by member name. Members that do not
+// counters (len hashslot.Count each), by member name. Members that do not
 // answer are left out; the error is only for "none answered".
 type SlotOpsFunc func(ctx context.Context) (map[string][]uint64, error)
 
@@ -209,11 +210,11 @@ func (c *collector) slotRates(ctx context.Context, now time.Time) []float64 {
 		return nil
 	}
 	dt := now.Sub(c.slotsAt).Seconds()
-	out := make([]float64, SlotCount)
+	out := make([]float64, hashslot.Count)
 	answered := false
 	for member, vals := range cur {
 		prev, ok := c.slots[member]
-		if !ok || len(prev) != SlotCount || len(vals) != SlotCount || dt <= 0 {
+		if !ok || len(prev) != hashslot.Count || len(vals) != hashslot.Count || dt <= 0 {
 			continue
 		}
 		for i, v := range vals {

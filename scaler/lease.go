@@ -8,8 +8,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slotway/slotway/internal/hashslot"
 	"github.com/slotway/slotway/internal/ownkeys"
-	"github.com/slotway/slotway/proxy"
 )
 
 // Slotway's own keys share one slot (the hash tag of EventsKey), which the
@@ -113,4 +113,4 @@ func (l *Lease) clearIntent(ctx context.Context) error {
 }
 
 // Slot is the hash slot of key.
-func Slot(key string) int { return proxy.Slot([]byte(key)) }
+func Slot(key string) int { return hashslot.Of([]byte(key)) }

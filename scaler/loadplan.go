@@ -7,6 +7,8 @@ import (
 	"math"
 	"slices"
 	"sort"
+
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 // LoadPlanInput is what PlanByLoad decides from.
@@ -15,7 +17,7 @@ type LoadPlanInput struct {
 	Masters []string
 	// Owner[slot] is the master serving the slot. Unassigned slots ("")
 	// are ignored: their ops count for nobody and they never move.
-	Owner [SlotCount]string
+	Owner [hashslot.Count]string
 	// Ops[slot] is the slot's measured commands per second.
 	Ops []float64
 	// Tolerance, a fraction in [0, 1) (e.g. 0.10): how far a master's
@@ -99,8 +101,8 @@ func (in *LoadPlanInput) validate() error {
 		}
 		seen[id] = true
 	}
-	if len(in.Ops) != SlotCount {
-		return fmt.Errorf("%d ops, want one per slot (%d)", len(in.Ops), SlotCount)
+	if len(in.Ops) != hashslot.Count {
+		return fmt.Errorf("%d ops, want one per slot (%d)", len(in.Ops), hashslot.Count)
 	}
 	total := 0.0
 	for slot, ops := range in.Ops {
@@ -127,8 +129,8 @@ func (in *LoadPlanInput) validate() error {
 	if in.MaxMoves < 0 {
 		return fmt.Errorf("max moves %d, want >= 0 (0: no limit)", in.MaxMoves)
 	}
-	if in.LastSlot != nil && (*in.LastSlot < 0 || *in.LastSlot >= SlotCount) {
-		return fmt.Errorf("last slot %d is not a slot (0-%d)", *in.LastSlot, SlotCount-1)
+	if in.LastSlot != nil && (*in.LastSlot < 0 || *in.LastSlot >= hashslot.Count) {
+		return fmt.Errorf("last slot %d is not a slot (0-%d)", *in.LastSlot, hashslot.Count-1)
 	}
 	return nil
 }
@@ -168,7 +170,7 @@ type loadStep struct{ slot, from, to int }
 type loadPlanner struct {
 	in    *LoadPlanInput
 	ids   []string
-	owner [SlotCount]int // index into ids, -1 for unassigned
+	owner [hashslot.Count]int // index into ids, -1 for unassigned
 	load  []float64
 	// slots lists each master's slots with ops, hottest first, equal ops
 	// by ascending slot: master i's are slots[start[i]:start[i+1]].

@@ -11,16 +11,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 var abc = []string{"a", "b", "c"}
 
 // thirds gives a, b and c a third of the slots each, a lowest.
-func thirds() [SlotCount]string { return layout(abc, []int{5462, 5461, 5461}) }
+func thirds() [hashslot.Count]string { return layout(abc, []int{5462, 5461, 5461}) }
 
 // opsWith returns base ops on every slot but v on slots [first, last].
 func opsWith(base float64, first, last int, v float64) []float64 {
-	ops := make([]float64, SlotCount)
+	ops := make([]float64, hashslot.Count)
 	for slot := range ops {
 		ops[slot] = base
 		if slot >= first && slot <= last {
@@ -37,7 +39,7 @@ func hotRange() LoadPlanInput {
 }
 
 // loadsByHand sums each master's ops, for comparison with the plan's.
-func loadsByHand(masters []string, owner [SlotCount]string, ops []float64) map[string]float64 {
+func loadsByHand(masters []string, owner [hashslot.Count]string, ops []float64) map[string]float64 {
 	load := map[string]float64{}
 	for _, id := range masters {
 		load[id] = 0
@@ -164,9 +166,9 @@ func TestPlanByLoad(t *testing.T) {
 		{"tolerance 0 unreachable", LoadPlanInput{Masters: abc, Owner: thirds(), Ops: opsWith(1, 0, 0, 1)}, 0, false},
 		{"within tolerance", LoadPlanInput{
 			Masters: abc, Owner: thirds(), Ops: opsWith(1, 0, 499, 2), Tolerance: 0.1}, 0, true},
-		{"zero traffic", LoadPlanInput{Masters: abc, Owner: thirds(), Ops: make([]float64, SlotCount)}, 0, true},
+		{"zero traffic", LoadPlanInput{Masters: abc, Owner: thirds(), Ops: make([]float64, hashslot.Count)}, 0, true},
 		{"one master", LoadPlanInput{
-			Masters: []string{"a"}, Owner: layout([]string{"a"}, []int{SlotCount}), Ops: opsWith(1, 0, 99, 1000)}, 0, true},
+			Masters: []string{"a"}, Owner: layout([]string{"a"}, []int{hashslot.Count}), Ops: opsWith(1, 0, 99, 1000)}, 0, true},
 		{"hot slots unassigned", LoadPlanInput{
 			Masters: abc, Owner: layout(abc, []int{5462, 5461, 5361}), Ops: opsWith(1, 16284, 16383, 1e6), Tolerance: 0.1}, 0, true},
 		{"new master without slots", LoadPlanInput{
@@ -229,7 +231,7 @@ func TestPlanByLoadMaxMoves(t *testing.T) {
 
 func TestPlanByLoadErrors(t *testing.T) {
 	valid := hotRange
-	bad := SlotCount
+	bad := hashslot.Count
 	for _, tc := range []struct {
 		name string
 		mod  func(*LoadPlanInput)
@@ -267,7 +269,7 @@ func TestPlanByLoadErrors(t *testing.T) {
 // a random share of slots at 0; tolerance 0-50 %; sometimes MaxMoves and
 // LastSlot.
 func randomLoadInput(r *rand.Rand) LoadPlanInput {
-	in := LoadPlanInput{Ops: make([]float64, SlotCount)}
+	in := LoadPlanInput{Ops: make([]float64, hashslot.Count)}
 	for n := 1 + r.IntN(20); len(in.Masters) < n; {
 		if id := fmt.Sprintf("%08x", r.Uint32()); !slices.Contains(in.Masters, id) {
 			in.Masters = append(in.Masters, id)
@@ -275,17 +277,17 @@ func randomLoadInput(r *rand.Rand) LoadPlanInput {
 	}
 	ids, n, scattered := in.Masters, len(in.Masters), r.IntN(2) == 0
 	for slot := range in.Owner {
-		in.Owner[slot] = ids[slot*n/SlotCount]
+		in.Owner[slot] = ids[slot*n/hashslot.Count]
 		if scattered {
 			in.Owner[slot] = ids[r.IntN(n)]
 		}
 	}
 	for range r.IntN(40) {
-		id, first := ids[r.IntN(n)], r.IntN(SlotCount)
+		id, first := ids[r.IntN(n)], r.IntN(hashslot.Count)
 		if r.IntN(8) == 0 {
 			id = ""
 		}
-		end := min(SlotCount, first+r.IntN(2000))
+		end := min(hashslot.Count, first+r.IntN(2000))
 		for slot := first; slot < end; slot++ {
 			in.Owner[slot] = id
 		}
@@ -305,11 +307,11 @@ func randomLoadInput(r *rand.Rand) LoadPlanInput {
 		}
 	}
 	if mode > 0 && r.IntN(5) == 0 {
-		in.Ops[r.IntN(SlotCount)] = 1e5 // likely hotter than the average alone
+		in.Ops[r.IntN(hashslot.Count)] = 1e5 // likely hotter than the average alone
 	}
 	for range r.IntN(6) * (mode / 4) { // hot hashtag ranges
-		first, ops := r.IntN(SlotCount), 10+r.Float64()*1000
-		end := min(SlotCount, first+r.IntN(300))
+		first, ops := r.IntN(hashslot.Count), 10+r.Float64()*1000
+		end := min(hashslot.Count, first+r.IntN(300))
 		for slot := first; slot < end; slot++ {
 			in.Ops[slot] = ops
 		}
@@ -319,7 +321,7 @@ func randomLoadInput(r *rand.Rand) LoadPlanInput {
 		in.MaxMoves = 1 + r.IntN(100)
 	}
 	if r.IntN(2) == 0 {
-		last := r.IntN(SlotCount)
+		last := r.IntN(hashslot.Count)
 		in.LastSlot = &last
 	}
 	return in
@@ -379,7 +381,7 @@ func TestPlanByLoadProperties(t *testing.T) {
 // edge, where the next noisy measurement starts a rebalance again;
 // planned at loadAim they end 10/10/10.
 func TestLoadAimLeavesRoomForNoise(t *testing.T) {
-	ops := make([]float64, SlotCount)
+	ops := make([]float64, hashslot.Count)
 	for slot := 0; slot < 30; slot++ {
 		ops[slot*7] = 1000
 	}

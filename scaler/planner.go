@@ -9,10 +9,9 @@ import (
 	"math/big"
 	"slices"
 	"strings"
-)
 
-// SlotCount is the number of hash slots in a Redis Cluster.
-const SlotCount = 16384
+	"github.com/slotway/slotway/internal/hashslot"
+)
 
 // PlanInput is what the planner decides from.
 type PlanInput struct {
@@ -21,7 +20,7 @@ type PlanInput struct {
 	Masters map[string]float64
 	// Owner[slot] is the ID of the master serving the slot ("" if none:
 	// such slots are assigned too). Every other ID must be in Masters.
-	Owner [SlotCount]string
+	Owner [hashslot.Count]string
 	// Cost[slot], optional (nil: every slot costs the same): keys, bytes
 	// or ops in the slot. Cost does not change the targets (slot counts);
 	// it makes the planner prefer moving cheap slots, contiguity only
@@ -97,8 +96,8 @@ func (in *PlanInput) validate() error {
 		}
 	}
 	if in.Cost != nil {
-		if len(in.Cost) != SlotCount {
-			return fmt.Errorf("%d costs, want one per slot (%d) or none", len(in.Cost), SlotCount)
+		if len(in.Cost) != hashslot.Count {
+			return fmt.Errorf("%d costs, want one per slot (%d) or none", len(in.Cost), hashslot.Count)
 		}
 		for slot, c := range in.Cost {
 			if math.IsNaN(c) || math.IsInf(c, 0) || c < 0 {
@@ -106,8 +105,8 @@ func (in *PlanInput) validate() error {
 			}
 		}
 	}
-	if in.LastSlot != nil && (*in.LastSlot < 0 || *in.LastSlot >= SlotCount) {
-		return fmt.Errorf("last slot %d is not a slot (0-%d)", *in.LastSlot, SlotCount-1)
+	if in.LastSlot != nil && (*in.LastSlot < 0 || *in.LastSlot >= hashslot.Count) {
+		return fmt.Errorf("last slot %d is not a slot (0-%d)", *in.LastSlot, hashslot.Count-1)
 	}
 	return nil
 }
@@ -118,15 +117,15 @@ type planner struct {
 	in     *PlanInput
 	ids    []string
 	weight []float64
-	owner  [SlotCount]int // index into ids, -1 for unassigned
+	owner  [hashslot.Count]int // index into ids, -1 for unassigned
 	have   []int
 	target []int
 	give   []int // slots each master gives away
 	get    []int // slots each master receives
 	free   int   // unassigned slots
 
-	moving [SlotCount]bool
-	dest   [SlotCount]int // index into ids of a moving slot's receiver, -1 until known
+	moving [hashslot.Count]bool
+	dest   [hashslot.Count]int // index into ids of a moving slot's receiver, -1 until known
 }
 
 func newPlanner(in *PlanInput) *planner {
@@ -152,8 +151,8 @@ func newPlanner(in *PlanInput) *planner {
 	return p
 }
 
-// targets splits SlotCount between the masters by weight with the largest
-// remainder method, so the targets add up to SlotCount exactly. It uses
+// targets splits hashslot.Count between the masters by weight with the largest
+// remainder method, so the targets add up to hashslot.Count exactly. It uses
 // exact rationals: with floats, two equal remainders could be told apart by
 // rounding noise instead of by ID.
 func targets(weight []float64, ids []string) []int {
@@ -167,13 +166,13 @@ func targets(weight []float64, ids []string) []int {
 	}
 	var shares []share
 	target := make([]int, len(weight))
-	left := SlotCount
+	left := hashslot.Count
 	for i, w := range weight {
 		if w == 0 {
 			continue // a drain, not a share of zero that could round up
 		}
 		q := new(big.Rat).SetFloat64(w)
-		q.Mul(q, big.NewRat(SlotCount, 1)).Quo(q, total)
+		q.Mul(q, big.NewRat(hashslot.Count, 1)).Quo(q, total)
 		whole := new(big.Int).Quo(q.Num(), q.Denom())
 		target[i] = int(whole.Int64())
 		left -= target[i]
@@ -254,9 +253,9 @@ func (r run) len() int { return r.last - r.first + 1 }
 // equal costs going by peel order.
 func (p *planner) pickSlots() {
 	var runs []run
-	for first := 0; first < SlotCount; {
+	for first := 0; first < hashslot.Count; {
 		last := first
-		for last+1 < SlotCount && p.owner[last+1] == p.owner[first] {
+		for last+1 < hashslot.Count && p.owner[last+1] == p.owner[first] {
 			last++
 		}
 		runs = append(runs, run{first: first, last: last, owner: p.owner[first]})
@@ -365,12 +364,12 @@ func (p *planner) assign() {
 		p.dest[slot] = -1
 	}
 	var rest []block
-	for first := 0; first < SlotCount; first++ {
+	for first := 0; first < hashslot.Count; first++ {
 		if !p.moving[first] {
 			continue
 		}
 		last := first
-		for last+1 < SlotCount && p.moving[last+1] {
+		for last+1 < hashslot.Count && p.moving[last+1] {
 			last++
 		}
 		b := block{first, last}
@@ -384,7 +383,7 @@ func (p *planner) assign() {
 				need[r]--
 			}
 		}
-		if b.last < SlotCount-1 {
+		if b.last < hashslot.Count-1 {
 			r := p.owner[b.last+1]
 			for ; need[r] > 0 && b.first <= b.last; b.last-- {
 				p.dest[b.last] = r

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 // randomInput draws a cluster: 1-40 masters with equal, small integer or
@@ -59,9 +61,9 @@ func randomInput(r *rand.Rand) PlanInput {
 		}
 		in.Owner = layout(ids, sizes)
 	case 2: // skewed blocks on a few masters
-		cuts := []int{0, SlotCount}
+		cuts := []int{0, hashslot.Count}
 		for range r.IntN(n + 1) {
-			cuts = append(cuts, r.IntN(SlotCount))
+			cuts = append(cuts, r.IntN(hashslot.Count))
 		}
 		slices.Sort(cuts)
 		for i := 1; i < len(cuts); i++ {
@@ -75,8 +77,8 @@ func randomInput(r *rand.Rand) PlanInput {
 			in.Owner[s] = ids[0]
 		}
 		for range r.IntN(100) {
-			first := r.IntN(SlotCount)
-			last := min(SlotCount, first+r.IntN(2000))
+			first := r.IntN(hashslot.Count)
+			last := min(hashslot.Count, first+r.IntN(2000))
 			id := pick()
 			for s := first; s < last; s++ {
 				in.Owner[s] = id
@@ -88,31 +90,31 @@ func randomInput(r *rand.Rand) PlanInput {
 		}
 	}
 	if r.IntN(5) == 0 { // a hole
-		first := r.IntN(SlotCount)
-		for s := first; s < min(SlotCount, first+r.IntN(3000)); s++ {
+		first := r.IntN(hashslot.Count)
+		for s := first; s < min(hashslot.Count, first+r.IntN(3000)); s++ {
 			in.Owner[s] = ""
 		}
 	}
 
 	switch r.IntN(4) {
 	case 1:
-		in.Cost = make([]float64, SlotCount)
+		in.Cost = make([]float64, hashslot.Count)
 		for s := range in.Cost {
 			in.Cost[s] = float64(r.IntN(4))
 		}
 	case 2:
-		in.Cost = make([]float64, SlotCount)
+		in.Cost = make([]float64, hashslot.Count)
 		for s := range in.Cost {
 			in.Cost[s] = r.ExpFloat64() * 1000
 		}
 	case 3:
-		in.Cost = make([]float64, SlotCount)
+		in.Cost = make([]float64, hashslot.Count)
 	}
 	if r.IntN(3) > 0 {
 		in.Threshold = r.Float64() * 0.10
 	}
 	if r.IntN(2) == 0 {
-		last := r.IntN(SlotCount)
+		last := r.IntN(hashslot.Count)
 		in.LastSlot = &last
 	}
 	return in
@@ -203,7 +205,7 @@ func TestPlanManyMasters(t *testing.T) {
 	for i := range 5000 {
 		masters[fmt.Sprintf("m%04d", i)] = 1
 	}
-	in := PlanInput{Masters: masters, Owner: layout([]string{"m0042"}, []int{SlotCount}), Threshold: 0.02}
+	in := PlanInput{Masters: masters, Owner: layout([]string{"m0042"}, []int{hashslot.Count}), Threshold: 0.02}
 	start := time.Now()
 	moves, _ := mustPlan(t, in)
 	t.Logf("%d moves in %v (two plans)", len(moves), time.Since(start))
@@ -211,7 +213,7 @@ func TestPlanManyMasters(t *testing.T) {
 
 func BenchmarkPlan(b *testing.B) {
 	in := randomInput(rand.New(rand.NewPCG(1, 1)))
-	in.Cost = make([]float64, SlotCount)
+	in.Cost = make([]float64, hashslot.Count)
 	for s := range in.Owner {
 		in.Owner[s] = fmt.Sprint(s % 40)
 		in.Cost[s] = float64(s % 7)

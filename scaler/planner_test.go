@@ -11,12 +11,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/slotway/slotway/proxy"
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 // layout gives the masters consecutive blocks of the given sizes from slot
 // 0; slots past the last block stay unassigned.
-func layout(ids []string, sizes []int) (owner [SlotCount]string) {
+func layout(ids []string, sizes []int) (owner [hashslot.Count]string) {
 	slot := 0
 	for i, id := range ids {
 		for range sizes[i] {
@@ -27,7 +27,7 @@ func layout(ids []string, sizes []int) (owner [SlotCount]string) {
 	return owner
 }
 
-func counts(owner [SlotCount]string) map[string]int {
+func counts(owner [hashslot.Count]string) map[string]int {
 	n := map[string]int{}
 	for _, id := range owner {
 		n[id]++
@@ -36,7 +36,7 @@ func counts(owner [SlotCount]string) map[string]int {
 }
 
 // ranges is how many maximal ranges of slots id owns.
-func ranges(owner [SlotCount]string, id string) int {
+func ranges(owner [hashslot.Count]string, id string) int {
 	n := 0
 	for slot, o := range owner {
 		if o == id && (slot == 0 || owner[slot-1] != id) {
@@ -65,7 +65,7 @@ func outOfBand(have, target int, threshold float64) bool {
 
 // mustPlan plans, checks every property of the plan and returns the slot
 // owners after it.
-func mustPlan(t *testing.T, in PlanInput) ([]Move, [SlotCount]string) {
+func mustPlan(t *testing.T, in PlanInput) ([]Move, [hashslot.Count]string) {
 	t.Helper()
 	moves, err := Plan(in)
 	if err != nil {
@@ -78,7 +78,7 @@ func mustPlan(t *testing.T, in PlanInput) ([]Move, [SlotCount]string) {
 	return moves, checkPlan(t, in, moves)
 }
 
-func checkPlan(t *testing.T, in PlanInput, moves []Move) [SlotCount]string {
+func checkPlan(t *testing.T, in PlanInput, moves []Move) [hashslot.Count]string {
 	t.Helper()
 	target := targetsByID(in.Masters)
 	have := counts(in.Owner)
@@ -86,7 +86,7 @@ func checkPlan(t *testing.T, in PlanInput, moves []Move) [SlotCount]string {
 	seen := map[int]bool{}
 	for _, m := range moves {
 		switch {
-		case m.Slot < 0 || m.Slot >= SlotCount:
+		case m.Slot < 0 || m.Slot >= hashslot.Count:
 			t.Fatalf("move %+v: not a slot", m)
 		case seen[m.Slot]:
 			t.Fatalf("slot %d moves twice", m.Slot)
@@ -354,7 +354,7 @@ func TestPlanBoundaryShift(t *testing.T) {
 func TestPlanFragmentedDonor(t *testing.T) {
 	// a owns 100 slots scattered in 10 ranges and one large range; giving
 	// away the small ranges whole leaves it one range.
-	var owner [SlotCount]string
+	var owner [hashslot.Count]string
 	for slot := range owner {
 		owner[slot] = "b"
 	}
@@ -376,7 +376,7 @@ func TestPlanFragmentedDonor(t *testing.T) {
 func TestPlanCost(t *testing.T) {
 	base := PlanInput{
 		Masters: map[string]float64{"a": 1, "b": 1},
-		Owner:   layout([]string{"a"}, []int{SlotCount}),
+		Owner:   layout([]string{"a"}, []int{hashslot.Count}),
 	}
 	plain, err := Plan(base)
 	if err != nil {
@@ -385,7 +385,7 @@ func TestPlanCost(t *testing.T) {
 
 	t.Run("equal costs change nothing", func(t *testing.T) {
 		in := base
-		in.Cost = make([]float64, SlotCount)
+		in.Cost = make([]float64, hashslot.Count)
 		for i := range in.Cost {
 			in.Cost[i] = 7
 		}
@@ -395,7 +395,7 @@ func TestPlanCost(t *testing.T) {
 	})
 	t.Run("cheap window moves", func(t *testing.T) {
 		in := base
-		in.Cost = make([]float64, SlotCount)
+		in.Cost = make([]float64, hashslot.Count)
 		for i := range in.Cost {
 			if i < 3000 || i >= 3000+8192 {
 				in.Cost[i] = 1
@@ -408,7 +408,7 @@ func TestPlanCost(t *testing.T) {
 	})
 	t.Run("cost beats contiguity", func(t *testing.T) {
 		in := base
-		in.Cost = make([]float64, SlotCount)
+		in.Cost = make([]float64, hashslot.Count)
 		for i := range in.Cost {
 			in.Cost[i] = float64(i % 2) // the even slots are empty
 		}
@@ -452,7 +452,7 @@ func TestPlanUnassigned(t *testing.T) {
 	t.Run("best fit", func(t *testing.T) {
 		// Free blocks of 1000, 4096 and 3096 slots: r1 takes the one that
 		// fits it whole, r2 the other two.
-		var owner [SlotCount]string
+		var owner [hashslot.Count]string
 		for s := 1000; s < 5000; s++ {
 			owner[s] = "p"
 		}
@@ -471,9 +471,9 @@ func TestPlanUnassigned(t *testing.T) {
 			Owner:   layout([]string{"d", "a", "b"}, []int{2000, 5000, 8000}),
 		}
 		moves, _ := mustPlan(t, in)
-		for i, m := range moves[:SlotCount-15000] {
+		for i, m := range moves[:hashslot.Count-15000] {
 			if m.From != "" {
-				t.Fatalf("move %d is %+v, want the %d unassigned slots first", i, m, SlotCount-15000)
+				t.Fatalf("move %d is %+v, want the %d unassigned slots first", i, m, hashslot.Count-15000)
 			}
 		}
 	})
@@ -514,11 +514,11 @@ func TestPlanThresholdEdge(t *testing.T) {
 }
 
 func TestPlanLastSlot(t *testing.T) {
-	events := proxy.Slot([]byte("slotway:events"))
+	events := hashslot.Of([]byte("slotway:events"))
 	in := PlanInput{
 		// a drains, so every slot moves, the events slot among them.
 		Masters:  map[string]float64{"a": 0, "b": 1, "c": 1},
-		Owner:    layout([]string{"a"}, []int{SlotCount}),
+		Owner:    layout([]string{"a"}, []int{hashslot.Count}),
 		LastSlot: &events,
 	}
 	moves, _ := mustPlan(t, in)
@@ -528,7 +528,7 @@ func TestPlanLastSlot(t *testing.T) {
 }
 
 func TestPlanErrors(t *testing.T) {
-	owned := layout([]string{"a"}, []int{SlotCount})
+	owned := layout([]string{"a"}, []int{hashslot.Count})
 	bad := -1
 	for _, tc := range []struct {
 		name string
@@ -542,7 +542,7 @@ func TestPlanErrors(t *testing.T) {
 		{"empty ID", PlanInput{Masters: map[string]float64{"": 1}}, `ID ""`},
 		{"unknown owner", PlanInput{Masters: map[string]float64{"b": 1}, Owner: owned}, `slot 0 is owned by "a", which is not in Masters`},
 		{"short cost", PlanInput{Masters: map[string]float64{"a": 1}, Owner: owned, Cost: []float64{1}}, "1 costs"},
-		{"long cost", PlanInput{Masters: map[string]float64{"a": 1}, Owner: owned, Cost: make([]float64, SlotCount+1)}, "16385 costs"},
+		{"long cost", PlanInput{Masters: map[string]float64{"a": 1}, Owner: owned, Cost: make([]float64, hashslot.Count+1)}, "16385 costs"},
 		{"negative threshold", PlanInput{Masters: map[string]float64{"a": 1}, Owner: owned, Threshold: -0.1}, "threshold -0.1"},
 		{"bad last slot", PlanInput{Masters: map[string]float64{"a": 1}, Owner: owned, LastSlot: &bad}, "last slot -1"},
 	} {
@@ -554,7 +554,7 @@ func TestPlanErrors(t *testing.T) {
 		})
 	}
 	t.Run("negative cost value", func(t *testing.T) {
-		cost := make([]float64, SlotCount)
+		cost := make([]float64, hashslot.Count)
 		cost[42] = -1
 		_, err := Plan(PlanInput{Masters: map[string]float64{"a": 1}, Owner: owned, Cost: cost})
 		if err == nil || !strings.Contains(err.Error(), "slot 42 has cost -1") {
@@ -592,7 +592,7 @@ func TestPlanTargets(t *testing.T) {
 		// Every quota is below 1, remainders tie: the lowest IDs get a slot.
 		for id, n := range targetsByID(masters) {
 			want := 0
-			if id < fmt.Sprintf("m%05d", SlotCount) {
+			if id < fmt.Sprintf("m%05d", hashslot.Count) {
 				want = 1
 			}
 			if n != want {
@@ -619,7 +619,7 @@ func TestPlanTargets(t *testing.T) {
 }
 
 // checkLargestRemainder checks the targets against exact quotas: they add
-// up to SlotCount, each is its quota rounded down or up, and rounding up
+// up to hashslot.Count, each is its quota rounded down or up, and rounding up
 // went to the largest remainders, ties to the lowest IDs.
 func checkLargestRemainder(t *testing.T, masters map[string]float64, got map[string]int) {
 	t.Helper()
@@ -636,7 +636,7 @@ func checkLargestRemainder(t *testing.T, masters map[string]float64, got map[str
 	var all []rounded
 	for _, id := range slices.Sorted(maps.Keys(masters)) {
 		q := new(big.Rat).SetFloat64(masters[id])
-		q.Mul(q, big.NewRat(SlotCount, 1)).Quo(q, total)
+		q.Mul(q, big.NewRat(hashslot.Count, 1)).Quo(q, total)
 		floor := new(big.Int).Quo(q.Num(), q.Denom())
 		rem := new(big.Rat).Sub(q, new(big.Rat).SetInt(floor))
 		sum += got[id]
@@ -647,7 +647,7 @@ func checkLargestRemainder(t *testing.T, masters map[string]float64, got map[str
 		ups += int(up)
 		all = append(all, rounded{id, rem, up == 1})
 	}
-	if sum != SlotCount {
+	if sum != hashslot.Count {
 		t.Fatalf("targets add up to %d", sum)
 	}
 	// Ranked by remainder, ties by ID, the masters rounded up come first.

@@ -13,7 +13,7 @@ const slotCount = 16384
 // noMaster marks a slot no master serves in the slot table.
 const noMaster = 0xFFFF
 
-// crc16tab and slotOf are copied from proxy/slot.go (this is a separate
+// crc16tab and slotOf are copied from internal/hashslot (this is a separate
 // module): CRC16-CCITT (XModem) with hash tags.
 var crc16tab [256]uint16
 

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/slotway/slotway/ha"
+	"github.com/slotway/slotway/internal/hashslot"
 	"github.com/slotway/slotway/proxy"
 	"github.com/slotway/slotway/scaler"
 )
@@ -18,7 +19,7 @@ type slotOpsJSON struct {
 }
 
 func encodeSlotOps(name string, p *proxy.Server) slotOpsJSON {
-	counts := make([]uint64, scaler.SlotCount)
+	counts := make([]uint64, hashslot.Count)
 	p.SlotOps(counts)
 	out := slotOpsJSON{Name: name, Slots: [][2]uint64{}}
 	for slot, n := range counts {
@@ -33,7 +34,7 @@ func encodeSlotOps(name string, p *proxy.Server) slotOpsJSON {
 // live group member (over their stats HTTP address) for the autoscaler.
 func groupSlotOps(name string, p *proxy.Server, group *ha.Group, client *http.Client) scaler.SlotOpsFunc {
 	return func(ctx context.Context) (map[string][]uint64, error) {
-		local := make([]uint64, scaler.SlotCount)
+		local := make([]uint64, hashslot.Count)
 		p.SlotOps(local)
 		out := map[string][]uint64{name: local}
 		if group == nil {
@@ -65,9 +66,9 @@ func fetchSlotOps(ctx context.Context, client *http.Client, statsAddr string) ([
 	if err := getMemberJSON(ctx, client, statsAddr, "/api/v1/slot_ops", 4<<20, &body); err != nil {
 		return nil, err
 	}
-	counts := make([]uint64, scaler.SlotCount)
+	counts := make([]uint64, hashslot.Count)
 	for _, sc := range body.Slots {
-		if sc[0] < scaler.SlotCount {
+		if sc[0] < hashslot.Count {
 			counts[sc[0]] = sc[1]
 		}
 	}

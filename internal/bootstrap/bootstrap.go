@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/slotway/slotway/internal/clusternodes"
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 const (
@@ -242,7 +243,7 @@ func formed(states []nodeState) bool {
 		return false
 	}
 	for _, s := range states {
-		if s.clusterState != "ok" || s.slotsAssigned != clusternodes.SlotCount || len(s.view) != len(ids) {
+		if s.clusterState != "ok" || s.slotsAssigned != hashslot.Count || len(s.view) != len(ids) {
 			return false
 		}
 		for _, e := range s.view {

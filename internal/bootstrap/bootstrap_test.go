@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/slotway/slotway/internal/clusternodes"
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 // The I/O paths run against real servers in cmd/slotway (TestClusterCreate
@@ -49,7 +50,7 @@ func TestFormed(t *testing.T) {
 	member := func(addr string, c byte) nodeState {
 		s := fresh(addr, c)
 		s.view = []clusternodes.NodeInfo{{ID: id('a')}, {ID: id('b')}, {ID: id('c')}}
-		s.clusterState, s.slotsAssigned = "ok", clusternodes.SlotCount
+		s.clusterState, s.slotsAssigned = "ok", hashslot.Count
 		return s
 	}
 	all := func(mod func([]nodeState)) []nodeState {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/slotway/slotway/internal/clusternodes"
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 // MinMasters is the smallest cluster Place builds: with fewer masters a
@@ -72,8 +73,8 @@ func Place(addrs []string, replicas int) (Plan, error) {
 		return Plan{}, fmt.Errorf("%d nodes with %d replicas per master make %d masters; a cluster needs at least %d, so give at least %d nodes",
 			len(addrs), replicas, nMasters, MinMasters, MinMasters*(replicas+1))
 	}
-	if nMasters > clusternodes.SlotCount {
-		return Plan{}, fmt.Errorf("%d masters: a cluster has only %d slots", nMasters, clusternodes.SlotCount)
+	if nMasters > hashslot.Count {
+		return Plan{}, fmt.Errorf("%d masters: a cluster has only %d slots", nMasters, hashslot.Count)
 	}
 
 	order := interleave(addrs, hosts)
@@ -86,8 +87,8 @@ func Place(addrs []string, replicas int) (Plan, error) {
 		p.Masters[i] = Master{
 			Addr: order[i],
 			Slots: clusternodes.SlotRange{
-				Start: i * clusternodes.SlotCount / nMasters,
-				End:   (i+1)*clusternodes.SlotCount/nMasters - 1,
+				Start: i * hashslot.Count / nMasters,
+				End:   (i+1)*hashslot.Count/nMasters - 1,
 			},
 		}
 	}

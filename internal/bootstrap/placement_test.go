@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/slotway/slotway/internal/clusternodes"
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 // render writes a plan as "MASTER[lo-hi]<-R1,R2" per master, one per
@@ -182,7 +182,7 @@ func checkInvariants(t *testing.T, name string, addrs []string, r int, p Plan) {
 		t.Errorf("%s: %d masters, want %d", name, len(p.Masters), len(addrs)/(r+1))
 	}
 	used := map[string]int{}
-	next, minSize, maxSize := 0, clusternodes.SlotCount, 0
+	next, minSize, maxSize := 0, hashslot.Count, 0
 	minRep, maxRep := len(addrs), 0
 	same := 0
 	for _, m := range p.Masters {
@@ -201,7 +201,7 @@ func checkInvariants(t *testing.T, name string, addrs []string, r int, p Plan) {
 			}
 		}
 	}
-	if next != clusternodes.SlotCount || maxSize-minSize > 1 {
+	if next != hashslot.Count || maxSize-minSize > 1 {
 		t.Errorf("%s: slots end at %d, range sizes %d..%d", name, next, minSize, maxSize)
 	}
 	if minRep < r || maxRep-minRep > 1 {

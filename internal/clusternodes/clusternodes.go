@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 // SlotRange is an inclusive range of hash slots.
@@ -184,11 +186,8 @@ func parseSlot(s string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if v < 0 || v >= SlotCount {
-		return 0, fmt.Errorf("slot %d out of range 0..%d", v, SlotCount-1)
+	if v < 0 || v >= hashslot.Count {
+		return 0, fmt.Errorf("slot %d out of range 0..%d", v, hashslot.Count-1)
 	}
 	return v, nil
 }
-
-// SlotCount is the number of hash slots of a Redis Cluster.
-const SlotCount = 16384

@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"time"
+
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 // Options for StartCluster. Zero values get defaults.
@@ -105,7 +107,7 @@ func (f *TLSFiles) clientConfig(host string) (*tls.Config, error) {
 const (
 	defaultMasters     = 3
 	defaultNodeTimeout = time.Second
-	totalSlots         = 16384
+	totalSlots         = hashslot.Count
 )
 
 // withDefaults validates o and fills in defaults. It rejects bad values

@@ -1,7 +1,9 @@
-package proxy
+// Package hashslot is Redis Cluster's key-to-slot arithmetic, shared by
+// the data plane (proxy) and the scaler.
+package hashslot
 
-// SlotCount is the number of hash slots in a Redis Cluster.
-const SlotCount = 16384
+// Count is the number of hash slots in a Redis Cluster.
+const Count = 16384
 
 var crc16tab [256]uint16
 
@@ -28,10 +30,10 @@ func crc16(b []byte) uint16 {
 	return crc
 }
 
-// Slot returns the hash slot of key, honouring hash tags: when the key holds
+// Of returns the hash slot of key, honouring hash tags: when the key holds
 // a '{' followed later by a '}' with at least one byte between them, only
 // those bytes are hashed. "{}" and a missing '}' hash the whole key.
-func Slot(key []byte) int {
+func Of(key []byte) int {
 	for i, c := range key {
 		if c != '{' {
 			continue
@@ -41,10 +43,10 @@ func Slot(key []byte) int {
 				if j == i+1 {
 					break // empty tag: the whole key is hashed
 				}
-				return int(crc16(key[i+1:j]) & (SlotCount - 1))
+				return int(crc16(key[i+1:j]) & (Count - 1))
 			}
 		}
 		break // only the first '{' counts
 	}
-	return int(crc16(key) & (SlotCount - 1))
+	return int(crc16(key) & (Count - 1))
 }

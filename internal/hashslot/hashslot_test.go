@@ -1,4 +1,4 @@
-package proxy
+package hashslot
 
 import "testing"
 
@@ -20,8 +20,8 @@ func TestSlotKnownValues(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.key, func(t *testing.T) {
-			if got := Slot([]byte(tc.key)); got != tc.want {
-				t.Errorf("Slot(%q) = %d, want %d", tc.key, got, tc.want)
+			if got := Of([]byte(tc.key)); got != tc.want {
+				t.Errorf("Of(%q) = %d, want %d", tc.key, got, tc.want)
 			}
 		})
 	}
@@ -31,7 +31,7 @@ func BenchmarkSlot(b *testing.B) {
 	key := []byte("key:__rand_int__000042")
 	b.ReportAllocs()
 	for b.Loop() {
-		Slot(key)
+		Of(key)
 	}
 }
 
@@ -40,16 +40,16 @@ func FuzzSlot(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, key []byte) {
-		s := Slot(key)
-		if s < 0 || s >= SlotCount {
+		s := Of(key)
+		if s < 0 || s >= Count {
 			t.Fatalf("slot %d out of range", s)
 		}
 		// A key and a key made of its tag alone hash alike.
 		if i := indexByte(key, '{'); i >= 0 {
 			if j := indexByte(key[i+1:], '}'); j > 0 {
 				tag := key[i+1 : i+1+j]
-				if Slot(tag) != s && indexByte(tag, '{') < 0 {
-					t.Fatalf("Slot(%q)=%d but its tag %q hashes to %d", key, s, tag, Slot(tag))
+				if Of(tag) != s && indexByte(tag, '{') < 0 {
+					t.Fatalf("Of(%q)=%d but its tag %q hashes to %d", key, s, tag, Of(tag))
 				}
 			}
 		}
