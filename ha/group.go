@@ -16,6 +16,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slotway/slotway/internal/kick"
 )
 
 // Timing of the group. The holder fences itself when it has not heard a
@@ -497,10 +499,7 @@ func (g *Group) updateHealth() {
 	g.mu.Unlock()
 	if changed {
 		g.log.Info("effective priority changed", "priority", eff)
-		select {
-		case g.gossipC <- struct{}{}:
-		default:
-		}
+		kick.Send(g.gossipC)
 	}
 }
 
@@ -638,10 +637,7 @@ func (g *Group) setRole(r Role, reason string, term uint64) {
 	if from != r {
 		g.m.transitions.WithLabelValues(from.String(), r.String(), reason).Inc()
 	}
-	select {
-	case g.gossipC <- struct{}{}:
-	default:
-	}
+	kick.Send(g.gossipC)
 }
 
 // delegate and events are memberlist callbacks: they copy and hand off,
@@ -687,10 +683,7 @@ func (d *delegate) NotifyMsg(b []byte) {
 	}
 	g.mu.Unlock()
 	if changed {
-		select {
-		case g.kick <- struct{}{}:
-		default:
-		}
+		kick.Send(g.kick)
 	}
 }
 
@@ -728,10 +721,7 @@ func (e *events) seen(n *memberlist.Node) {
 }
 
 func (e *events) poke() {
-	select {
-	case e.g.kick <- struct{}{}:
-	default:
-	}
+	kick.Send(e.g.kick)
 }
 
 // advertised is the address the other members should use for a local

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,7 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/slotway/slotway/internal/redistest"
+	"github.com/slotway/slotway/internal/testutil"
 )
 
 func freeUDPTCPPort(t *testing.T) int {
@@ -94,7 +93,7 @@ func startGroup(t *testing.T, prios ...int) []*member {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	redistest.WaitFor(t, 20*time.Second, what, cond)
+	testutil.WaitFor(t, 20*time.Second, what, cond)
 }
 
 // holders returns the names of running members that hold the VIP.
@@ -123,7 +122,7 @@ func agreed(ms []*member, want string) bool {
 }
 
 func TestGroupElectsAndFailsOver(t *testing.T) {
-	before := runtime.NumGoroutine()
+	noLeak := testutil.NoNewGoroutines(t, 1)
 	ms := startGroup(t, 100, 200, 150)
 	waitFor(t, "p2 (highest priority) to hold the VIP, agreed by all", func() bool { return agreed(ms, "p2") })
 	term := ms[1].g.State().Term
@@ -149,7 +148,7 @@ func TestGroupElectsAndFailsOver(t *testing.T) {
 		return !s.Quorum && !ms[0].g.IsHolder()
 	})
 	ms[0].stop(t)
-	waitFor(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before+1 })
+	noLeak()
 }
 
 func TestHooksRunWithArguments(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/slotway/slotway/internal/kick"
 )
 
 // Handover moves the VIP to the next member without stopping: this member
@@ -38,10 +40,7 @@ func (g *Group) Handover(ctx context.Context) (string, error) {
 }
 
 func (g *Group) kickLoop() {
-	select {
-	case g.kick <- struct{}{}:
-	default:
-	}
+	kick.Send(g.kick)
 }
 
 // drain hands the VIP over: role draining with priority 0, then wait until

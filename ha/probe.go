@@ -6,6 +6,8 @@ import (
 	"net"
 	"syscall"
 	"time"
+
+	"github.com/slotway/slotway/internal/kick"
 )
 
 // A holder that went quiet is probed: a refused TCP connect to its gossip
@@ -57,10 +59,7 @@ func (g *Group) checkLoop(ctx context.Context) {
 			g.mu.Unlock()
 			if refused {
 				g.log.Info("holder's process is gone (connection refused); not waiting for fencing", "member", name)
-				select {
-				case g.kick <- struct{}{}:
-				default:
-				}
+				kick.Send(g.kick)
 			}
 		}
 	}

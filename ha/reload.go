@@ -1,6 +1,10 @@
 package ha
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/slotway/slotway/internal/kick"
+)
 
 // ReloadableKeys are the ha.* keys (relative to ha) that Reload applies
 // to a running group; a key ending in "." covers its sub-keys. The others
@@ -23,14 +27,8 @@ func (g *Group) Reload(cfg Config) error {
 	g.mu.Unlock()
 	if changed {
 		g.log.Info("priority changed by a reload", "priority", cfg.Priority)
-		select {
-		case g.gossipC <- struct{}{}:
-		default:
-		}
-		select {
-		case g.kick <- struct{}{}:
-		default:
-		}
+		kick.Send(g.gossipC)
+		kick.Send(g.kick)
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/slotway/slotway/internal/kick"
 )
 
 // Errors a request can end with instead of a reply.
@@ -364,10 +366,7 @@ func (p *pipe) wroteLocked(conn net.Conn, out []byte, refs []pendRef, err error)
 }
 
 func (p *pipe) kick() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
+	kick.Send(p.wake)
 }
 
 // isDown reports whether the last dial failed (requests would be refused).
@@ -382,10 +381,7 @@ func (p *pipe) retire(grace time.Duration) {
 	p.retiring = true
 	p.deadline = time.Now().Add(grace)
 	p.mu.Unlock()
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
+	kick.Send(p.wake)
 }
 
 func (p *pipe) reset(reason error) {
@@ -628,7 +624,9 @@ func (p *pipe) trimLocked(conn net.Conn) {
 	}
 }
 
-// backoff is exponential with full jitter, capped.
+// backoff is exponential with equal jitter, capped: each wait is half the
+// current step plus a random share of the other half, so retries spread
+// out without ever coming back at once.
 type backoff struct {
 	base, cap, cur time.Duration
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/slotway/slotway/internal/redistest"
 	"github.com/slotway/slotway/internal/testcert"
+	"github.com/slotway/slotway/internal/testutil"
 	"github.com/slotway/slotway/proxy"
 )
 
@@ -165,7 +166,7 @@ func runProxy(t *testing.T, c *redistest.Cluster, mod func(*proxy.Config)) (*pro
 	cfg.Cluster.RefreshInterval = 200 * time.Millisecond
 	mod(&cfg)
 	logs := &logBuffer{}
-	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testutil.Writer(t)), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	s, err := proxy.New(cfg, log, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"errors"
-	"log/slog"
 	"net"
 	"runtime/debug"
 	"sync"
@@ -716,5 +715,3 @@ func appendError(dst []byte, msg string) []byte {
 	dst = append(dst, msg...)
 	return append(dst, '\r', '\n')
 }
-
-var _ = slog.Default

@@ -6,7 +6,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slotway/slotway/internal/redistest"
+	"github.com/slotway/slotway/internal/testutil"
 	"github.com/slotway/slotway/proxy"
 )
 
@@ -43,7 +43,7 @@ func startProxy(t *testing.T, c *redistest.Cluster, mod ...func(*proxy.Config)) 
 	if os.Getenv("SLOTWAY_TEST_DEBUG") != "" {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
+	log := testutil.Logger(t, level)
 	s, err := proxy.New(cfg, log, reg)
 	if err != nil {
 		t.Fatal(err)
@@ -148,17 +148,6 @@ func proxyGoroutines() string {
 		}
 	}
 	return strings.Join(out, "\n\n")
-}
-
-type testWriter struct{ t *testing.T }
-
-var logMu sync.Mutex
-
-func (w testWriter) Write(b []byte) (int, error) {
-	logMu.Lock()
-	defer logMu.Unlock()
-	w.t.Log(strings.TrimRight(string(b), "\n"))
-	return len(b), nil
 }
 
 func shortIf(t *testing.T) {

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/slotway/slotway/internal/kick"
 )
 
 // monitors are the attached monitoring clients.
@@ -86,10 +88,7 @@ func (m *monitorSink) push(line []byte) {
 	if cutNow {
 		m.hangUp()
 	}
-	select {
-	case m.wake <- struct{}{}:
-	default:
-	}
+	kick.Send(m.wake)
 }
 
 // take returns what waits (nil when nothing) and whether the monitor was

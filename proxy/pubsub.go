@@ -14,6 +14,7 @@ import (
 	"github.com/tidwall/redcon"
 
 	"github.com/slotway/slotway/internal/hashslot"
+	"github.com/slotway/slotway/internal/kick"
 )
 
 // Pub/Sub. A subscribing client gets a session: the channels, patterns and
@@ -306,10 +307,7 @@ func lowerString(b []byte) string {
 }
 
 func (ps *pubsub) kick() {
-	select {
-	case ps.poke <- struct{}{}:
-	default:
-	}
+	kick.Send(ps.poke)
 }
 
 // manage reconciles the backend subscriptions with what the client wants,

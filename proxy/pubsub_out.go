@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"time"
+
+	"github.com/slotway/slotway/internal/kick"
 )
 
 // The subscriber's output: confirmations wait in order for the backend to
@@ -72,10 +74,7 @@ func (ps *pubsub) flushPending() {
 	clear(ps.pend[:n])
 	if n == len(ps.pend) {
 		ps.pend = ps.pend[:0]
-		select {
-		case ps.settledCh <- struct{}{}:
-		default:
-		}
+		kick.Send(ps.settledCh)
 	} else {
 		ps.pend = ps.pend[n:] // a queue: append reallocates what is left
 	}
@@ -87,10 +86,7 @@ func (ps *pubsub) flushPending() {
 func (ps *pubsub) dropPending() {
 	ps.pend, ps.pendBytes = nil, 0
 	clear(ps.pendKeys)
-	select {
-	case ps.settledCh <- struct{}{}:
-	default:
-	}
+	kick.Send(ps.settledCh)
 }
 
 // settled reports whether the backend's state of k is the one a
@@ -172,10 +168,7 @@ func (ps *pubsub) expire(now time.Time) {
 	ps.outMu.Lock()
 	ps.closing = true
 	ps.outMu.Unlock()
-	select {
-	case ps.wake <- struct{}{}:
-	default:
-	}
+	kick.Send(ps.wake)
 }
 
 // pushOut adds bytes to the output queue, enforcing the output limits on
@@ -218,10 +211,7 @@ func (ps *pubsub) pushOut(b []byte) {
 	if len(b) == 0 {
 		return
 	}
-	select {
-	case ps.wake <- struct{}{}:
-	default:
-	}
+	kick.Send(ps.wake)
 }
 
 // writer drains the output queue to the client until the session ends and

@@ -11,6 +11,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"github.com/slotway/slotway/internal/kick"
 )
 
 // readLoop reads replies and completes requests in the order they were
@@ -137,10 +139,7 @@ func (rr *replyReader) step(p *pipe, rd io.Reader) (int, error) {
 		p.readCap.Store(int64(rr.size))
 	}
 	if retiring {
-		select {
-		case p.wake <- struct{}{}:
-		default:
-		}
+		kick.Send(p.wake)
 	}
 	return n, nil
 }

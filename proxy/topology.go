@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slotway/slotway/internal/hashslot"
+	"github.com/slotway/slotway/internal/kick"
 )
 
 // topology is an immutable snapshot of who serves which slot. Readers load
@@ -106,10 +107,7 @@ func (o *topologyOwner) load() *topology { return o.cur.Load() }
 
 // requestRefresh asks for a refresh soon; many requests become one refresh.
 func (o *topologyOwner) requestRefresh() {
-	select {
-	case o.kick <- struct{}{}:
-	default:
-	}
+	kick.Send(o.kick)
 }
 
 // backendLocked returns the backend of addr, starting it if needed.

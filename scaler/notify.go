@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/slotway/slotway/internal/config"
+	"github.com/slotway/slotway/internal/kick"
 )
 
 // NotifyConfig is `scaler.notify`.
@@ -123,10 +124,7 @@ func (n *notifier) notify(ev Event) {
 	}
 	n.queue = append(n.queue, ev)
 	n.mu.Unlock()
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
+	kick.Send(n.wake)
 	if full {
 		n.log.Warn("scaler: webhook queue full; oldest notification dropped", "kind", dropped.Kind, "term", dropped.Term)
 		n.result("dropped")

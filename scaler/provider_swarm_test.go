@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/slotway/slotway/internal/redistest"
+	"github.com/slotway/slotway/internal/testutil"
 )
 
 // fakeSpec is a service spec with fields the provider does not know, a
@@ -212,7 +212,7 @@ func testSwarmProvider(f *fakeEngine, free *freeSet) *swarmProvider {
 // running task is handed out without growing; a concurrent update is
 // retried.
 func TestSwarmProviderAcquire(t *testing.T) {
-	before := runtime.NumGoroutine()
+	noLeak := testutil.NoNewGoroutines(t, 0)
 	ctx := t.Context()
 	running := fakeTask("t0", 0, "running", "started", fakeAttachment{"ingress", true, "10.0.0.8/24"}, fakeAttachment{"backend", false, "10.0.1.4/24"})
 
@@ -260,7 +260,7 @@ func TestSwarmProviderAcquire(t *testing.T) {
 		}
 	})
 
-	redistest.WaitFor(t, 5*time.Second, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
+	noLeak()
 }
 
 func decodeSpec(t *testing.T, b []byte) map[string]any {
@@ -440,7 +440,7 @@ func TestSwarmProviderRealEngine(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if err := p.do(ctx, "GET", "/_ping", nil, nil, nil); err != nil {
-		if os.Getenv("CI") == "true" && os.Getenv("SLOTWAY_EXPECT_DOCKER") == "1" {
+		if testutil.CI() && os.Getenv("SLOTWAY_EXPECT_DOCKER") == "1" {
 			t.Fatalf("no Docker engine on %s, and SLOTWAY_EXPECT_DOCKER=1 says there is one: %v", socket, err)
 		}
 		t.Skipf("no Docker engine on %s (%v); under CI=true with SLOTWAY_EXPECT_DOCKER=1 this fails instead", socket, err)

@@ -96,16 +96,18 @@ func New(cfg Config, opts Options) (*Scaler, error) {
 		DialTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxRedirects: 16,
 		Protocol: 2, DisableIdentity: true}
 	if opts.Nodes.TLS != nil && len(copts.Addrs) > 0 {
-		if t, err := opts.Nodes.TLS(copts.Addrs[0]); err == nil {
-			copts.TLSConfig = t
+		t, err := opts.Nodes.TLS(copts.Addrs[0])
+		if err != nil {
+			return nil, fmt.Errorf("scaler: TLS to the cluster: %w", err)
 		}
+		copts.TLSConfig = t
 	}
-	s := &Scaler{cfg: cfg, opts: opts, log: opts.Log, rc: redis.NewClusterClient(copts),
-		reqs: make(chan request, 1), prog: &progress{state: "idle"}}
 	m, err := newScalerMetrics(opts.Registerer)
 	if err != nil {
 		return nil, err
 	}
+	s := &Scaler{cfg: cfg, opts: opts, log: opts.Log, rc: redis.NewClusterClient(copts),
+		reqs: make(chan request, 1), prog: &progress{state: "idle"}}
 	s.m = m
 	s.lease = &Lease{rc: s.rc, holder: opts.Name, ttl: 30 * time.Second, term: opts.Leader, terms: opts.Terms}
 	s.hook = newNotifier(cfg.Notify, nil, opts.Log, func(result string) { m.notifications.WithLabelValues(result).Inc() })

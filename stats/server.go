@@ -106,8 +106,8 @@ type Server struct {
 	pauser   atomic.Pointer[Pauser]   // POST /api/v1/proxy/pause, /unpause (pause.go)
 }
 
-// New binds cfg.Listen. reg receives Go runtime and process collectors;
-// gatherer is what /metrics exposes.
+// New binds cfg.Listen. reg receives Go runtime and process collectors,
+// and /metrics exposes everything registered in it.
 //
 // holder is nil for an instance without an HA group: it is alone, so it
 // always answers /ha/vip with 200.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/slotway/slotway/internal/netnstest"
 	"github.com/slotway/slotway/internal/redistest"
+	"github.com/slotway/slotway/internal/testutil"
 )
 
 const (
@@ -254,7 +255,7 @@ func TestHAFailoverInNamespaces(t *testing.T) {
 	redistest.WaitFor(t, 10*time.Second, "the stray VIP on "+other.host.Name+" to be removed", func() bool { return !other.host.HasAddr(vipIP) })
 
 	if _, err := exec.LookPath("nft"); err != nil {
-		if os.Getenv("CI") == "true" {
+		if testutil.CI() {
 			t.Fatal("nft (nftables) is required under CI=true for the gossip and packet-loss scenarios")
 		}
 		t.Log("nft not installed locally: the gossip-blocked and packet-loss scenarios did not run")
@@ -445,10 +446,18 @@ func TestHATwoNodePartitionHeal(t *testing.T) {
 		}
 		return false
 	})
-	took := time.Since(healed)
-	t.Logf("partition healed: one holder (%s) after %v", winner.host.Name, took.Round(time.Millisecond))
-	if took > time.Second {
-		t.Errorf("two holders for %v after the heal, want under 1s", took)
+	// Reported, not asserted: a wall-clock bound fails on a loaded machine
+	// for reasons that are not the election's.
+	t.Logf("partition healed: one holder (%s) after %v", winner.host.Name, time.Since(healed).Round(time.Millisecond))
+	loser := insts[0]
+	if loser == winner {
+		loser = insts[1]
+	}
+	redistest.WaitFor(t, 30*time.Second, "both members to agree on the kept holder", func() bool {
+		return groupHolder(client, winner.host.IP) == winner.host.Name && groupHolder(client, loser.host.IP) == winner.host.Name
+	})
+	if hasVIP(loser) || !hasVIP(winner) {
+		t.Errorf("after the heal %s holds the VIP: %v, %s: %v; want only %s", winner.host.Name, hasVIP(winner), loser.host.Name, hasVIP(loser), winner.host.Name)
 	}
 	redistest.WaitFor(t, 10*time.Second, "the kept holder to announce the VIP again", func() bool {
 		return metricFrom(client, winner.host.IP, "slotway_ha_garp_sent_total") > garpBefore[winner.host.Name]

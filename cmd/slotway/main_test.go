@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slotway/slotway/internal/redistest"
+	"github.com/slotway/slotway/internal/testutil"
 )
 
 func TestConfigErrors(t *testing.T) {
@@ -122,12 +123,7 @@ func requireRedis(t *testing.T) { t.Helper(); requireTool(t, "redis-server", "re
 // requireTool skips without the command, or fails under CI=true.
 func requireTool(t *testing.T, cmd, pkg string) {
 	t.Helper()
-	if _, err := exec.LookPath(cmd); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required under CI=true (apt-get install -y %s)", cmd, pkg)
-		}
-		t.Skipf("%s not installed (under CI=true this fails instead)", cmd)
-	}
+	testutil.RequireTool(t, cmd, "apt-get install -y "+pkg)
 }
 
 // TestDemoEndToEnd runs the binary's demo, talks to the printed endpoint and

@@ -3,12 +3,12 @@ package bench
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/slotway/slotway/internal/redistest"
+	"github.com/slotway/slotway/internal/testutil"
 )
 
 func dbsize(t *testing.T, s *redistest.Standalone) int64 {
@@ -27,7 +27,7 @@ func dbsize(t *testing.T, s *redistest.Standalone) int64 {
 // while the keys exist, no key left at the end and no goroutine either.
 func TestRunClosedLoop(t *testing.T) {
 	s := redistest.StartStandalone(t)
-	before := runtime.NumGoroutine()
+	noLeak := testutil.NoNewGoroutines(t, 0)
 	var phases []string
 	var during []int64
 	rep, err := Run(context.Background(), Config{
@@ -60,7 +60,7 @@ func TestRunClosedLoop(t *testing.T) {
 	if rep.Interrupted || rep.Config.Mode != "closed-loop" || !rep.End.After(rep.Start) {
 		t.Errorf("report: interrupted %v, mode %s, %v..%v", rep.Interrupted, rep.Config.Mode, rep.Start, rep.End)
 	}
-	redistest.WaitFor(t, 5*time.Second, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
+	noLeak()
 }
 
 // TestRunOpenLoop: at -rate every command due in a phase is accounted for

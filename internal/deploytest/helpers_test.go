@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/slotway/slotway/internal/fileconfig"
+	"github.com/slotway/slotway/internal/testutil"
 )
 
 // repoRoot is the module root, found from this file so the tests do not
@@ -27,14 +28,7 @@ func repoRoot(t testing.TB) string {
 // or fails under CI=true (where `make deps` should have installed pkg).
 func requireTool(t testing.TB, cmd, pkg string) string {
 	t.Helper()
-	p, err := exec.LookPath(cmd)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required under CI=true (apt-get install -y %s, or make deps)", cmd, pkg)
-		}
-		t.Skipf("%s not installed (under CI=true this fails instead)", cmd)
-	}
-	return p
+	return testutil.RequireTool(t, cmd, "apt-get install -y "+pkg+", or make deps")
 }
 
 // run runs a command and fails the test with its output if it fails.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/slotway/slotway/internal/redistest"
+	"github.com/slotway/slotway/internal/testutil"
 )
 
 // crc16 is CRC-16/XMODEM, the Redis Cluster key hash.
@@ -59,7 +59,7 @@ func TestCluster(t *testing.T) {
 		// is only meaningful when it runs.
 		redistest.New(t, redistest.Options{})
 	}
-	baseline := runtime.NumGoroutine()
+	noLeak := testutil.NoNewGoroutines(t, 0)
 	ctx := t.Context()
 
 	c := redistest.New(t, redistest.Options{Masters: 3, Replicas: 1, Spares: 2})
@@ -273,9 +273,7 @@ func TestCluster(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Errorf("second Close = %v, want nil", err)
 	}
-	redistest.WaitFor(t, 5*time.Second, "goroutines to return to baseline", func() bool {
-		return runtime.NumGoroutine() <= baseline
-	})
+	noLeak()
 }
 
 func addrs(ns []*redistest.Node) []string {

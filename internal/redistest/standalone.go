@@ -13,20 +13,14 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slotway/slotway/internal/rediscluster"
+	"github.com/slotway/slotway/internal/testutil"
 )
 
 // RequireServer returns the redis-server binary on PATH. Without one the
 // test is skipped, or fails under CI=true.
 func RequireServer(t testing.TB) string {
 	t.Helper()
-	p, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redistest: redis-server is required under CI=true (apt-get install -y redis-server): %v", err)
-		}
-		t.Skipf("redistest: redis-server not found (under CI=true this fails instead): %v", err)
-	}
-	return p
+	return testutil.RequireTool(t, "redis-server", "apt-get install -y redis-server")
 }
 
 // Standalone is one non-cluster redis-server (no persistence unless asked
