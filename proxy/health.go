@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,7 +12,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/slotway/slotway/internal/clusternodes"
 	"github.com/slotway/slotway/internal/ownkeys"
+	"github.com/slotway/slotway/internal/redisinfo"
 )
 
 // NodeHealth is what the active health check last saw of one node.
@@ -54,30 +57,27 @@ type NodeInfo struct {
 	raw, runID string
 }
 
-// parseMyMigrations reads "[slot->-id]" and "[slot-<-id]" markers from the
-// "myself" line of CLUSTER NODES.
+// parseMyMigrations returns the slots the "myself" line of CLUSTER NODES
+// marks as migrating ("[slot->-id]") and importing ("[slot-<-id]"),
+// sorted; none if the reply does not parse.
 func parseMyMigrations(nodes string) (migrating, importing []int) {
-	for line := range strings.SplitSeq(nodes, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 3 || !strings.Contains(f[2], "myself") {
+	view, err := clusternodes.Parse(nodes)
+	if err != nil {
+		return nil, nil
+	}
+	for _, n := range view {
+		if !n.Has("myself") {
 			continue
 		}
-		for _, tok := range f[8:] {
-			if !strings.HasPrefix(tok, "[") {
-				continue
-			}
-			tok = strings.Trim(tok, "[]")
-			if s, _, ok := strings.Cut(tok, "->-"); ok {
-				if n, err := strconv.Atoi(s); err == nil {
-					migrating = append(migrating, n)
-				}
-			} else if s, _, ok := strings.Cut(tok, "-<-"); ok {
-				if n, err := strconv.Atoi(s); err == nil {
-					importing = append(importing, n)
-				}
-			}
+		for slot := range n.Migrating {
+			migrating = append(migrating, slot)
+		}
+		for slot := range n.Importing {
+			importing = append(importing, slot)
 		}
 	}
+	slices.Sort(migrating)
+	slices.Sort(importing)
 	return migrating, importing
 }
 
@@ -85,11 +85,7 @@ func parseMyMigrations(nodes string) (migrating, importing []int) {
 func parseInfo(info string) NodeInfo {
 	var ni NodeInfo
 	var masterOffset, slaveOffset int64
-	for line := range strings.SplitSeq(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok {
-			continue
-		}
+	redisinfo.Each(info, func(k, v string) {
 		n, _ := strconv.ParseInt(v, 10, 64)
 		switch k {
 		case "used_memory":
@@ -117,8 +113,7 @@ func parseInfo(info string) NodeInfo {
 		default:
 			if strings.HasPrefix(k, "db") {
 				// db0:keys=12,expires=0,avg_ttl=0
-				for kv := range strings.SplitSeq(v, ",") {
-					name, val, _ := strings.Cut(kv, "=")
+				redisinfo.Pairs(v, func(name, val string) {
 					x, _ := strconv.ParseInt(val, 10, 64)
 					switch name {
 					case "keys":
@@ -128,10 +123,10 @@ func parseInfo(info string) NodeInfo {
 					case "avg_ttl":
 						ni.AvgTTL = x
 					}
-				}
+				})
 			}
 		}
-	}
+	})
 	ni.offset = masterOffset
 	if ni.Role == "slave" {
 		ni.offset = slaveOffset

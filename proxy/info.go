@@ -26,53 +26,21 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/slotway/slotway/internal/redisinfo"
 )
-
-// infoSection is one "# Name" block of an INFO reply, in order.
-type infoSection struct {
-	name   string
-	fields [][2]string
-}
-
-// parseInfoSections reads an INFO reply into its sections.
-func parseInfoSections(info string) []infoSection {
-	var out []infoSection
-	for line := range strings.SplitSeq(info, "\n") {
-		line = strings.TrimRight(line, "\r")
-		switch {
-		case strings.HasPrefix(line, "# "):
-			out = append(out, infoSection{name: strings.ToLower(line[2:])})
-		case line == "" || len(out) == 0:
-		default:
-			if k, v, ok := strings.Cut(line, ":"); ok {
-				s := &out[len(out)-1]
-				s.fields = append(s.fields, [2]string{k, v})
-			}
-		}
-	}
-	return out
-}
-
-func sectionOf(secs []infoSection, name string) *infoSection {
-	for i := range secs {
-		if secs[i].name == name {
-			return &secs[i]
-		}
-	}
-	return nil
-}
 
 // aggregateSection merges one section of several masters' INFO, field by
 // field, in the order of the first one.
-func aggregateSection(name string, masters [][]infoSection) [][2]string {
+func aggregateSection(name string, masters [][]redisinfo.Section) [][2]string {
 	var order []string
 	vals := map[string][]string{}
 	for _, m := range masters {
-		s := sectionOf(m, name)
+		s := redisinfo.Find(m, name)
 		if s == nil {
 			continue
 		}
-		for _, kv := range s.fields {
+		for _, kv := range s.Fields {
 			if _, seen := vals[kv[0]]; !seen {
 				order = append(order, kv[0])
 			}
@@ -225,13 +193,13 @@ func (s *Server) info(args [][]byte) string {
 	want := wantedSections(args)
 	h := s.health.snapshot()
 	t := s.topo.load()
-	var masters [][]infoSection
+	var masters [][]redisinfo.Section
 	for _, m := range t.masters {
 		if nh, ok := h[m.addr]; ok && nh.Info.raw != "" {
-			masters = append(masters, parseInfoSections(nh.Info.raw))
+			masters = append(masters, redisinfo.Parse(nh.Info.raw))
 		}
 	}
-	var first []infoSection
+	var first []redisinfo.Section
 	if len(masters) > 0 {
 		first = masters[0]
 	}
@@ -239,8 +207,8 @@ func (s *Server) info(args [][]byte) string {
 	// each with the proxy's value where it has one, else the node's.
 	template := func(name string, own map[string]string) [][2]string {
 		var fields [][2]string
-		if sec := sectionOf(first, name); sec != nil {
-			fields = slices.Clone(sec.fields)
+		if sec := redisinfo.Find(first, name); sec != nil {
+			fields = slices.Clone(sec.Fields)
 		}
 		return overlay(fields, own)
 	}

@@ -1,6 +1,10 @@
 package proxy
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/slotway/slotway/internal/redisinfo"
+)
 
 func TestAggregateField(t *testing.T) {
 	cases := []struct {
@@ -27,9 +31,9 @@ func TestAggregateField(t *testing.T) {
 			t.Errorf("%s %v: %q, want %q", tc.name, tc.vals, got, tc.want)
 		}
 	}
-	masters := [][]infoSection{
-		parseInfoSections("# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\n"),
-		parseInfoSections("# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\n"),
+	masters := [][]redisinfo.Section{
+		redisinfo.Parse("# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\n"),
+		redisinfo.Parse("# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\n"),
 	}
 	got := aggregateSection("memory", masters)
 	if len(got) != 2 || got[0] != [2]string{"used_memory", "2097152"} || got[1] != [2]string{"used_memory_human", "2.00M"} {

@@ -244,10 +244,11 @@ func FuzzScanReply(f *testing.F) {
 }
 
 func TestParseMyMigrations(t *testing.T) {
-	nodes := "a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460 [42->-b2] [77-<-c3]\n" +
-		"b2 127.0.0.1:7001@17001 master - 0 0 2 connected 5461-10922 [42-<-a1]\n"
+	a1, b2, c3 := strings.Repeat("a", 40), strings.Repeat("b", 40), strings.Repeat("c", 40)
+	nodes := a1 + " 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460 [42->-" + b2 + "] [77-<-" + c3 + "] [43->-" + b2 + "]\n" +
+		b2 + " 127.0.0.1:7001@17001 master - 0 0 2 connected 5461-10922 [42-<-" + a1 + "]\n"
 	m, i := parseMyMigrations(nodes)
-	if len(m) != 1 || m[0] != 42 || len(i) != 1 || i[0] != 77 {
+	if len(m) != 2 || m[0] != 42 || m[1] != 43 || len(i) != 1 || i[0] != 77 {
 		t.Errorf("migrating %v importing %v", m, i)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slotway/slotway/internal/hashslot"
+	"github.com/slotway/slotway/internal/redisinfo"
 )
 
 // Version is Slotway's version, set by the linker in release builds.
@@ -344,7 +345,7 @@ func (s *Server) loadCommandTable(ctx context.Context) error {
 			table, err = parseCommandTable(reply)
 			if err == nil {
 				if info, ierr := c.Info(cctx, "server").Result(); ierr == nil {
-					if v := infoField(info, "redis_version"); v != "" {
+					if v := redisinfo.Field(info, "redis_version"); v != "" {
 						s.redisVer.Store(&v)
 					}
 				}
@@ -360,15 +361,6 @@ func (s *Server) loadCommandTable(ctx context.Context) error {
 		return errors.New("no master to read the command table from")
 	}
 	return errors.Join(errs...)
-}
-
-func infoField(info, name string) string {
-	for line := range strings.SplitSeq(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
-			return v
-		}
-	}
-	return ""
 }
 
 // dialBackend connects to a node for the data path, over TLS when

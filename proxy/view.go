@@ -10,9 +10,9 @@ package proxy
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/slotway/slotway/internal/hashslot"
+	"github.com/slotway/slotway/internal/redisinfo"
 )
 
 // view is one node's answer to a topology read.
@@ -28,15 +28,14 @@ type view struct {
 
 func newView(addr, id, info string, nodes []Node) *view {
 	v := &view{addr: addr, id: id, nodes: nodes, ids: make(map[string]bool, len(nodes)+1)}
-	for line := range strings.SplitSeq(info, "\n") {
-		k, val, _ := strings.Cut(strings.TrimSpace(line), ":")
+	redisinfo.Each(info, func(k, val string) { // CLUSTER INFO has INFO's lines
 		switch k {
 		case "cluster_state":
 			v.ok = val == "ok"
 		case "cluster_current_epoch":
 			v.epoch, _ = strconv.ParseInt(val, 10, 64)
 		}
-	}
+	})
 	for _, n := range nodes {
 		v.ids[n.ID] = true
 		if n.Role != "master" {

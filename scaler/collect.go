@@ -11,6 +11,7 @@ import (
 
 	"github.com/slotway/slotway/internal/clusternodes"
 	"github.com/slotway/slotway/internal/hashslot"
+	"github.com/slotway/slotway/internal/redisinfo"
 )
 
 // The collector measures the cluster for the policy: INFO per master
@@ -64,11 +65,7 @@ func parseMasterInfo(s string) masterInfo {
 	var mi masterInfo
 	num := func(v string) int64 { n, _ := strconv.ParseInt(v, 10, 64); return n }
 	flt := func(v string) float64 { f, _ := strconv.ParseFloat(v, 64); return f }
-	for line := range strings.SplitSeq(s, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok {
-			continue
-		}
+	redisinfo.Each(s, func(k, v string) {
 		switch {
 		case k == "used_memory":
 			mi.used = num(v)
@@ -86,15 +83,12 @@ func parseMasterInfo(s string) masterInfo {
 			// slave0:ip=..,port=..,state=online,offset=..,lag=0 (lag: seconds
 			// since the replica's last ack)
 			f := map[string]string{}
-			for kv := range strings.SplitSeq(v, ",") {
-				a, b, _ := strings.Cut(kv, "=")
-				f[a] = b
-			}
+			redisinfo.Pairs(v, func(a, b string) { f[a] = b })
 			if f["state"] != "online" || num(f["lag"]) > maxReplicaLagSeconds {
 				mi.lagging = append(mi.lagging, fmt.Sprintf("%s:%s (state %s, lag %ss)", f["ip"], f["port"], f["state"], f["lag"]))
 			}
 		}
-	}
+	})
 	return mi
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/slotway/slotway/internal/clusternodes"
 	"github.com/slotway/slotway/internal/hashslot"
+	"github.com/slotway/slotway/internal/redisinfo"
 )
 
 const (
@@ -189,7 +190,7 @@ func inspect(ctx context.Context, c *redis.Client) (nodeState, error) {
 		}
 		return s, fmt.Errorf("unreachable: %w", err)
 	}
-	if s.clusterEnabled = infoField(info, "cluster_enabled") == "1"; !s.clusterEnabled {
+	if s.clusterEnabled = redisinfo.Field(info, "cluster_enabled") == "1"; !s.clusterEnabled {
 		return s, nil
 	}
 	ks, err := c.Info(ctx, "keyspace").Result()
@@ -206,8 +207,8 @@ func inspect(ctx context.Context, c *redis.Client) (nodeState, error) {
 	if err != nil {
 		return s, fmt.Errorf("CLUSTER INFO: %w", err)
 	}
-	s.clusterState = infoField(ci, "cluster_state")
-	if s.slotsAssigned, err = strconv.Atoi(infoField(ci, "cluster_slots_assigned")); err != nil {
+	s.clusterState = redisinfo.Field(ci, "cluster_state")
+	if s.slotsAssigned, err = strconv.Atoi(redisinfo.Field(ci, "cluster_slots_assigned")); err != nil {
 		return s, fmt.Errorf("CLUSTER INFO: cluster_slots_assigned: %w", err)
 	}
 	return s, nil
@@ -309,36 +310,27 @@ func otherAddrs(view []clusternodes.NodeInfo, max int) string {
 	return strings.Join(out, ", ")
 }
 
-func infoField(info, name string) string {
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
-			return v
-		}
-	}
-	return ""
-}
-
 // keyCount sums keys=N over the dbN lines of INFO keyspace. A cluster node
 // only has db0, but counting all lines costs nothing.
 func keyCount(info string) (int64, error) {
 	var n int64
-	for _, line := range strings.Split(info, "\n") {
-		line = strings.TrimSpace(line)
-		if !strings.HasPrefix(line, "db") {
-			continue
+	var err error
+	redisinfo.Each(info, func(key, value string) {
+		if !strings.HasPrefix(key, "db") {
+			return
 		}
-		_, fields, _ := strings.Cut(line, ":")
-		for _, f := range strings.Split(fields, ",") {
-			if v, ok := strings.CutPrefix(f, "keys="); ok {
-				k, err := strconv.ParseInt(v, 10, 64)
-				if err != nil {
-					return 0, fmt.Errorf("%q: %w", line, err)
-				}
-				n += k
+		redisinfo.Pairs(value, func(name, v string) {
+			if name != "keys" || err != nil {
+				return
 			}
-		}
-	}
-	return n, nil
+			k, perr := strconv.ParseInt(v, 10, 64)
+			if perr != nil {
+				err = fmt.Errorf("%s:%s: %w", key, value, perr)
+			}
+			n += k
+		})
+	})
+	return n, err
 }
 
 func listOrNone(s []string) string {

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slotway/slotway/internal/clusternodes"
+	"github.com/slotway/slotway/internal/redisinfo"
 )
 
 // form runs the formation in redis-cli's order: slots on the masters,
@@ -200,7 +201,7 @@ func (b *builder) checkFormed(ctx context.Context, want map[string]string) (bool
 		if err != nil {
 			return false, a + ": CLUSTER INFO: " + err.Error(), nil
 		}
-		if st := infoField(ci, "cluster_state"); st != "ok" {
+		if st := redisinfo.Field(ci, "cluster_state"); st != "ok" {
 			return false, a + ": cluster_state:" + st, nil
 		}
 		if want[b.ids[a]] == "" {
@@ -210,7 +211,7 @@ func (b *builder) checkFormed(ctx context.Context, want map[string]string) (bool
 		if err != nil {
 			return false, a + ": INFO replication: " + err.Error(), nil
 		}
-		if st := infoField(info, "master_link_status"); st != "up" {
+		if st := redisinfo.Field(info, "master_link_status"); st != "up" {
 			return false, a + ": master_link_status:" + st, nil
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+
+	"github.com/slotway/slotway/internal/redisinfo"
 )
 
 // maxPortAttempts is how many ports a node start tries when it loses the
@@ -251,7 +253,7 @@ func (c *Cluster) checkFormed(ctx context.Context) (bool, string, error) {
 		if err != nil {
 			return false, fmt.Sprintf("%s: INFO replication: %v", n.Addr, err), nil
 		}
-		if st := infoField(info, "master_link_status"); st != "up" {
+		if st := redisinfo.Field(info, "master_link_status"); st != "up" {
 			return false, fmt.Sprintf("%s: master_link_status:%s", n.Addr, st), nil
 		}
 	}

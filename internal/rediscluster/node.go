@@ -18,6 +18,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/slotway/slotway/internal/redisinfo"
 )
 
 const (
@@ -361,7 +363,7 @@ func (n *Node) probeReady(ctx context.Context, p *process) (bool, string, error)
 	if err != nil {
 		return false, "INFO server: " + err.Error(), nil // e.g. LOADING
 	}
-	pid, err := strconv.Atoi(infoField(info, "process_id"))
+	pid, err := strconv.Atoi(redisinfo.Field(info, "process_id"))
 	if err != nil {
 		return false, "", fmt.Errorf("parse process_id from INFO server: %w", err)
 	}
@@ -419,14 +421,4 @@ func (n *Node) kill() error {
 		errs = append(errs, fmt.Errorf("kill redis node %s (pid %d): not reaped %s after SIGKILL", n.Addr, p.pid, killWait))
 	}
 	return errors.Join(errs...)
-}
-
-// infoField returns the value of "key:value" in an INFO reply.
-func infoField(info, key string) string {
-	for _, l := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimRight(l, "\r"), key+":"); ok {
-			return v
-		}
-	}
-	return ""
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/slotway/slotway/internal/redisinfo"
 )
 
 // viewOf returns n's CLUSTER NODES, bounded by probeTimeout.
@@ -31,7 +33,7 @@ func (c *Cluster) stateOK(ctx context.Context, n *Node) (bool, string) {
 	if err != nil {
 		return false, fmt.Sprintf("CLUSTER INFO on %s: %v", n.Addr, err)
 	}
-	if st := infoField(info, "cluster_state"); st != "ok" {
+	if st := redisinfo.Field(info, "cluster_state"); st != "ok" {
 		return false, fmt.Sprintf("%s: cluster_state:%s", n.Addr, st)
 	}
 	return true, ""

@@ -1,11 +1,9 @@
-package redistest_test
+package clusternodes
 
 import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/slotway/slotway/internal/redistest"
 )
 
 const (
@@ -14,29 +12,29 @@ const (
 	id3 = "292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f"
 )
 
-func TestParseClusterNodes(t *testing.T) {
+func TestParse(t *testing.T) {
 	tests := []struct {
 		name string
 		in   string
-		want []redistest.NodeInfo
+		want []NodeInfo
 	}{
 		{
 			name: "myself master with migrating marker",
 			in:   id1 + " 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460 [5461->-" + id2 + "]\n",
-			want: []redistest.NodeInfo{{
+			want: []NodeInfo{{
 				ID: id1, Addr: "127.0.0.1:30001", BusPort: 40001, Flags: []string{"myself", "master"},
 				ConfigEpoch: 1, Connected: true,
-				Slots:     []redistest.SlotRange{{Start: 0, End: 5460}},
+				Slots:     []SlotRange{{Start: 0, End: 5460}},
 				Migrating: map[int]string{5461: id2},
 			}},
 		},
 		{
 			name: "importing marker, single slots, hostname",
 			in:   id2 + " 127.0.0.1:30002@40002,host2 master - 0 1426238316232 2 connected 5462-10922 42 [5461-<-" + id1 + "]",
-			want: []redistest.NodeInfo{{
+			want: []NodeInfo{{
 				ID: id2, Addr: "127.0.0.1:30002", BusPort: 40002, Hostname: "host2", Flags: []string{"master"},
 				ConfigEpoch: 2, Connected: true,
-				Slots:     []redistest.SlotRange{{Start: 5462, End: 10922}, {Start: 42, End: 42}},
+				Slots:     []SlotRange{{Start: 5462, End: 10922}, {Start: 42, End: 42}},
 				Importing: map[int]string{5461: id1},
 			}},
 		},
@@ -45,7 +43,7 @@ func TestParseClusterNodes(t *testing.T) {
 			in: id3 + " 127.0.0.1:30003@40003 slave,fail " + id1 + " 1 2 3 disconnected\n" +
 				id2 + " :0@0 master,noaddr - 0 0 0 disconnected\n" +
 				"vars currentEpoch 6 lastVoteEpoch 0\n",
-			want: []redistest.NodeInfo{
+			want: []NodeInfo{
 				{ID: id3, Addr: "127.0.0.1:30003", BusPort: 40003, Flags: []string{"slave", "fail"}, MasterID: id1, ConfigEpoch: 3},
 				{ID: id2, Flags: []string{"master", "noaddr"}},
 			},
@@ -54,7 +52,7 @@ func TestParseClusterNodes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := redistest.ParseClusterNodes(tc.in)
+			got, err := Parse(tc.in)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -65,7 +63,7 @@ func TestParseClusterNodes(t *testing.T) {
 	}
 }
 
-func TestParseClusterNodesErrors(t *testing.T) {
+func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name, in, want string
 	}{
@@ -78,7 +76,7 @@ func TestParseClusterNodesErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := redistest.ParseClusterNodes(tc.in)
+			_, err := Parse(tc.in)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("ParseClusterNodes error = %v, want it to contain %q", err, tc.want)
 			}
@@ -86,11 +84,11 @@ func TestParseClusterNodesErrors(t *testing.T) {
 	}
 }
 
-func FuzzParseClusterNodes(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	f.Add(id1 + " 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460 [5461->-" + id2 + "]\n")
 	f.Add(id2 + " :0@0 master,noaddr - 0 0 0 disconnected\nvars currentEpoch 6 lastVoteEpoch 0\n")
 	f.Fuzz(func(t *testing.T, s string) {
-		nodes, err := redistest.ParseClusterNodes(s)
+		nodes, err := Parse(s)
 		if err != nil {
 			return
 		}
