@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -157,7 +156,7 @@ func TestBackendTLS(t *testing.T) {
 
 // runProxy starts a proxy in front of c without waiting until it is ready,
 // and returns its warnings and errors as they are logged.
-func runProxy(t *testing.T, c *redistest.Cluster, mod func(*proxy.Config)) (*proxy.Server, *logBuffer) {
+func runProxy(t *testing.T, c *redistest.Cluster, mod func(*proxy.Config)) (*proxy.Server, *testutil.Buffer) {
 	t.Helper()
 	cfg := proxy.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
@@ -165,7 +164,7 @@ func runProxy(t *testing.T, c *redistest.Cluster, mod func(*proxy.Config)) (*pro
 	cfg.HealthInterval = 200 * time.Millisecond
 	cfg.Cluster.RefreshInterval = 200 * time.Millisecond
 	mod(&cfg)
-	logs := &logBuffer{}
+	logs := &testutil.Buffer{}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testutil.Writer(t)), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	s, err := proxy.New(cfg, log, nil)
 	if err != nil {
@@ -186,23 +185,6 @@ func runProxy(t *testing.T, c *redistest.Cluster, mod func(*proxy.Config)) (*pro
 		}
 	})
 	return s, logs
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func sameSet(a, b []string) bool {

@@ -14,30 +14,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/slotway/slotway/internal/redistest"
+	"github.com/slotway/slotway/internal/testutil"
 )
-
-// syncBuffer is a strings.Builder safe to read while a process writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRunLogsJSON runs `slotway run -log-format json` against a seed
 // nobody listens on: every stderr line is a JSON object, go-redis's own
@@ -54,7 +36,7 @@ func TestRunLogsJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "run", "-c", path, "-log-format", "json") // the flag wins over log.format
-	var stderr syncBuffer
+	var stderr testutil.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -107,7 +89,7 @@ func TestStdLogRouted(t *testing.T) {
 		log.SetOutput(os.Stderr)
 		log.SetFlags(log.LstdFlags)
 	})
-	var buf syncBuffer
+	var buf testutil.Buffer
 	f := &logFlags{level: "info", format: "json"}
 	if err := f.check(flag.NewFlagSet("t", flag.ContinueOnError)); err != nil {
 		t.Fatal(err)

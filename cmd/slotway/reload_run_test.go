@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slotway/slotway/internal/redistest"
+	"github.com/slotway/slotway/internal/testutil"
 )
 
 // TestReload runs `slotway run` against a real cluster and reloads its
@@ -52,7 +53,7 @@ func TestReload(t *testing.T) {
 	write(ports[0], "old-password-1", "", "warn")
 
 	cmd := exec.Command(bin, "run", "-c", path)
-	var out syncBuffer
+	var out testutil.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
