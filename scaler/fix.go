@@ -12,7 +12,7 @@ import (
 	"github.com/slotway/slotway/internal/clusternodes"
 )
 
-// fix rolls forward every half-done slot move it finds (see README): it
+// fix rolls forward every half-done slot move it finds (docs/scaling.md): it
 // runs on every new leadership and on request. It returns the slots fixed.
 func (s *Scaler) fix(ctx context.Context) (int, error) {
 	s.mover.reset()
