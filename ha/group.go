@@ -165,8 +165,6 @@ func (g *Group) State() State { return *g.state.Load() }
 // ErrNotHolder: only the VIP holder can hand it over.
 var ErrNotHolder = errors.New("this member does not hold the VIP")
 
-// GroupStatus is State for the stats server's JSON.
-func (g *Group) GroupStatus() any { return g.State() }
 
 // SetStatsAddr records the bound stats address (known only once the
 // stats listener exists) for the group's metadata.

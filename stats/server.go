@@ -60,15 +60,13 @@ type Source interface {
 // SlotOpsSource is a Source that also serves its per-slot command
 // counters (GET /api/v1/slot_ops), for the leader's autoscaler.
 type SlotOpsSource interface {
-	SlotOps() any
+	SlotOps() SlotOps
 }
 
 // Holder is what the stats server needs from the HA group.
 type Holder interface {
 	// IsHolder reports whether this instance holds the VIP now.
 	IsHolder() bool
-	// GroupStatus is the group as this instance sees it, for JSON.
-	GroupStatus() any
 	// Handover moves the VIP to another member without stopping and
 	// returns its name.
 	Handover(ctx context.Context) (string, error)
@@ -79,8 +77,8 @@ type Scaler interface {
 	// Start asks for an operation: "scale" (n masters), "drain" (target
 	// host:port), "rebalance" or "fix".
 	Start(kind string, n int, target string) error
-	// Operation is the current or last operation, for JSON.
-	Operation() any
+	// Operation is the current or last operation.
+	Operation() Operation
 	// Leader returns the leader's name and stats address when this
 	// instance is not the leader (for a 409 that tools can follow).
 	Leader() (name, statsAddr string)
@@ -180,7 +178,9 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, hol
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(holder.GroupStatus()); err != nil {
+		// The same shape as "group" in /api/v1/status: one description
+		// of the group, wherever it is read.
+		if err := enc.Encode(src.Status().Group); err != nil {
 			log.Warn("encode /ha/status", "err", err)
 		}
 	})

@@ -165,7 +165,7 @@ func (f *fakeScaler) record(c string) error {
 func (f *fakeScaler) Start(kind string, n int, target string) error {
 	return f.record(fmt.Sprintf("start %s %d %s", kind, n, target))
 }
-func (f *fakeScaler) Operation() any           { return map[string]string{"state": "idle"} }
+func (f *fakeScaler) Operation() Operation     { return Operation{State: "idle"} }
 func (f *fakeScaler) Leader() (string, string) { return "p1", "127.0.0.1:8100" }
 func (f *fakeScaler) Control(op string, on bool) error {
 	return f.record(fmt.Sprintf("%s %v", op, on))

@@ -179,3 +179,20 @@ type ScalerEvent struct {
 	Actor  string    `json:"actor"`
 	Reason string    `json:"reason"`
 }
+
+// Operation is the scaler's current or last operation (GET
+// /api/v1/scaler/operation, and the answer to starting one).
+type Operation struct {
+	Kind      string        `json:"kind"`
+	State     string        `json:"state"` // idle, queued, running, done, failed
+	Error     string        `json:"error,omitempty"`
+	Started   time.Time     `json:"started"`
+	Moving    time.Time     `json:"moving"` // when the first slot move began
+	Ended     time.Time     `json:"ended"`
+	SlotsDone int64         `json:"slots_done"`
+	SlotsAll  int64         `json:"slots_total"`
+	Keys      int64         `json:"keys"`
+	Bytes     int64         `json:"bytes"`
+	Backoffs  int64         `json:"backoffs"` // pauses because the nodes slowed down
+	ETA       time.Duration `json:"eta_ns"`
+}

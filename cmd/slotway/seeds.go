@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -32,7 +29,7 @@ func groupSeeds(own []string, name string, group *ha.Group, client *http.Client,
 				continue
 			}
 			wg.Go(func() {
-				seeds, err := fetchSeeds(ctx, client, m.StatsAddr)
+				seeds, err := scaler.FetchSeeds(ctx, client, m.StatsAddr)
 				if err != nil {
 					log.Warn("scaler: a member's proxy.cluster.seeds are unknown; scale in does not protect them", "member", m.Name, "err", err)
 					return
@@ -45,37 +42,4 @@ func groupSeeds(own []string, name string, group *ha.Group, client *http.Client,
 		wg.Wait()
 		return out
 	}
-}
-
-func fetchSeeds(ctx context.Context, client *http.Client, statsAddr string) ([]string, error) {
-	var body struct {
-		Cluster struct {
-			Seeds []string `json:"seeds"`
-		} `json:"cluster"`
-	}
-	if err := getMemberJSON(ctx, client, statsAddr, "/api/v1/status", 16<<20, &body); err != nil {
-		return nil, err
-	}
-	return body.Cluster.Seeds, nil
-}
-
-// getMemberJSON decodes the JSON answer of GET path on a member's stats
-// address into v, reading at most limit bytes.
-func getMemberJSON(ctx context.Context, client *http.Client, statsAddr, path string, limit int64, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+statsAddr+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s from %s: %s", path, statsAddr, resp.Status)
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, limit)).Decode(v); err != nil {
-		return fmt.Errorf("GET %s from %s: %w", path, statsAddr, err)
-	}
-	return nil
 }
