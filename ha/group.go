@@ -165,15 +165,6 @@ func (g *Group) State() State { return *g.state.Load() }
 // ErrNotHolder: only the VIP holder can hand it over.
 var ErrNotHolder = errors.New("this member does not hold the VIP")
 
-
-// SetStatsAddr records the bound stats address (known only once the
-// stats listener exists) for the group's metadata.
-func (g *Group) SetStatsAddr(addr string) {
-	g.mu.Lock()
-	g.meta.StatsAddr = advertised(addr, g.cfg.Bind)
-	g.mu.Unlock()
-}
-
 // IsHolder reports whether this member holds the VIP now.
 func (g *Group) IsHolder() bool { return g.State().Role == RoleHolder.String() }
 

@@ -114,6 +114,14 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, erro
 // Addr is the address clients connect to.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
+// Close releases a server that will not run: its listener and the control
+// connections New may have opened. Run releases everything itself.
+func (s *Server) Close() error {
+	err := s.ln.Close()
+	s.topo.close()
+	return err
+}
+
 func (s *Server) port() int {
 	if a, ok := s.ln.Addr().(*net.TCPAddr); ok {
 		return a.Port

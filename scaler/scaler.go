@@ -189,6 +189,10 @@ func (s *Scaler) resetProgress(kind, state string) {
 
 // Run resumes and fixes slot moves whenever this instance becomes the
 // leader, and runs requested operations, until ctx ends.
+// Close releases a scaler that will not run (its cluster client); Run
+// releases it itself.
+func (s *Scaler) Close() error { return s.rc.Close() }
+
 func (s *Scaler) Run(ctx context.Context) error {
 	defer s.rc.Close()
 	var wg sync.WaitGroup

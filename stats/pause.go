@@ -25,9 +25,6 @@ type Pauser interface {
 	Unpause() any
 }
 
-// SetPauser enables the /api/v1/proxy/pause and /unpause endpoints.
-func (s *Server) SetPauser(p Pauser) { s.pauser.Store(&p) }
-
 // pauseRequest is the body of both endpoints; every field is optional.
 type pauseRequest struct {
 	Mode    string `json:"mode"`    // "all" (default) or "write"

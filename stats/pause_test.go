@@ -68,11 +68,11 @@ func TestPauseEndpoints(t *testing.T) {
 	const right = "Bearer s3cret-token-0123456789"
 	start := func(src Source, p *fakePauser) string {
 		t.Helper()
-		return runServer(t, tokenFile, src, func(s *Server) {
-			if p != nil {
-				s.SetPauser(p)
-			}
-		}).Addr().String()
+		parts := Parts{}
+		if p != nil {
+			parts.Pauser = p
+		}
+		return runServer(t, tokenFile, src, parts).Addr().String()
 	}
 	post := func(addr, path, body string) (int, string) {
 		t.Helper()

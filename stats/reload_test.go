@@ -44,7 +44,7 @@ func TestReloadEndpoint(t *testing.T) {
 		{"reloaded", tokenFile, right, fakeReloader{}, 200, `{"applied":["proxy.users"],"ignored":[]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := New(Config{Listen: "127.0.0.1:0", AdminTokenFile: tc.file}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), &readySource{}, nil)
+			s, err := New(Config{Listen: "127.0.0.1:0", AdminTokenFile: tc.file}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), &readySource{}, Parts{})
 			if err != nil {
 				t.Fatal(err)
 			}

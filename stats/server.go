@@ -89,6 +89,18 @@ type Scaler interface {
 	Control(op string, on bool) error
 }
 
+// Parts are what a server serves besides its Source; nil ones turn their
+// endpoints off (404).
+type Parts struct {
+	// Listener, when not nil, is the bound stats address: an instance
+	// binds it first so that its HA group can advertise the real port.
+	// Nil: New binds cfg.Listen.
+	Listener net.Listener
+	Holder   Holder // the HA group: /ha/vip, /ha/status, hand-over
+	Scaler   Scaler // the scaling endpoints
+	Pauser   Pauser // /api/v1/proxy/pause and /unpause
+}
+
 // Server serves the HTTP endpoints.
 type Server struct {
 	scaler  atomic.Pointer[Scaler]
@@ -109,10 +121,11 @@ type Server struct {
 //
 // holder is nil for an instance without an HA group: it is alone, so it
 // always answers /ha/vip with 200.
-func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, holder Holder) (*Server, error) {
+func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, parts Parts) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("stats config: %w", err)
 	}
+	holder := parts.Holder
 	if err := reg.Register(collectors.NewGoCollector()); err != nil {
 		return nil, fmt.Errorf("register go collector: %w", err)
 	}
@@ -245,17 +258,34 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, hol
 			s.handlePause(w, r, op)
 		}))
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	if parts.Scaler != nil {
+		s.scaler.Store(&parts.Scaler)
 	}
-	s.ln = ln
+	if parts.Pauser != nil {
+		s.pauser.Store(&parts.Pauser)
+	}
+	s.ln = parts.Listener
+	if s.ln == nil {
+		if s.ln, err = Listen(cfg); err != nil {
+			return nil, err
+		}
+	}
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
 }
 
-// SetScaler enables the scaling endpoints.
-func (s *Server) SetScaler(sc Scaler) { s.scaler.Store(&sc) }
+// Listen binds cfg.Listen, for Parts.Listener.
+func Listen(cfg Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	return ln, nil
+}
+
+// Close releases a server that will not run (its listener); Run releases
+// everything itself.
+func (s *Server) Close() error { return s.ln.Close() }
 
 // scalerOr404 returns the scaler, or answers 404 when there is none.
 func (s *Server) scalerOr404(w http.ResponseWriter) (Scaler, bool) {

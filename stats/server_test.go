@@ -31,7 +31,7 @@ func (r *readySource) Status() Status {
 func TestEndpoints(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	src := &readySource{}
-	s, err := New(Config{Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler), reg, src, nil)
+	s, err := New(Config{Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler), reg, src, Parts{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestAdminAuth(t *testing.T) {
 		{"right token, no group", tokenFile, "Bearer s3cret-token-0123456789", 404},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := New(Config{Listen: "127.0.0.1:0", AdminTokenFile: tc.file}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), &readySource{}, nil)
+			s, err := New(Config{Listen: "127.0.0.1:0", AdminTokenFile: tc.file}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), &readySource{}, Parts{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -134,7 +134,7 @@ func TestAdminAuth(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New(Config{Listen: "127.0.0.1:0", AdminTokenFile: "/nonexistent"}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), &readySource{}, nil); err == nil {
+	if _, err := New(Config{Listen: "127.0.0.1:0", AdminTokenFile: "/nonexistent"}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), &readySource{}, Parts{}); err == nil {
 		t.Error("a missing token file was accepted")
 	}
 }
@@ -181,23 +181,18 @@ func (f *fakeScaler) Calls() []string {
 // admin API) and scaler (nil: none) and returns its base URL.
 func startServer(t *testing.T, tokenFile string, sc Scaler) string {
 	t.Helper()
-	s := runServer(t, tokenFile, &readySource{}, func(s *Server) {
-		if sc != nil {
-			s.SetScaler(sc)
-		}
-	})
+	s := runServer(t, tokenFile, &readySource{}, Parts{Scaler: sc})
 	return "http://" + s.Addr().String()
 }
 
 // runServer runs a server over src with the given token file until the
-// test ends; setup runs before it serves.
-func runServer(t *testing.T, tokenFile string, src Source, setup func(*Server)) *Server {
+// test ends.
+func runServer(t *testing.T, tokenFile string, src Source, parts Parts) *Server {
 	t.Helper()
-	s, err := New(Config{Listen: "127.0.0.1:0", AdminTokenFile: tokenFile}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), src, nil)
+	s, err := New(Config{Listen: "127.0.0.1:0", AdminTokenFile: tokenFile}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), src, parts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	setup(s)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -304,7 +299,7 @@ func (a *autoSource) Status() Status {
 }
 
 func TestStatusCarriesAuto(t *testing.T) {
-	s, err := New(Config{Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), &autoSource{}, nil)
+	s, err := New(Config{Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), &autoSource{}, Parts{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,58 +24,73 @@ type instance struct {
 	scaler *scaler.Scaler // nil without a scaler: section
 }
 
-func newInstance(cfg fileConfig, log *slog.Logger) (*instance, error) {
+func newInstance(cfg fileConfig, log *slog.Logger) (inst *instance, err error) {
+	// Built in order; if a part fails, the parts built before it are
+	// closed in reverse order, so no listener or client is left open.
+	var closers []func() error
+	defer func() {
+		if err == nil {
+			return
+		}
+		for i := len(closers) - 1; i >= 0; i-- {
+			if cerr := closers[i](); cerr != nil {
+				log.Warn("close a part of an instance that failed to start", "err", cerr)
+			}
+		}
+	}()
 	reg := prometheus.NewRegistry()
 	var p *proxy.Server
 	healthy := func() bool { return true }
 	proxyAddr := ""
 	if !cfg.WitnessOnly() {
-		var err error
 		p, err = proxy.New(cfg.Proxy, log.With("component", "proxy"), reg)
 		if err != nil {
 			return nil, err
 		}
+		closers = append(closers, p.Close)
 		healthy, proxyAddr = p.Ready, p.Addr().String()
 	}
+	// The stats address is bound before the group: members advertise the
+	// real port (stats.listen may say :0).
+	ln, err := stats.Listen(cfg.Stats)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, ln.Close)
 	var group *ha.Group
-	var holder stats.Holder
+	parts := stats.Parts{Listener: ln}
 	if cfg.HA != nil {
-		var err error
+		// ha.New holds nothing until Run (memberlist starts there).
 		group, err = ha.New(*cfg.HA, ha.Options{
-			ProxyAddr: proxyAddr, StatsAddr: cfg.Stats.Listen, Version: proxy.Version, Healthy: healthy,
+			ProxyAddr: proxyAddr, StatsAddr: ln.Addr().String(), Version: proxy.Version, Healthy: healthy,
 		}, log.With("component", "ha"), reg)
 		if err != nil {
-			closeProxy(p)
 			return nil, err
 		}
-		holder = group
+		parts.Holder = group
 	}
 	name := proxyAddr
 	if cfg.HA != nil {
 		name = cfg.HA.Name
 	}
 	src := &statusSource{name: name, proxy: p, group: group}
-	st, err := stats.New(cfg.Stats, log.With("component", "stats"), reg, src, holder)
-	if err != nil {
-		closeProxy(p)
-		return nil, err
-	}
-	if group != nil {
-		group.SetStatsAddr(st.Addr().String())
-	}
-	inst := &instance{proxy: p, stats: st, group: group}
+	inst = &instance{proxy: p, group: group}
 	if p != nil {
-		st.SetPauser(pauser{p})
+		parts.Pauser = pauser{p}
 	}
 	if cfg.Scaler != nil && p != nil {
 		sc, err := newScaler(cfg, name, p, group, reg, log.With("component", "scaler"))
 		if err != nil {
-			closeProxy(p)
 			return nil, err
 		}
+		closers = append(closers, sc.Close)
 		inst.scaler = sc
 		src.scaler = sc
-		st.SetScaler(&scalerAPI{s: sc, group: group})
+		parts.Scaler = &scalerAPI{s: sc, group: group}
+	}
+	inst.stats, err = stats.New(cfg.Stats, log.With("component", "stats"), reg, src, parts)
+	if err != nil {
+		return nil, err
 	}
 	return inst, nil
 }
@@ -126,17 +141,6 @@ func (a *scalerAPI) Leader() (string, string) {
 		}
 	}
 	return st.Leader, ""
-}
-
-// closeProxy releases a proxy that never ran: running it with a cancelled
-// context closes its listener.
-func closeProxy(p *proxy.Server) {
-	if p == nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_ = p.Run(ctx)
 }
 
 // run runs every component until ctx ends or one fails; then it stops the

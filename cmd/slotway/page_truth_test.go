@@ -95,7 +95,7 @@ func wideSample(t *testing.T, n int) stats.Status {
 func TestStatsPageLayoutInChromium(t *testing.T) {
 	chromium := requireChromium(t)
 	src := &sampleSource{st: wideSample(t, 12)}
-	srv, err := stats.New(stats.Config{Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), src, nil)
+	srv, err := stats.New(stats.Config{Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), src, stats.Parts{})
 	if err != nil {
 		t.Fatal(err)
 	}
