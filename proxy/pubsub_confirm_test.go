@@ -220,8 +220,13 @@ func TestSubscribeAcrossHomeFailover(t *testing.T) {
 	sub.expect("message", "", "[message before 3]")
 	pub.expect("publish to the pattern", "PUBLISH pattern 4\r\n", ":1")
 	sub.expect("pmessage", "", "[pmessage pat* pattern 4]")
-	if got := p1.counter(t, "slotway_proxy_pubsub_resubscribes_total"); got != 2 {
-		t.Errorf("slotway_proxy_pubsub_resubscribes_total = %v, want 2 (a channel and a pattern)", got)
+	// The channel and the pattern from before are counted. "during" may be
+	// too: on a loaded machine the session's home can move twice in a
+	// failover (to a live master while the dead one is still listed, then
+	// to the promoted replica), and the first move drops it once (seen:
+	// 3 under go test -race ./... on two cores).
+	if got := p1.counter(t, "slotway_proxy_pubsub_resubscribes_total"); got < 2 || got > 3 {
+		t.Errorf("slotway_proxy_pubsub_resubscribes_total = %v, want 2 (a channel and a pattern), or 3 with the new channel", got)
 	}
 	if _, err := c.WaitForFailover(ctx, home); err != nil {
 		t.Fatal(err)
