@@ -4,8 +4,9 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/slotway/slotway/proxy.Version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
-# Integration tests start real redis-server processes; the proxy is always
-# tested under the race detector.
+# Integration tests start real redis-server processes; every package is
+# tested under the race detector, in one go test so that the packages'
+# waits overlap on two cores.
 TEST_FLAGS ?= -count=1 -timeout 20m
 
 .PHONY: all build demo test test-unit fuzz lint bench deps clean
@@ -47,8 +48,7 @@ demo: deps build
 	./bin/slotway demo
 
 test: deps
-	$(GO) test $(TEST_FLAGS) -race ./proxy/... ./internal/... ./ha/...
-	$(GO) test $(TEST_FLAGS) ./cmd/... ./stats/... ./scaler/...
+	$(GO) test $(TEST_FLAGS) -race ./...
 	$(MAKE) fuzz
 
 # A short run of every fuzz target (seed corpus plus a fixed number of
