@@ -20,9 +20,19 @@ import (
 type Pauser interface {
 	// Pause holds the clients' commands (only writes with writeOnly) for
 	// d; the result is the pause's status, sent as JSON.
-	Pause(d time.Duration, writeOnly bool) any
+	Pause(d time.Duration, writeOnly bool) PauseStatus
 	// Unpause ends the pause.
-	Unpause() any
+	Unpause() PauseStatus
+}
+
+// PauseStatus is an instance's CLIENT PAUSE state, as the pause endpoints
+// answer it.
+type PauseStatus struct {
+	Paused bool      `json:"paused"`
+	Mode   string    `json:"mode,omitempty"` // "write" or "all"
+	Until  time.Time `json:"until,omitzero"`
+	// HeldClients are the clients whose next command waits now.
+	HeldClients int64 `json:"held_clients"`
 }
 
 // pauseRequest is the body of both endpoints; every field is optional.

@@ -19,7 +19,7 @@ type fakePauser struct {
 	calls []string
 }
 
-func (f *fakePauser) Pause(d time.Duration, writeOnly bool) any {
+func (f *fakePauser) Pause(d time.Duration, writeOnly bool) PauseStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	mode := "all"
@@ -27,14 +27,14 @@ func (f *fakePauser) Pause(d time.Duration, writeOnly bool) any {
 		mode = "write"
 	}
 	f.calls = append(f.calls, "pause "+mode+" "+d.String())
-	return map[string]any{"paused": true, "mode": mode}
+	return PauseStatus{Paused: true, Mode: mode}
 }
 
-func (f *fakePauser) Unpause() any {
+func (f *fakePauser) Unpause() PauseStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, "unpause")
-	return map[string]any{"paused": false}
+	return PauseStatus{}
 }
 
 func (f *fakePauser) got() string {
@@ -119,7 +119,7 @@ func TestPauseEndpoints(t *testing.T) {
 	if got := p2.got(); got != "pause write 30s" {
 		t.Errorf("p2 after the group pause: %q", got)
 	}
-	if code, body := post(addr1, "/api/v1/proxy/unpause", `{"group": true}`); code != 200 || !strings.Contains(body, `"p2":{"paused":false}`) {
+	if code, body := post(addr1, "/api/v1/proxy/unpause", `{"group": true}`); code != 200 || !strings.Contains(body, `"p2":{"held_clients":0,"paused":false}`) {
 		t.Errorf("group unpause: %d %s", code, body)
 	}
 	if got := p2.got(); got != "pause write 30s; unpause" {

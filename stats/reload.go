@@ -12,9 +12,6 @@ type Reloader interface {
 	Reload() (any, error)
 }
 
-// SetReloader enables POST /api/v1/reload.
-func (s *Server) SetReloader(r Reloader) { s.reloader.Store(&r) }
-
 // handleReload answers 200 with the summary, or 400 with the error text
 // when the file is invalid (then nothing changed).
 func (s *Server) handleReload(w http.ResponseWriter, _ *http.Request) {

@@ -44,12 +44,13 @@ func TestReloadEndpoint(t *testing.T) {
 		{"reloaded", tokenFile, right, fakeReloader{}, 200, `{"applied":["proxy.users"],"ignored":[]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := New(Config{Listen: "127.0.0.1:0", AdminTokenFile: tc.file}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), &readySource{}, Parts{})
+			parts := Parts{}
+			if tc.reloader != nil {
+				parts.Reloader = tc.reloader
+			}
+			s, err := New(Config{Listen: "127.0.0.1:0", AdminTokenFile: tc.file}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), &readySource{}, parts)
 			if err != nil {
 				t.Fatal(err)
-			}
-			if tc.reloader != nil {
-				s.SetReloader(tc.reloader)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)

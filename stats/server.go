@@ -96,9 +96,10 @@ type Parts struct {
 	// binds it first so that its HA group can advertise the real port.
 	// Nil: New binds cfg.Listen.
 	Listener net.Listener
-	Holder   Holder // the HA group: /ha/vip, /ha/status, hand-over
-	Scaler   Scaler // the scaling endpoints
-	Pauser   Pauser // /api/v1/proxy/pause and /unpause
+	Holder   Holder   // the HA group: /ha/vip, /ha/status, hand-over
+	Scaler   Scaler   // the scaling endpoints
+	Pauser   Pauser   // /api/v1/proxy/pause and /unpause
+	Reloader Reloader // POST /api/v1/reload
 }
 
 // Server serves the HTTP endpoints.
@@ -263,6 +264,9 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, par
 	}
 	if parts.Pauser != nil {
 		s.pauser.Store(&parts.Pauser)
+	}
+	if parts.Reloader != nil {
+		s.reloader.Store(&parts.Reloader)
 	}
 	s.ln = parts.Listener
 	if s.ln == nil {

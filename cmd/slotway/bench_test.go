@@ -67,7 +67,7 @@ func startProxy(t *testing.T, c *redistest.Cluster) string {
 	cfg := defaultConfig()
 	cfg.Proxy.Listen, cfg.Stats.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Proxy.Cluster.Seeds = c.Seeds()
-	inst, err := newInstance(cfg, slog.New(slog.DiscardHandler))
+	inst, err := newInstance(cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,7 +79,7 @@ func TestCheckCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst, err := newInstance(cfg, slog.New(slog.DiscardHandler))
+	inst, err := newInstance(cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,7 +118,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if v := os.Getenv("SLOTWAY_IO_URING"); v != "" {
 			cfg.Proxy.IOUring = v
 		}
-		inst, err := newInstance(cfg, log.With("instance", "p"+strconv.Itoa(i+1)))
+		inst, err := newInstance(cfg, log.With("instance", "p"+strconv.Itoa(i+1)), nil)
 		if err != nil {
 			return fmt.Errorf("start instance p%d: %w", i+1, err)
 		}

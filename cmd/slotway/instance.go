@@ -24,7 +24,8 @@ type instance struct {
 	scaler *scaler.Scaler // nil without a scaler: section
 }
 
-func newInstance(cfg fileConfig, log *slog.Logger) (inst *instance, err error) {
+// reload, if not nil, serves POST /api/v1/reload.
+func newInstance(cfg fileConfig, log *slog.Logger, reload stats.Reloader) (inst *instance, err error) {
 	// Built in order; if a part fails, the parts built before it are
 	// closed in reverse order, so no listener or client is left open.
 	var closers []func() error
@@ -58,7 +59,7 @@ func newInstance(cfg fileConfig, log *slog.Logger) (inst *instance, err error) {
 	}
 	closers = append(closers, ln.Close)
 	var group *ha.Group
-	parts := stats.Parts{Listener: ln}
+	parts := stats.Parts{Listener: ln, Reloader: reload}
 	if cfg.HA != nil {
 		// ha.New holds nothing until Run (memberlist starts there).
 		group, err = ha.New(*cfg.HA, ha.Options{
@@ -186,5 +187,7 @@ func (i *instance) run(ctx context.Context) error {
 // pauser gives the stats server's admin API the proxy's CLIENT PAUSE.
 type pauser struct{ p *proxy.Server }
 
-func (a pauser) Pause(d time.Duration, writeOnly bool) any { return a.p.Pause(d, writeOnly) }
-func (a pauser) Unpause() any                              { return a.p.Unpause() }
+func (a pauser) Pause(d time.Duration, writeOnly bool) stats.PauseStatus {
+	return stats.PauseStatus(a.p.Pause(d, writeOnly))
+}
+func (a pauser) Unpause() stats.PauseStatus { return stats.PauseStatus(a.p.Unpause()) }

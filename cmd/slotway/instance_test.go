@@ -33,7 +33,7 @@ func TestNewInstanceClosesWhatItBuilt(t *testing.T) {
 	sc := scaler.DefaultConfig()
 	sc.Provider.Kind = "exec" // without acquire: refused by scaler.New
 	cfg.Scaler = &sc
-	if _, err := newInstance(cfg, slog.New(slog.DiscardHandler)); err == nil {
+	if _, err := newInstance(cfg, slog.New(slog.DiscardHandler), nil); err == nil {
 		t.Fatal("newInstance with a bad scaler config succeeded")
 	}
 	for _, a := range addrs[:2] {

@@ -126,10 +126,14 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	logLevel := new(slog.LevelVar)
 	logLevel.Set(logf.levelFor(cfg.Log))
 	log := logf.logger(stderr, logLevel, cfg.Log.Format)
-	inst, err := newInstance(cfg, log)
+	// The reloader drives the instance, and the instance's stats server
+	// serves it: it learns its instance once that is built.
+	rl := newReloader(path, cfg, nil, log, logLevel, logf.levelFor)
+	inst, err := newInstance(cfg, log, rl)
 	if err != nil {
 		return err
 	}
+	rl.inst = inst
 	if inst.proxy != nil {
 		log.Info("slotway started", "version", proxy.Version, "listen", inst.proxy.Addr().String(),
 			"stats", inst.stats.Addr().String())
@@ -137,8 +141,6 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("slotway started as a witness (votes, runs no proxy)", "version", proxy.Version,
 			"stats", inst.stats.Addr().String())
 	}
-	rl := newReloader(path, cfg, inst, log, logLevel, logf.levelFor)
-	inst.stats.SetReloader(rl)
 	stopReloads := rl.watch(ctx, hup)
 	err = inst.run(ctx)
 	stopReloads()

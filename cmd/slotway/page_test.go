@@ -71,7 +71,7 @@ func startPair(t *testing.T, c *redistest.Cluster) []*instance {
 		sc := scaler.DefaultConfig()
 		sc.Enabled, sc.Interval, sc.NodeMemory = true, 300*time.Millisecond, 64<<20
 		cfg.Scaler = &sc
-		in, err := newInstance(cfg, slog.New(slog.DiscardHandler))
+		in, err := newInstance(cfg, slog.New(slog.DiscardHandler), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

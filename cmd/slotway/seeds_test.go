@@ -27,7 +27,7 @@ func TestSeedsLeftOnStatusAndPage(t *testing.T) {
 	cfg.Proxy.Listen, cfg.Stats.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Proxy.Cluster.Seeds = []string{reset, c.Seeds()[0]}
 	cfg.Proxy.HealthInterval = 200 * time.Millisecond
-	in, err := newInstance(cfg, slog.New(slog.DiscardHandler))
+	in, err := newInstance(cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
