@@ -36,13 +36,14 @@ type pauseState struct {
 	timer *time.Timer
 }
 
-// PauseStatus describes the pause for the admin API.
+// PauseStatus describes the pause in effect. The admin API sends it as
+// stats.PauseStatus (cmd converts; the fields are the same).
 type PauseStatus struct {
-	Paused bool      `json:"paused"`
-	Mode   string    `json:"mode,omitempty"` // "write" or "all"
-	Until  time.Time `json:"until,omitzero"`
+	Paused bool
+	Mode   string // "write" or "all"
+	Until  time.Time
 	// HeldClients are the clients whose next command waits now.
-	HeldClients int64 `json:"held_clients"`
+	HeldClients int64
 }
 
 // Pause pauses this instance's clients for d: all of their commands, or

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/slotway/slotway/stats"
 )
 
 type autoscaler struct {
@@ -25,8 +27,8 @@ type autoscaler struct {
 	leader   bool
 	st       PolicyState
 	breached map[string]bool
-	status   AutoStatus
-	timeline []TimelinePoint
+	status   stats.AutoStatus
+	timeline []stats.TimelinePoint
 	resume   *request  // an interrupted action to finish before deciding anew
 	slotOps  []float64 // the last evaluation's per-slot ops/s
 	// known is the newest view of the group-wide flags (read at a tick,
@@ -42,7 +44,7 @@ func newAutoscaler(s *Scaler, slotOps SlotOpsFunc) *autoscaler {
 	}
 	return &autoscaler{s: s, cfg: s.cfg, pol: s.cfg.policy(), log: s.log,
 		col:    &collector{nodes: s.opts.Nodes, seeds: s.opts.Seeds, slotOps: slotOps, timeout: 3 * time.Second},
-		status: AutoStatus{Enabled: s.cfg.Enabled, DryRun: s.cfg.DryRun, Interval: s.cfg.Interval, Decision: "none", Reason: reason}}
+		status: stats.AutoStatus{Enabled: s.cfg.Enabled, DryRun: s.cfg.DryRun, Interval: s.cfg.Interval, Decision: "none", Reason: reason}}
 }
 
 // run evaluates every interval; it only runs with scaler.enabled, so an
@@ -81,8 +83,8 @@ func (a *autoscaler) tick(ctx context.Context, now time.Time) {
 	}
 	paused, dryRun := a.flags(ctx)
 	cfg, pol := a.policy() // a reload may change them (reload.go)
-	st := AutoStatus{Enabled: a.cfg.Enabled, Paused: paused, DryRun: dryRun, Leader: a.s.opts.Name, Interval: a.cfg.Interval,
-		Evaluated: now, Cycles: CycleStatus{UpNeeded: cfg.UpCycles, DownNeeded: cfg.DownCycles, ImbalanceNeeds: cfg.RebalanceCycles}}
+	st := stats.AutoStatus{Enabled: a.cfg.Enabled, Paused: paused, DryRun: dryRun, Leader: a.s.opts.Name, Interval: a.cfg.Interval,
+		Evaluated: now, Cycles: stats.CycleStatus{UpNeeded: cfg.UpCycles, DownNeeded: cfg.DownCycles, ImbalanceNeeds: cfg.RebalanceCycles}}
 	defer func() { a.publish(ctx, st) }()
 	if a.tryResume() {
 		st.Decision, st.Reason = "none", "finishing an action the previous leader started"
@@ -147,7 +149,7 @@ func (a *autoscaler) tick(ctx context.Context, now time.Time) {
 	st.UpCooldownLeft = left(ps.LastUp, cfg.UpCooldown, now)
 	st.DownCooldownLeft = left(ps.LastDown, cfg.DownCooldown, now)
 	st.Decision, st.Reason = d.Kind, d.Reason
-	a.point(TimelinePoint{Time: now, Masters: n})
+	a.point(stats.TimelinePoint{Time: now, Masters: n})
 	if d.Kind == "none" {
 		return
 	}
@@ -168,7 +170,7 @@ func (a *autoscaler) act(ctx context.Context, d Decision, n, desired int, dryRun
 		ev.Kind = "dry_run"
 		a.s.event(ctx, ev)
 		a.s.m.actions.WithLabelValues(d.Kind, "dry_run").Inc()
-		a.point(TimelinePoint{Time: time.Now(), Masters: n, Action: d.Kind, Result: "dry_run", Reason: d.Reason})
+		a.point(stats.TimelinePoint{Time: time.Now(), Masters: n, Action: d.Kind, Result: "dry_run", Reason: d.Reason})
 		return
 	}
 	a.s.event(ctx, ev)
@@ -216,7 +218,7 @@ func (a *autoscaler) request(ev Event) request {
 			masters = a.status.Masters
 			a.mu.Unlock()
 		}
-		a.point(TimelinePoint{Time: time.Now(), Masters: masters, Action: kind, Result: result, Reason: out.Reason})
+		a.point(stats.TimelinePoint{Time: time.Now(), Masters: masters, Action: kind, Result: result, Reason: out.Reason})
 	}
 	return req
 }

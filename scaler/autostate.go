@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/slotway/slotway/internal/ownkeys"
+	"github.com/slotway/slotway/stats"
 )
 
 // autoKey holds paused, dry_run, state (the policy's counters) and status
@@ -33,7 +34,7 @@ func (a *autoscaler) restore(ctx context.Context, now time.Time) {
 	st.LastUp, st.LastDown = time.Time{}, time.Time{}
 	var last *Event
 	finished := false
-	var tl []TimelinePoint
+	var tl []stats.TimelinePoint
 	for i := range evs {
 		ev := evs[i]
 		switch ev.Kind {
@@ -53,7 +54,7 @@ func (a *autoscaler) restore(ctx context.Context, now time.Time) {
 			if ev.Kind == "scale_failure" {
 				result = "failed"
 			}
-			tl = append(tl, TimelinePoint{Time: ev.Time, Masters: ev.Masters, Action: actionName(ev.Action), Result: result, Reason: ev.Reason})
+			tl = append(tl, stats.TimelinePoint{Time: ev.Time, Masters: ev.Masters, Action: actionName(ev.Action), Result: result, Reason: ev.Reason})
 		}
 	}
 	a.mu.Lock()
@@ -149,7 +150,7 @@ const pausedHold = "paused by an operator"
 // over puts the known flags over st, which is never newer (the leader
 // reads them at the start of the evaluation it publishes), and keeps its
 // hold in step with paused.
-func (k *knownFlags) over(st *AutoStatus) {
+func (k *knownFlags) over(st *stats.AutoStatus) {
 	if !k.pausedAt.IsZero() && st.Paused != k.paused {
 		st.Paused = k.paused
 		var holds []string
@@ -204,7 +205,7 @@ func (s *Scaler) Control(op string, on bool) error {
 // publish keeps st for AutoStatus and stores it, with the policy's
 // counters, in the cluster: the status for the other instances, the
 // counters for the next leader.
-func (a *autoscaler) publish(ctx context.Context, st AutoStatus) {
+func (a *autoscaler) publish(ctx context.Context, st stats.AutoStatus) {
 	a.mu.Lock()
 	st.Timeline = slices.Clone(a.timeline)
 	a.status = st
@@ -221,9 +222,9 @@ func (a *autoscaler) loadPublished(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	raw, err := a.s.rc.HGet(rctx, autoKey, "status").Result()
-	var st AutoStatus
+	var st stats.AutoStatus
 	if err != nil || json.Unmarshal([]byte(raw), &st) != nil {
-		st = AutoStatus{Enabled: a.cfg.Enabled, Interval: a.cfg.Interval, Decision: "none", Reason: "no evaluation published yet"}
+		st = stats.AutoStatus{Enabled: a.cfg.Enabled, Interval: a.cfg.Interval, Decision: "none", Reason: "no evaluation published yet"}
 	}
 	a.mu.Lock()
 	a.status = st
@@ -232,7 +233,7 @@ func (a *autoscaler) loadPublished(ctx context.Context) {
 
 // AutoStatus is the autoscaler's last evaluation (the leader's, also on
 // the other instances).
-func (s *Scaler) AutoStatus() AutoStatus {
+func (s *Scaler) AutoStatus() stats.AutoStatus {
 	a := s.auto
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -254,7 +255,7 @@ const maxTimeline = 500
 
 // point adds a chart point when the master count changes or an action
 // happens.
-func (a *autoscaler) point(p TimelinePoint) {
+func (a *autoscaler) point(p stats.TimelinePoint) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if n := len(a.timeline); p.Action == "" && n > 0 && a.timeline[n-1].Masters == p.Masters {
@@ -297,10 +298,10 @@ func (a *autoscaler) breaches(ctx context.Context, d Decision, prev map[string]b
 	a.mu.Unlock()
 }
 
-func statusSignals(in []SignalValue) []SignalStatus {
-	out := make([]SignalStatus, 0, len(in))
+func statusSignals(in []SignalValue) []stats.SignalStatus {
+	out := make([]stats.SignalStatus, 0, len(in))
 	for _, sv := range in {
-		out = append(out, SignalStatus(sv))
+		out = append(out, stats.SignalStatus(sv))
 	}
 	return out
 }

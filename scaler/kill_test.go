@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slotway/slotway/internal/redistest"
+	"github.com/slotway/slotway/stats"
 )
 
 var errCrash = errors.New("leader killed (test)")
@@ -55,8 +56,8 @@ func TestLeaderKilledAtEachStep(t *testing.T) {
 		go func() { done <- s.Run(sctx) }()
 		return s, cancel, done
 	}
-	waitOp := func(s *Scaler, kind string) OperationStatus {
-		var st OperationStatus
+	waitOp := func(s *Scaler, kind string) stats.Operation {
+		var st stats.Operation
 		redistest.WaitFor(t, 2*time.Minute, kind+" to end", func() bool {
 			st = s.Operation()
 			return st.Kind == kind && (st.State == "done" || st.State == "failed")

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/slotway/slotway/stats"
 )
 
 // Options wires the scaler to the rest of the instance.
@@ -484,30 +486,14 @@ func errorReason(err error) string {
 	return "other"
 }
 
-// OperationStatus is the progress of the last operation.
-type OperationStatus struct {
-	Kind      string        `json:"kind"`
-	State     string        `json:"state"` // idle, queued, running, done, failed
-	Error     string        `json:"error,omitempty"`
-	Started   time.Time     `json:"started"`
-	Moving    time.Time     `json:"moving"` // when the first slot move began
-	Ended     time.Time     `json:"ended"`
-	SlotsDone int64         `json:"slots_done"`
-	SlotsAll  int64         `json:"slots_total"`
-	Keys      int64         `json:"keys"`
-	Bytes     int64         `json:"bytes"`
-	Backoffs  int64         `json:"backoffs"` // pauses because the nodes slowed down
-	ETA       time.Duration `json:"eta_ns"`
-}
-
 // Operation reports the current or last operation.
-func (s *Scaler) Operation() OperationStatus {
+func (s *Scaler) Operation() stats.Operation {
 	s.mu.Lock()
 	p := s.prog
 	s.mu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st := OperationStatus{Kind: p.kind, State: p.state, Error: p.err, Started: p.started, Moving: p.firstMove, Ended: p.ended,
+	st := stats.Operation{Kind: p.kind, State: p.state, Error: p.err, Started: p.started, Moving: p.firstMove, Ended: p.ended,
 		SlotsDone: p.slotsDone.Load(), SlotsAll: p.slotsAll.Load(), Keys: p.keys.Load(), Bytes: p.bytes.Load(),
 		Backoffs: p.backoffs.Load()}
 	if st.State == "running" && st.SlotsDone > 0 && st.SlotsAll > st.SlotsDone {

@@ -17,6 +17,7 @@ import (
 	"github.com/slotway/slotway/internal/redistest"
 	"github.com/slotway/slotway/proxy"
 	"github.com/slotway/slotway/scaler"
+	"github.com/slotway/slotway/stats"
 )
 
 type testScaler struct {
@@ -62,12 +63,12 @@ func startScaler(t *testing.T, c *redistest.Cluster, mod func(*scaler.Config), l
 }
 
 // run starts an operation and waits for its end.
-func (s *testScaler) run(t *testing.T, kind string, n int, target string) scaler.OperationStatus {
+func (s *testScaler) run(t *testing.T, kind string, n int, target string) stats.Operation {
 	t.Helper()
 	redistest.WaitFor(t, 30*time.Second, "the scaler to accept "+kind, func() bool {
 		return s.Start(kind, n, target) == nil
 	})
-	var st scaler.OperationStatus
+	var st stats.Operation
 	redistest.WaitFor(t, 5*time.Minute, kind+" to end", func() bool {
 		st = s.Operation()
 		return st.Kind == kind && (st.State == "done" || st.State == "failed")
@@ -285,7 +286,7 @@ func TestScaleOutAndIn(t *testing.T) {
 		t.Fatalf("CONFIG SET hz through Slotway: %v", err)
 	}
 
-	var st scaler.OperationStatus
+	var st stats.Operation
 	res := during(t, addr, func() { st = s.run(t, "scale", 4, "") })
 	if st.State != "done" {
 		t.Fatalf("scale out: %+v", st)

@@ -78,7 +78,7 @@ func (s *Server) handlePause(w http.ResponseWriter, r *http.Request, op string) 
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("mode: want \"all\" or \"write\", got %q", req.Mode)})
 		return
 	}
-	var status any
+	var status PauseStatus
 	if op == "pause" {
 		status = (*p).Pause(d, req.Mode == "write")
 	} else {
@@ -88,8 +88,7 @@ func (s *Server) handlePause(w http.ResponseWriter, r *http.Request, op string) 
 		writeJSON(w, http.StatusOK, status)
 		return
 	}
-	out := map[string]any{"instance": status}
-	members := map[string]any{}
+	out := groupPause{Instance: status, Members: map[string]memberPause{}}
 	failed := 0
 	if g := s.src.Status().Group; g != nil {
 		req.Group = false
@@ -100,14 +99,13 @@ func (s *Server) handlePause(w http.ResponseWriter, r *http.Request, op string) 
 			}
 			res, err := forwardPause(r.Context(), m.StatsAddr, op, fwd, r.Header.Get("Authorization"))
 			if err != nil {
-				members[m.Name] = map[string]string{"error": err.Error()}
+				out.Members[m.Name] = memberPause{Error: err.Error()}
 				failed++
 				continue
 			}
-			members[m.Name] = res
+			out.Members[m.Name] = memberPause{PauseStatus: &res}
 		}
 	}
-	out["members"] = members
 	code := http.StatusOK
 	if failed > 0 {
 		code = http.StatusBadGateway
@@ -115,28 +113,41 @@ func (s *Server) handlePause(w http.ResponseWriter, r *http.Request, op string) 
 	writeJSON(w, code, out)
 }
 
+// groupPause is the answer with "group": true: this instance's status and
+// that of every other live member with a proxy.
+type groupPause struct {
+	Instance PauseStatus            `json:"instance"`
+	Members  map[string]memberPause `json:"members"`
+}
+
+// memberPause is a member's answer, or why there is none.
+type memberPause struct {
+	*PauseStatus
+	Error string `json:"error,omitempty"`
+}
+
 // forwardPause asks one member to pause or unpause itself.
-func forwardPause(ctx context.Context, addr, op string, body []byte, auth string) (any, error) {
+func forwardPause(ctx context.Context, addr, op string, body []byte, auth string) (PauseStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/api/v1/proxy/"+op, bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return PauseStatus{}, err
 	}
 	req.Header.Set("Authorization", auth)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return PauseStatus{}, err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	if resp.StatusCode != http.StatusOK {
-		return nil, errors.New(resp.Status + ": " + string(bytes.TrimSpace(b)))
+		return PauseStatus{}, errors.New(resp.Status + ": " + string(bytes.TrimSpace(b)))
 	}
-	var v any
+	var v PauseStatus
 	if err := json.Unmarshal(b, &v); err != nil {
-		return nil, fmt.Errorf("bad answer: %w", err)
+		return PauseStatus{}, fmt.Errorf("bad answer: %w", err)
 	}
 	return v, nil
 }

@@ -7,9 +7,19 @@ import "net/http"
 // once and must serialize itself.
 type Reloader interface {
 	// Reload re-reads the config file and applies what can change without
-	// a restart; the result is the summary sent as JSON. An error means
-	// the file is invalid and nothing changed; its text is the answer.
-	Reload() (any, error)
+	// a restart. An error means the file is invalid and nothing changed;
+	// its text is the answer.
+	Reload() (ReloadResult, error)
+}
+
+// ReloadResult is the answer of POST /api/v1/reload (and what the reload
+// log line says): the changed keys by yaml path.
+type ReloadResult struct {
+	// Applied are the changed keys now in effect.
+	Applied []string `json:"applied"`
+	// Ignored changed in the file but need a restart; they keep their
+	// running values.
+	Ignored []string `json:"ignored"`
 }
 
 // handleReload answers 200 with the summary, or 400 with the error text

@@ -16,11 +16,11 @@ import (
 
 type fakeReloader struct{ err error }
 
-func (f fakeReloader) Reload() (any, error) {
+func (f fakeReloader) Reload() (ReloadResult, error) {
 	if f.err != nil {
-		return nil, f.err
+		return ReloadResult{}, f.err
 	}
-	return map[string][]string{"applied": {"proxy.users"}, "ignored": {}}, nil
+	return ReloadResult{Applied: []string{"proxy.users"}, Ignored: []string{}}, nil
 }
 
 func TestReloadEndpoint(t *testing.T) {

@@ -27,6 +27,7 @@ import (
 	"github.com/slotway/slotway/internal/redistest"
 	"github.com/slotway/slotway/proxy"
 	"github.com/slotway/slotway/scaler"
+	"github.com/slotway/slotway/stats"
 	"sync"
 )
 
@@ -138,7 +139,7 @@ func run(t *testing.B, who string, nkeys, valueSize, rate int) string {
 		defer sstop()
 		go s.Run(sctx)
 		redistest.WaitFor(t, time.Minute, "the scaler to accept the operation", func() bool { return s.Start("scale", 4, "") == nil })
-		var st scaler.OperationStatus
+		var st stats.Operation
 		redistest.WaitFor(t, 10*time.Minute, "the scale-out to end", func() bool {
 			st = s.Operation()
 			return st.Kind == "scale" && (st.State == "done" || st.State == "failed")

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/slotway/slotway/scaler"
+	"github.com/slotway/slotway/stats"
 )
 
 const clusterUsage = `Usage: slotway cluster -config FILE COMMAND
@@ -164,8 +164,8 @@ func (a *adminClient) start(ctx context.Context, op string, body any) error {
 	}
 }
 
-func (a *adminClient) operation(ctx context.Context) (scaler.OperationStatus, error) {
-	var st scaler.OperationStatus
+func (a *adminClient) operation(ctx context.Context) (stats.Operation, error) {
+	var st stats.Operation
 	resp, b, err := a.do(ctx, http.MethodGet, "/api/v1/scaler/operation", nil)
 	if err != nil {
 		return st, err
@@ -220,7 +220,7 @@ func (a *adminClient) wait(ctx context.Context, op string, out io.Writer) error 
 	}
 }
 
-func describe(st scaler.OperationStatus) string {
+func describe(st stats.Operation) string {
 	if st.Kind == "" {
 		return "no operation yet"
 	}
@@ -237,7 +237,7 @@ func describe(st scaler.OperationStatus) string {
 	return s
 }
 
-func bar(st scaler.OperationStatus) string {
+func bar(st stats.Operation) string {
 	const width = 30
 	done := 0
 	if st.SlotsAll > 0 {

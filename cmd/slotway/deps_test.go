@@ -52,11 +52,14 @@ func TestBinaryLinksNoTestCode(t *testing.T) {
 
 // TestImportDirections pins which parts may use which: the data plane
 // (proxy) knows nothing of HA, scaling or the stats page; HA knows
-// nothing of the data plane or the scaler; no library imports cmd.
+// nothing of the data plane or the scaler; stats owns the types of its
+// API and imports none of the parts it shows (the scaler uses its types);
+// no library imports cmd.
 func TestImportDirections(t *testing.T) {
 	forbidden := map[string][]string{
 		"proxy": {"ha", "scaler", "stats"},
 		"ha":    {"proxy", "scaler"},
+		"stats": {"proxy", "ha", "scaler"},
 	}
 	for _, line := range goList(t, "-f", "{{.ImportPath}} {{join .Deps \" \"}}", "./...") {
 		fields := strings.Fields(line)

@@ -129,7 +129,7 @@ type scalerAPI struct {
 }
 
 func (a *scalerAPI) Start(kind string, n int, target string) error { return a.s.Start(kind, n, target) }
-func (a *scalerAPI) Operation() stats.Operation                    { return stats.Operation(a.s.Operation()) }
+func (a *scalerAPI) Operation() stats.Operation                    { return a.s.Operation() }
 func (a *scalerAPI) Control(op string, on bool) error              { return a.s.Control(op, on) }
 func (a *scalerAPI) Leader() (string, string) {
 	if a.group == nil {

@@ -8,7 +8,6 @@ package main
 import (
 	"context"
 	"errors"
-	"github.com/slotway/slotway/internal/logging"
 	"log/slog"
 	"os"
 	"reflect"
@@ -17,19 +16,11 @@ import (
 	"sync"
 
 	"github.com/slotway/slotway/ha"
+	"github.com/slotway/slotway/internal/logging"
 	"github.com/slotway/slotway/proxy"
 	"github.com/slotway/slotway/scaler"
+	"github.com/slotway/slotway/stats"
 )
-
-// reloadResult is the answer of POST /api/v1/reload and the reload log
-// line: the changed keys by yaml path.
-type reloadResult struct {
-	// Applied are the changed keys now in effect.
-	Applied []string `json:"applied"`
-	// Ignored changed in the file but need a restart; they keep their
-	// running values.
-	Ignored []string `json:"ignored"`
-}
 
 // reloader re-reads path and applies it to inst.
 type reloader struct {
@@ -68,23 +59,23 @@ func (r *reloader) watch(ctx context.Context, hup <-chan os.Signal) (stop func()
 }
 
 // Reload serves POST /api/v1/reload (stats.Reloader).
-func (r *reloader) Reload() (any, error) {
+func (r *reloader) Reload() (stats.ReloadResult, error) {
 	r.log.Info("reload requested through the API", "path", r.path)
 	return r.reload()
 }
 
 // reload reads and validates the file; an invalid file changes nothing.
-func (r *reloader) reload() (reloadResult, error) {
+func (r *reloader) reload() (stats.ReloadResult, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	next, err := loadConfig(r.path)
 	if err != nil {
 		r.log.Error("config reload failed; nothing changed", "err", err)
-		return reloadResult{}, err
+		return stats.ReloadResult{}, err
 	}
 	merged := r.running
 	applied, ignored := diffConfig(&merged, &next, r.reloadable)
-	res := reloadResult{Applied: applied, Ignored: ignored}
+	res := stats.ReloadResult{Applied: applied, Ignored: ignored}
 	if res.Applied == nil {
 		res.Applied = []string{}
 	}
@@ -96,7 +87,7 @@ func (r *reloader) reload() (reloadResult, error) {
 	if err := merged.Validate(); err != nil {
 		err = errors.New(r.path + ": with the keys that need a restart kept at their running values: " + err.Error())
 		r.log.Error("config reload failed; nothing changed", "err", err)
-		return reloadResult{}, err
+		return stats.ReloadResult{}, err
 	}
 	for _, k := range ignored {
 		r.log.Warn("config key changed but needs a restart; keeping the running value", "key", k)

@@ -30,7 +30,8 @@ func (s *statusSource) Status() stats.Status {
 	st := stats.Status{Instance: stats.InstanceStatus{Name: s.name, Version: proxy.Version, Ready: s.Ready()}}
 	if s.scaler != nil {
 		op := s.scaler.Operation()
-		st.Scaler = stats.ScalerStatus{Enabled: true, State: op.State, Auto: s.scaler.AutoStatus()}
+		auto := s.scaler.AutoStatus()
+		st.Scaler = stats.ScalerStatus{Enabled: true, State: op.State, Auto: &auto}
 		if op.Kind != "" {
 			st.Scaler.State = fmt.Sprintf("%s %s: %d/%d slots, %d keys", op.Kind, op.State, op.SlotsDone, op.SlotsAll, op.Keys)
 		}
