@@ -139,80 +139,20 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/slotway-bench.XXXXXX")
-demo_pid=""
 rb_pid=""
 idle_pid=""
 strace_pid=""
 trace_t0=""
 trace_secs=0
-node_logs=()      # redis.log of each demo node
-node_log_lines=() # its line count when the demo became ready
 report=$work/report.md
 notes=$work/notes.txt # distinct redis-benchmark stderr lines
 : >"$report"
 : >"$notes"
 
-# stop_demo sends SIGINT (the demo then stops the cluster and removes its
-# temp dir), waits up to 30s, and falls back to SIGKILL for the demo and the
-# redis-server processes it started.
-stop_demo() {
-	[[ -n $demo_pid ]] || return 0
-	if kill -0 "$demo_pid" 2>/dev/null; then
-		local kids i
-		kids=$(ps -o pid= --ppid "$demo_pid" 2>/dev/null || true)
-		kill -INT "$demo_pid" 2>/dev/null || true
-		for ((i = 0; i < 150; i++)); do
-			kill -0 "$demo_pid" 2>/dev/null || break
-			sleep 0.2
-		done
-		if kill -0 "$demo_pid" 2>/dev/null; then
-			echo "run.sh: demo (pid $demo_pid) did not stop within 30s; killing it" >&2
-			kill -KILL "$demo_pid" 2>/dev/null || true
-			for i in $kids; do
-				kill -KILL "$i" 2>/dev/null || true
-			done
-		fi
-	fi
-	wait "$demo_pid" 2>/dev/null || true
-	demo_pid=""
-}
-
-# stop_bg PID stops a helper the script started in the background (SIGTERM:
-# strace detaches, idleconns closes its connections) and reaps it.
-stop_bg() {
-	[[ -n $1 ]] || return 0
-	kill -TERM "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-}
-
-# snapshot_node_logs remembers where each Redis node's log ends now; the
-# node directories are the working directories of the demo's children.
-snapshot_node_logs() {
-	local k d
-	node_logs=()
-	node_log_lines=()
-	for k in $(ps -o pid= --ppid "$demo_pid" 2>/dev/null || true); do
-		d=$(readlink "/proc/$k/cwd" 2>/dev/null) || continue
-		[[ -f $d/redis.log ]] || continue
-		node_logs+=("$d/redis.log")
-		node_log_lines+=("$(wc -l <"$d/redis.log")")
-	done
-}
-
-# node_events prints what the Redis nodes logged since the snapshot about
-# warnings, failure detection and failovers (a loaded machine can make a node
-# miss the demo's 2s node timeout).
-node_events() {
-	local i f
-	for i in "${!node_logs[@]}"; do
-		f=${node_logs[$i]}
-		[[ -f $f ]] || continue
-		tail -n +"$((node_log_lines[i] + 1))" "$f" 2>/dev/null |
-			grep -E ' # |FAIL|[Ff]ailover|[Ee]lection|Marking node|Connection with .* lost' |
-			grep -v 'overcommit' |
-			sed "s|^|$(basename "$(dirname "$f")"): |" || true
-	done
-}
+# stop_demo, stop_bg, start_demo, node_events and their helpers.
+slotway_bin=bin/slotway
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 cleanup() {
 	local rc=$?
@@ -235,93 +175,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# port_free reports whether nothing accepts connections on 127.0.0.1:$1.
-port_free() {
-	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# free_pair prints a port p such that p and p+1 look free (the demo's second
-# instance uses the next port; the demo itself falls back to any free port
-# when one is taken after all). Ports stay below the ephemeral range.
-free_pair() {
-	local p i
-	for ((i = 0; i < 200; i++)); do
-		p=$((22000 + RANDOM % 10000))
-		if port_free "$p" && port_free $((p + 1)); then
-			echo "$p"
-			return 0
-		fi
-	done
-	echo "run.sh: found no free port pair" >&2
-	return 1
-}
-
-# start_demo R starts `slotway demo -replicas R`, waits until it is ready,
-# pauses its autoscaler and sets endpoint_port, stats, master_port and
-# master_pid.
-start_demo() {
-	local r=$1 listen_port stats_port deadline i endpoint master token k
-	listen_port=$(free_pair)
-	stats_port=$(free_pair)
-	echo "== starting slotway demo -replicas $r (listen 127.0.0.1:$listen_port, stats 127.0.0.1:$stats_port${SLOTWAY_BACKEND_CONNS:+, SLOTWAY_BACKEND_CONNS=$SLOTWAY_BACKEND_CONNS}${SLOTWAY_EVENT_LOOPS:+, SLOTWAY_EVENT_LOOPS=$SLOTWAY_EVENT_LOOPS})"
-	bin/slotway demo -replicas "$r" -listen "127.0.0.1:$listen_port" -stats "127.0.0.1:$stats_port" \
-		>"$work/demo.out" 2>"$work/demo.err" &
-	demo_pid=$!
-
-	deadline=$((SECONDS + READY_TIMEOUT))
-	until grep -q '^endpoint: ' "$work/demo.out"; do
-		if ! kill -0 "$demo_pid" 2>/dev/null; then
-			echo "run.sh: the demo exited before it was ready" >&2
-			cat "$work/demo.out" >&2
-			exit 1
-		fi
-		if ((SECONDS >= deadline)); then
-			echo "run.sh: the demo did not print its endpoint within ${READY_TIMEOUT}s" >&2
-			cat "$work/demo.out" >&2
-			exit 1
-		fi
-		sleep 0.2
-	done
-	# The stats and token lines follow the endpoint line; give them a moment.
-	for ((i = 0; i < 25; i++)); do
-		grep -q 'Authorization: Bearer' "$work/demo.out" && break
-		sleep 0.2
-	done
-
-	endpoint=$(sed -n 's/^endpoint: *//p' "$work/demo.out" | head -n 1)
-	stats=$(sed -n 's|^stats: *http://\([^/]*\).*|\1|p' "$work/demo.out" | head -n 1)
-	master=$(awk '$2 == "master" { print $1; exit }' "$work/demo.out")
-	if [[ -z $endpoint || -z $stats || -z $master ]]; then
-		echo "run.sh: could not parse the demo output (endpoint '$endpoint', stats '$stats', master '$master'):" >&2
-		cat "$work/demo.out" >&2
-		exit 1
-	fi
-	endpoint_port=${endpoint##*:}
-	master_port=${master##*:}
-	# redis-server shows its address in its process title.
-	master_pid=""
-	for k in $(ps -o pid= --ppid "$demo_pid" 2>/dev/null || true); do
-		if grep -q ":$master_port\b" "/proc/$k/cmdline" 2>/dev/null; then
-			master_pid=$k
-			break
-		fi
-	done
-
-	# The demo's autoscaler would scale out under the benchmark's load, and
-	# a slot move in the middle of a run stops redis-benchmark --cluster
-	# ("could not find node with ID ..."): pause it (group-wide) first.
-	token=$(sed -n "s/.*Authorization: Bearer \([^']*\)'.*/\1/p" "$work/demo.out" | head -n 1)
-	if [[ -z $token ]] || ! curl -fsS --max-time 10 -X POST -H "Authorization: Bearer $token" \
-		"http://$stats/api/v1/scaler/pause" >/dev/null; then
-		echo "run.sh: could not pause the demo's autoscaler" >&2
-		exit 1
-	fi
-	echo "autoscaler paused for the benchmark"
-	sed -n '/^cluster nodes:/,/^stats:/p' "$work/demo.out"
-	snapshot_node_logs
-	echo "watching ${#node_logs[@]} Redis node logs for failovers"
-}
 
 # scrape prints "<get+set ok commands> <backend writes>" from Slotway's metrics.
 # Values may be printed in exponent form (2.2e+06); awk reads those fine.

@@ -6,56 +6,14 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
-const slotCount = 16384
+const slotCount = hashslot.Count
 
 // noMaster marks a slot no master serves in the slot table.
 const noMaster = 0xFFFF
-
-// crc16tab and slotOf are copied from internal/hashslot (this is a separate
-// module): CRC16-CCITT (XModem) with hash tags.
-var crc16tab [256]uint16
-
-func init() {
-	for i := range crc16tab {
-		crc := uint16(i) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-		crc16tab[i] = crc
-	}
-}
-
-func crc16(b []byte) uint16 {
-	var crc uint16
-	for _, c := range b {
-		crc = crc<<8 ^ crc16tab[byte(crc>>8)^c]
-	}
-	return crc
-}
-
-func slotOf(key []byte) int {
-	for i, c := range key {
-		if c != '{' {
-			continue
-		}
-		for j := i + 1; j < len(key); j++ {
-			if key[j] == '}' {
-				if j == i+1 {
-					break
-				}
-				return int(crc16(key[i+1:j]) & (slotCount - 1))
-			}
-		}
-		break
-	}
-	return int(crc16(key) & (slotCount - 1))
-}
 
 // value is a decoded RESP value; only used at start-up.
 type value struct {

@@ -1,6 +1,6 @@
 module github.com/slotway/slotway/bench/gnetspike
 
-go 1.26
+go 1.26.0
 
 require github.com/panjf2000/gnet/v2 v2.9.7
 
@@ -10,6 +10,12 @@ require (
 	go.uber.org/multierr v1.11.0 // indirect
 	go.uber.org/zap v1.27.0 // indirect
 	golang.org/x/sync v0.11.0 // indirect
-	golang.org/x/sys v0.30.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 	gopkg.in/natefinch/lumberjack.v2 v2.2.1 // indirect
 )
+
+require github.com/slotway/slotway v0.0.0
+
+// The spike uses the proxy's slot arithmetic (internal/hashslot) from
+// this checkout.
+replace github.com/slotway/slotway => ../..

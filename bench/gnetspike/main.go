@@ -28,6 +28,8 @@ import (
 	"syscall"
 
 	"github.com/panjf2000/gnet/v2"
+
+	"github.com/slotway/slotway/internal/hashslot"
 )
 
 func main() {
@@ -407,7 +409,7 @@ func (c *client) route(cmd *command, raw []byte) {
 			c.reply(errArgs)
 			return
 		}
-		m := c.l.p.table[slotOf(cmd.key)]
+		m := c.l.p.table[hashslot.Of(cmd.key)]
 		if m == noMaster {
 			c.reply(errDown)
 			return

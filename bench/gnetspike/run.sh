@@ -120,43 +120,16 @@ fi
 spike_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$spike_dir/../.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/gnetspike-bench.XXXXXX")
-demo_pid=""
 spike_pid=""
 rb_pid=""
 strace_pid=""
 raw=$work/raw.tsv
 : >"$raw"
 
-# stop_bg PID stops a process this script started (SIGTERM) and reaps it.
-stop_bg() {
-	[[ -n $1 ]] || return 0
-	kill -TERM "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-}
-
-# stop_demo sends the demo SIGINT (it stops its Redis nodes and removes its
-# temp dir), waits up to 30s, then kills it and the children it had.
-stop_demo() {
-	[[ -n $demo_pid ]] || return 0
-	if kill -0 "$demo_pid" 2>/dev/null; then
-		local kids i
-		kids=$(ps -o pid= --ppid "$demo_pid" 2>/dev/null || true)
-		kill -INT "$demo_pid" 2>/dev/null || true
-		for ((i = 0; i < 150; i++)); do
-			kill -0 "$demo_pid" 2>/dev/null || break
-			sleep 0.2
-		done
-		if kill -0 "$demo_pid" 2>/dev/null; then
-			echo "run.sh: demo (pid $demo_pid) did not stop within 30s; killing it" >&2
-			kill -KILL "$demo_pid" 2>/dev/null || true
-			for i in $kids; do
-				kill -KILL "$i" 2>/dev/null || true
-			done
-		fi
-	fi
-	wait "$demo_pid" 2>/dev/null || true
-	demo_pid=""
-}
+# stop_demo, stop_bg, start_demo and their helpers.
+slotway_bin=$work/slotway
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 cleanup() {
 	local rc=$?
@@ -182,77 +155,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# port_free reports whether nothing accepts connections on 127.0.0.1:$1.
-port_free() {
-	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# free_pair prints a port p such that p and p+1 look free (the demo's second
-# instance takes the next port), below the ephemeral range.
-free_pair() {
-	local p i
-	for ((i = 0; i < 200; i++)); do
-		p=$((22000 + RANDOM % 10000))
-		if port_free "$p" && port_free $((p + 1)); then
-			echo "$p"
-			return 0
-		fi
-	done
-	echo "run.sh: found no free port pair" >&2
-	return 1
-}
-
-# start_demo starts `slotway demo -replicas 0`, waits until it is ready,
-# pauses its autoscaler and sets endpoint_port and master (as bench/run.sh).
-start_demo() {
-	local listen_port stats_port deadline i endpoint token
-	listen_port=$(free_pair)
-	stats_port=$(free_pair)
-	echo "== starting slotway demo -replicas 0 (listen 127.0.0.1:$listen_port, stats 127.0.0.1:$stats_port)"
-	"$work/slotway" demo -replicas 0 -listen "127.0.0.1:$listen_port" -stats "127.0.0.1:$stats_port" \
-		>"$work/demo.out" 2>"$work/demo.err" &
-	demo_pid=$!
-	deadline=$((SECONDS + READY_TIMEOUT))
-	until grep -q '^endpoint: ' "$work/demo.out"; do
-		if ! kill -0 "$demo_pid" 2>/dev/null; then
-			echo "run.sh: the demo exited before it was ready" >&2
-			cat "$work/demo.out" >&2
-			exit 1
-		fi
-		if ((SECONDS >= deadline)); then
-			echo "run.sh: the demo did not print its endpoint within ${READY_TIMEOUT}s" >&2
-			cat "$work/demo.out" >&2
-			exit 1
-		fi
-		sleep 0.2
-	done
-	for ((i = 0; i < 25; i++)); do
-		grep -q "Authorization: Bearer" "$work/demo.out" && break
-		sleep 0.2
-	done
-	endpoint=$(sed -n 's/^endpoint: *//p' "$work/demo.out" | head -n 1)
-	stats=$(sed -n 's|^stats: *http://\([^/]*\).*|\1|p' "$work/demo.out" | head -n 1)
-	master=$(awk '$2 == "master" { print $1; exit }' "$work/demo.out")
-	if [[ -z $endpoint || -z $stats || -z $master ]]; then
-		echo "run.sh: could not parse the demo output (endpoint '$endpoint', stats '$stats', master '$master'):" >&2
-		cat "$work/demo.out" >&2
-		exit 1
-	fi
-	endpoint_port=${endpoint##*:}
-	master_port=${master##*:}
-	# A slot move in the middle of a run would stop redis-benchmark
-	# --cluster and change the slot map under the spike (which does not
-	# follow MOVED): pause the demo's autoscaler.
-	token=$(sed -n "s/.*Authorization: Bearer \([^']*\)'.*/\1/p" "$work/demo.out" | head -n 1)
-	if [[ -z $token ]] || ! curl -fsS --max-time 10 -X POST -H "Authorization: Bearer $token" \
-		"http://$stats/api/v1/scaler/pause" >/dev/null; then
-		echo "run.sh: could not pause the demo's autoscaler" >&2
-		exit 1
-	fi
-	echo "autoscaler paused for the benchmark"
-	sed -n '/^cluster nodes:/,/^stats:/p' "$work/demo.out"
-}
 
 # start_spike starts the spike with the demo's first master as its seed and
 # waits until it answers PING; it sets spike_port.
@@ -443,7 +345,7 @@ echo "== building slotway and the spike"
 (cd "$root" && go build -o "$work/slotway" ./cmd/slotway)
 (cd "$spike_dir" && go build -tags "$GNET_TAGS" -o "$work/gnetspike" .)
 
-start_demo
+start_demo 0
 start_spike
 
 phases="P1 P16"
