@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/slotway/slotway/ha"
+	"github.com/slotway/slotway/internal/poll"
 	"github.com/slotway/slotway/internal/rediscluster"
 	"github.com/slotway/slotway/proxy"
 	"github.com/slotway/slotway/scaler"
@@ -172,41 +173,28 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return errors.Join(errs...)
 }
 
+// demoWait is how the demo waits for its parts: every 20 ms, 30 s at most.
+var demoWait = poll.Options{Every: 20 * time.Millisecond, Timeout: 30 * time.Second}
+
 func waitReady(ctx context.Context, p *proxy.Server) error {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	deadline := time.After(30 * time.Second)
-	for !p.Ready() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-deadline:
-			return errors.New("slotway did not reach the cluster within 30s")
-		case <-t.C:
-		}
-	}
-	return nil
+	return poll.Until(ctx, "slotway to reach the cluster", demoWait, func(context.Context) (bool, string, error) {
+		return p.Ready(), "slot map unknown or no master answers", nil
+	})
 }
 
 // waitHolder waits until one instance holds the group's VIP.
 func waitHolder(ctx context.Context, insts []*instance) (int, error) {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	deadline := time.After(30 * time.Second)
-	for {
+	holder := -1
+	err := poll.Until(ctx, "an instance to claim the VIP", demoWait, func(context.Context) (bool, string, error) {
 		for i, in := range insts {
 			if in.group != nil && in.group.IsHolder() {
-				return i, nil
+				holder = i
+				return true, "", nil
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-deadline:
-			return 0, errors.New("no instance claimed the VIP within 30s")
-		case <-t.C:
-		}
-	}
+		return false, "no holder yet", nil
+	})
+	return holder, err
 }
 
 func shiftPort(addr string, by int) string {

@@ -6,11 +6,11 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slotway/slotway/internal/clusternodes"
+	"github.com/slotway/slotway/internal/poll"
 	"github.com/slotway/slotway/internal/redisinfo"
 )
 
@@ -125,35 +125,12 @@ func toStrings(args []any) []string {
 	return out
 }
 
-// wait polls check until it is done or ctx ends. why says what is still
-// missing; an error from check ends the wait at once.
-func (b *builder) wait(ctx context.Context, what string, check func(context.Context) (bool, string, error)) error {
+// wait polls check until it is done or ctx ends, saying what it waits
+// for and, every stillWaitingEvery, what is still missing.
+func (b *builder) wait(ctx context.Context, what string, check poll.Check) error {
 	b.say("waiting for %s", what)
-	t := time.NewTicker(pollInterval)
-	defer t.Stop()
-	why, lastSaid := "not checked yet", time.Now()
-	for {
-		done, w, err := check(ctx)
-		if err != nil {
-			return fmt.Errorf("wait for %s: %w", what, err)
-		}
-		if done {
-			return nil
-		}
-		// A check cut short by the deadline only reports the deadline.
-		if ctx.Err() == nil {
-			why = w
-		}
-		if time.Since(lastSaid) >= stillWaitingEvery {
-			b.say("  still waiting: %s", why)
-			lastSaid = time.Now()
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for %s: %w (last state: %s)", what, context.Cause(ctx), why)
-		case <-t.C:
-		}
-	}
+	return poll.Until(ctx, what, poll.Options{Every: pollInterval, ProgressEvery: stillWaitingEvery,
+		Progress: func(why string) { b.say("  still waiting: %s", why) }}, check)
 }
 
 // checkMet: every node lists every node, none of them still in handshake.

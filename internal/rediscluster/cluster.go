@@ -158,7 +158,7 @@ func (c *Cluster) form(ctx context.Context) error {
 			return fmt.Errorf("CLUSTER MEET %s from %s: %w", first.Addr, n.Addr, err)
 		}
 	}
-	if err := poll(ctx, "every node to know every other", c.checkMet); err != nil {
+	if err := until(ctx, "every node to know every other", c.checkMet); err != nil {
 		return err
 	}
 	r := c.opts.Replicas
@@ -170,7 +170,7 @@ func (c *Cluster) form(ctx context.Context) error {
 			}
 		}
 	}
-	return poll(ctx, "cluster topology to converge", c.checkFormed)
+	return until(ctx, "cluster topology to converge", c.checkFormed)
 }
 
 // expectedMaster maps every seed id to the id of its master at formation

@@ -26,7 +26,7 @@ func (c *Cluster) WaitForFailover(ctx context.Context, dead *Node) (*Node, error
 		return nil, fmt.Errorf("wait for failover of %s: %w", dead.Addr, err)
 	}
 	var promoted *Node
-	err = poll(ctx, "failover of "+dead.Addr, func(ctx context.Context) (bool, string, error) {
+	err = until(ctx, "failover of "+dead.Addr, func(ctx context.Context) (bool, string, error) {
 		views, why := c.memberViews(ctx, dead)
 		if why != "" {
 			return false, why, nil
@@ -130,7 +130,7 @@ func (c *Cluster) Promote(ctx context.Context, replica *Node) error {
 	if !master.Alive() {
 		return fmt.Errorf("promote %s: its master %s is not running (use WaitForFailover)", replica.Addr, master.Addr)
 	}
-	err = poll(ctx, master.Addr+" to know "+replica.Addr+" as its replica", func(ctx context.Context) (bool, string, error) {
+	err = until(ctx, master.Addr+" to know "+replica.Addr+" as its replica", func(ctx context.Context) (bool, string, error) {
 		view, err := c.viewOf(ctx, master)
 		if err != nil {
 			return false, err.Error(), nil
@@ -146,7 +146,7 @@ func (c *Cluster) Promote(ctx context.Context, replica *Node) error {
 	}
 
 	var sent time.Time
-	err = poll(ctx, replica.Addr+" to become master", func(ctx context.Context) (bool, string, error) {
+	err = until(ctx, replica.Addr+" to become master", func(ctx context.Context) (bool, string, error) {
 		if !sent.IsZero() {
 			view, err := c.viewOf(ctx, replica)
 			if err != nil {

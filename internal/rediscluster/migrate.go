@@ -127,7 +127,7 @@ func (c *Cluster) FinishMigration(ctx context.Context, slot int, src, dst *Node)
 			return err
 		}
 	}
-	err = poll(ctx, fmt.Sprintf("every node to see slot %d on %s", slot, dst.Addr), func(ctx context.Context) (bool, string, error) {
+	err = until(ctx, fmt.Sprintf("every node to see slot %d on %s", slot, dst.Addr), func(ctx context.Context) (bool, string, error) {
 		views, why := c.memberViews(ctx, nil)
 		if why != "" {
 			return false, why, nil

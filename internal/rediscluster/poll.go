@@ -2,8 +2,9 @@ package rediscluster
 
 import (
 	"context"
-	"fmt"
 	"time"
+
+	"github.com/slotway/slotway/internal/poll"
 )
 
 const (
@@ -28,38 +29,10 @@ func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, 
 	return context.WithTimeout(ctx, d)
 }
 
-// checkFunc reports whether a condition holds. why describes, for the error
-// message, what is still missing; err aborts the wait (use it only for
-// conditions that cannot become true by waiting).
-type checkFunc func(ctx context.Context) (done bool, why string, err error)
-
-// poll runs check every pollInterval until it is done, fails, or ctx ends.
-// The timeout error carries the last why.
-func poll(ctx context.Context, what string, check checkFunc) error {
-	ctx, cancel := withDefaultTimeout(ctx, defaultWait)
-	defer cancel()
-	t := time.NewTicker(pollInterval)
-	defer t.Stop()
-	why := "not checked yet"
-	for {
-		done, w, err := check(ctx)
-		if err != nil {
-			return fmt.Errorf("wait for %s: %w", what, err)
-		}
-		if done {
-			return nil
-		}
-		// A check cut short by the deadline only reports the deadline;
-		// keep the state seen before it.
-		if w != "" && ctx.Err() == nil {
-			why = w
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for %s: %w (last state: %s)", what, context.Cause(ctx), why)
-		case <-t.C:
-		}
-	}
+// until polls check every pollInterval until it is done, fails, or ctx
+// ends (defaultWait when ctx has no deadline).
+func until(ctx context.Context, what string, check poll.Check) error {
+	return poll.Until(ctx, what, poll.Options{Every: pollInterval, Timeout: defaultWait}, check)
 }
 
 // probeCtx bounds one command sent while polling.

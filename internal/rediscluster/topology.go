@@ -222,7 +222,7 @@ func (c *Cluster) SlotRanges(ctx context.Context, n *Node) ([]SlotRange, error) 
 // do not count) reports cluster_state:ok and all of them agree on the owner
 // of every slot. If ctx has no deadline, the wait is limited to 30s.
 func (c *Cluster) WaitOK(ctx context.Context) error {
-	return poll(ctx, "cluster_state:ok on every node", func(ctx context.Context) (bool, string, error) {
+	return until(ctx, "cluster_state:ok on every node", func(ctx context.Context) (bool, string, error) {
 		return c.checkOK(ctx, nil)
 	})
 }
