@@ -5,11 +5,15 @@
 #   work           a temp dir of its own (demo.out and demo.err go there)
 #   slotway_bin    the slotway binary to run
 #   READY_TIMEOUT  seconds to wait for the demo
+#   KEYSPACE, KEYSPACE_BYTES  rb's -r: KEYSPACE_BYTES/size keys, at most
+#                  KEYSPACE, at least 16
+#   notes          a file for redis-benchmark's distinct stderr lines
 # start_demo sets demo_pid, endpoint_port, stats (host:port of the first
 # instance's stats server), master (host:port of the first master),
 # master_port and master_pid; stop_demo clears demo_pid.
 
 demo_pid=""
+rb_pid=""
 node_logs=()      # redis.log of each demo node
 node_log_lines=() # its line count when the demo became ready
 
@@ -159,4 +163,70 @@ start_demo() {
 	sed -n '/^cluster nodes:/,/^stats:/p' "$work/demo.out"
 	snapshot_node_logs
 	echo "watching ${#node_logs[@]} Redis node logs for failovers"
+}
+
+# awk_stats holds the awk functions the summaries share: add(key, v) keeps a
+# value, median(key) is the median of those kept, ratio(a, b) is a/b to two
+# places ("n/a" when b is 0). Prefix a program with it.
+awk_stats='
+		function median(key,   n, i, j, t, a) {
+			n = cnt[key]
+			for (i = 1; i <= n; i++) a[i] = val[key, i]
+			for (i = 2; i <= n; i++) {
+				t = a[i]
+				for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]
+				a[j + 1] = t
+			}
+			if (n % 2) return a[(n + 1) / 2]
+			return (a[n / 2] + a[n / 2 + 1]) / 2
+		}
+		function add(key, v) { cnt[key]++; val[key, cnt[key]] = v + 0 }
+		function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "n/a" }
+'
+
+# rb DEST KEY TARGET PORT REP CLIENTS SIZE PIPELINE N [redis-benchmark args...]
+# runs redis-benchmark -t set,get once and appends its rows
+# "KEY cmd REP TARGET rps p99" to DEST (/dev/null: print only).
+rb() {
+	local dest=$1 key=$2 target=$3 port=$4 rep=$5 clients=$6 size=$7 pipeline=$8 n=$9
+	shift 9
+	local out=$work/rb.out err=$work/rb.err rows=$work/rb.rows keys
+	keys=$((KEYSPACE_BYTES / size))
+	((keys <= KEYSPACE)) || keys=$KEYSPACE
+	((keys >= 16)) || keys=16
+	# Run it in the background and wait: bash runs the INT/TERM traps only
+	# after a foreground command ends, but interrupts `wait` at once.
+	redis-benchmark -h 127.0.0.1 -p "$port" "$@" -t set,get -r "$keys" -d "$size" \
+		-c "$clients" -n "$n" -P "$pipeline" --csv >"$out" 2>"$err" &
+	rb_pid=$!
+	local rc=0
+	wait "$rb_pid" || rc=$?
+	rb_pid=""
+	if ((rc != 0)); then
+		echo "run.sh: redis-benchmark ($target, -c $clients -d $size -P $pipeline) failed:" >&2
+		cat "$out" "$err" >&2
+		return 1
+	fi
+	# --csv prints a header line and one line per test; in --cluster mode it
+	# also prints the cluster layout first. Columns are looked up by name.
+	if ! awk -F, -v OFS='\t' -v key="$key" -v rep="$rep" -v target="$target" '
+		{ gsub(/"/, ""); gsub(/\r/, "") }
+		$1 == "test" { for (i = 1; i <= NF; i++) col[$i] = i; hdr = 1; next }
+		hdr && ($1 == "SET" || $1 == "GET") {
+			if (!("rps" in col) || !("p99_latency_ms" in col)) { bad = 1; exit }
+			print key, tolower($1), rep, target, $col["rps"], $col["p99_latency_ms"]
+			found++
+		}
+		END { if (bad || found != 2) exit 1 }' "$out" >"$rows"; then
+		echo "run.sh: unexpected redis-benchmark output ($target, -c $clients -d $size -P $pipeline):" >&2
+		cat "$out" "$err" >&2
+		return 1
+	fi
+	cat "$rows" >>"$dest"
+	if [[ -s $err ]]; then
+		tr '\r' '\n' <"$err" | sed '/^[[:space:]]*$/d; s/^/'"$target"': /' >>"$notes"
+	fi
+	awk -F'\t' -v rep="$rep" -v label="-c $clients -d $size -P $pipeline" -v target="$target" '
+		{ s = s sprintf("  %s %10.0f rps  p99 %8.3f ms", toupper($2), $5, $6) }
+		END { printf "  rep %s  %-22s %-8s%s\n", rep, label, target, s }' "$rows"
 }

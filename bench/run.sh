@@ -222,53 +222,6 @@ size_label() {
 	if (($1 >= 1024 && $1 % 1024 == 0)); then echo "$(($1 / 1024)) KiB"; else echo "$1 B"; fi
 }
 
-# rb DEST KEY TARGET PORT REP CLIENTS SIZE PIPELINE N [redis-benchmark args...]
-# runs redis-benchmark -t set,get once and appends its rows
-# "KEY cmd REP TARGET rps p99" to DEST (/dev/null: print only).
-rb() {
-	local dest=$1 key=$2 target=$3 port=$4 rep=$5 clients=$6 size=$7 pipeline=$8 n=$9
-	shift 9
-	local out=$work/rb.out err=$work/rb.err rows=$work/rb.rows keys
-	keys=$((KEYSPACE_BYTES / size))
-	((keys <= KEYSPACE)) || keys=$KEYSPACE
-	((keys >= 16)) || keys=16
-	# Run it in the background and wait: bash runs the INT/TERM traps only
-	# after a foreground command ends, but interrupts `wait` at once.
-	redis-benchmark -h 127.0.0.1 -p "$port" "$@" -t set,get -r "$keys" -d "$size" \
-		-c "$clients" -n "$n" -P "$pipeline" --csv >"$out" 2>"$err" &
-	rb_pid=$!
-	local rc=0
-	wait "$rb_pid" || rc=$?
-	rb_pid=""
-	if ((rc != 0)); then
-		echo "run.sh: redis-benchmark ($target, -c $clients -d $size -P $pipeline) failed:" >&2
-		cat "$out" "$err" >&2
-		return 1
-	fi
-	# --csv prints a header line and one line per test; in --cluster mode it
-	# also prints the cluster layout first. Columns are looked up by name.
-	if ! awk -F, -v OFS='\t' -v key="$key" -v rep="$rep" -v target="$target" '
-		{ gsub(/"/, ""); gsub(/\r/, "") }
-		$1 == "test" { for (i = 1; i <= NF; i++) col[$i] = i; hdr = 1; next }
-		hdr && ($1 == "SET" || $1 == "GET") {
-			if (!("rps" in col) || !("p99_latency_ms" in col)) { bad = 1; exit }
-			print key, tolower($1), rep, target, $col["rps"], $col["p99_latency_ms"]
-			found++
-		}
-		END { if (bad || found != 2) exit 1 }' "$out" >"$rows"; then
-		echo "run.sh: unexpected redis-benchmark output ($target, -c $clients -d $size -P $pipeline):" >&2
-		cat "$out" "$err" >&2
-		return 1
-	fi
-	cat "$rows" >>"$dest"
-	if [[ -s $err ]]; then
-		tr '\r' '\n' <"$err" | sed '/^[[:space:]]*$/d; s/^/'"$target"': /' >>"$notes"
-	fi
-	awk -F'\t' -v rep="$rep" -v label="-c $clients -d $size -P $pipeline" -v target="$target" '
-		{ s = s sprintf("  %s %10.0f rps  p99 %8.3f ms", toupper($2), $5, $6) }
-		END { printf "  rep %s  %-22s %-8s%s\n", rep, label, target, s }' "$rows"
-}
-
 # pair DEST KEY REP CLIENTS SIZE PIPELINE N runs one direct and one Slotway
 # run back to back.
 pair() {
@@ -279,20 +232,7 @@ pair() {
 # summarize FMT FILE KEYNAME "KEYS" prints the medians and ratios per key
 # (pipeline depth, value size, clients) and command (FMT is text or md).
 summarize() {
-	awk -F'\t' -v fmt="$1" -v keyname="$3" -v keys="$4" '
-		function median(key,   n, i, j, t, a) {
-			n = cnt[key]
-			for (i = 1; i <= n; i++) a[i] = val[key, i]
-			for (i = 2; i <= n; i++) {
-				t = a[i]
-				for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]
-				a[j + 1] = t
-			}
-			if (n % 2) return a[(n + 1) / 2]
-			return (a[n / 2] + a[n / 2 + 1]) / 2
-		}
-		function add(key, v) { cnt[key]++; val[key, cnt[key]] = v + 0 }
-		function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "n/a" }
+	awk -F'\t' -v fmt="$1" -v keyname="$3" -v keys="$4" "$awk_stats"'
 		function label(k) {
 			if (keyname != "value size") return k
 			return (k >= 1024 && k % 1024 == 0) ? (k / 1024 " KiB") : (k " B")

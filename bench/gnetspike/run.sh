@@ -69,6 +69,7 @@ READY_TIMEOUT=${READY_TIMEOUT:-120}
 CLIENTS=50
 DATASIZE=64
 KEYSPACE=100000
+KEYSPACE_BYTES=$((64 << 20))
 
 for v in REPS N1 N16 STRACE_N STRACE_P READY_TIMEOUT; do
 	if ! [[ ${!v} =~ ^[1-9][0-9]*$ ]]; then
@@ -121,10 +122,11 @@ spike_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$spike_dir/../.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/gnetspike-bench.XXXXXX")
 spike_pid=""
-rb_pid=""
 strace_pid=""
 raw=$work/raw.tsv
+notes=$work/notes.txt # redis-benchmark stderr lines
 : >"$raw"
+: >"$notes"
 
 # stop_demo, stop_bg, start_demo and their helpers.
 slotway_bin=$work/slotway
@@ -191,74 +193,23 @@ start_spike() {
 	fi
 }
 
-# rb TARGET PORT PHASE REP CLIENTS PIPELINE N [redis-benchmark args...] runs
-# redis-benchmark -t set,get once and appends "PHASE cmd REP TARGET rps p99"
-# rows to $raw.
-rb() {
-	local target=$1 port=$2 phase=$3 rep=$4 clients=$5 pipeline=$6 n=$7
-	shift 7
-	local out=$work/rb.out err=$work/rb.err rows=$work/rb.rows rc=0
-	# In the background and waited for: bash runs the INT/TERM traps only
-	# after a foreground command ends, but interrupts `wait` at once.
-	redis-benchmark -h 127.0.0.1 -p "$port" "$@" -t set,get -r "$KEYSPACE" -d "$DATASIZE" \
-		-c "$clients" -n "$n" -P "$pipeline" --csv >"$out" 2>"$err" &
-	rb_pid=$!
-	wait "$rb_pid" || rc=$?
-	rb_pid=""
-	if ((rc != 0)); then
-		echo "run.sh: redis-benchmark ($target, -c $clients -P $pipeline) failed:" >&2
-		cat "$out" "$err" >&2
-		return 1
-	fi
-	if ! awk -F, -v OFS='\t' -v phase="$phase" -v rep="$rep" -v target="$target" '
-		{ gsub(/"/, ""); gsub(/\r/, "") }
-		$1 == "test" { for (i = 1; i <= NF; i++) col[$i] = i; hdr = 1; next }
-		hdr && ($1 == "SET" || $1 == "GET") {
-			if (!("rps" in col) || !("p99_latency_ms" in col)) { bad = 1; exit }
-			print phase, $1, rep, target, $col["rps"], $col["p99_latency_ms"]
-			found++
-		}
-		END { if (bad || found != 2) exit 1 }' "$out" >"$rows"; then
-		echo "run.sh: unexpected redis-benchmark output ($target, -c $clients -P $pipeline):" >&2
-		cat "$out" "$err" >&2
-		return 1
-	fi
-	cat "$rows" >>"$raw"
-	awk -F'\t' -v label="$phase rep $rep" -v target="$target" '
-		{ s = s sprintf("  %s %10.0f rps  p99 %8.3f ms", $2, $5, $6) }
-		END { printf "  %-14s %-8s%s\n", label, target, s }' "$rows"
-}
-
 # run_phase PHASE REP CLIENTS PIPELINE N: direct, then slotway and gnet in
 # an order that alternates between repetitions.
 run_phase() {
 	local phase=$1 rep=$2 clients=$3 pipeline=$4 n=$5
-	rb direct "$master_port" "$phase" "$rep" "$clients" "$pipeline" "$n" --cluster --threads 1
+	rb "$raw" "$phase" direct "$master_port" "$rep" "$clients" "$DATASIZE" "$pipeline" "$n" --cluster --threads 1
 	if ((rep % 2)); then
-		rb slotway "$endpoint_port" "$phase" "$rep" "$clients" "$pipeline" "$n"
-		rb gnet "$spike_port" "$phase" "$rep" "$clients" "$pipeline" "$n"
+		rb "$raw" "$phase" slotway "$endpoint_port" "$rep" "$clients" "$DATASIZE" "$pipeline" "$n"
+		rb "$raw" "$phase" gnet "$spike_port" "$rep" "$clients" "$DATASIZE" "$pipeline" "$n"
 	else
-		rb gnet "$spike_port" "$phase" "$rep" "$clients" "$pipeline" "$n"
-		rb slotway "$endpoint_port" "$phase" "$rep" "$clients" "$pipeline" "$n"
+		rb "$raw" "$phase" gnet "$spike_port" "$rep" "$clients" "$DATASIZE" "$pipeline" "$n"
+		rb "$raw" "$phase" slotway "$endpoint_port" "$rep" "$clients" "$DATASIZE" "$pipeline" "$n"
 	fi
 }
 
 # summarize FMT PHASES prints medians and ratios (FMT text or md).
 summarize() {
-	awk -F'\t' -v fmt="$1" -v phases="$2" '
-		function median(key,   n, i, j, t, a) {
-			n = cnt[key]
-			for (i = 1; i <= n; i++) a[i] = val[key, i]
-			for (i = 2; i <= n; i++) {
-				t = a[i]
-				for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]
-				a[j + 1] = t
-			}
-			if (n % 2) return a[(n + 1) / 2]
-			return (a[n / 2] + a[n / 2 + 1]) / 2
-		}
-		function add(key, v) { cnt[key]++; val[key, cnt[key]] = v + 0 }
-		function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "n/a" }
+	awk -F'\t' -v fmt="$1" -v phases="$2" "$awk_stats"'
 		{ add($1 SUBSEP $2 SUBSEP $4 SUBSEP "rps", $5); add($1 SUBSEP $2 SUBSEP $4 SUBSEP "p99", $6) }
 		END {
 			if (fmt == "md") {
@@ -267,16 +218,16 @@ summarize() {
 			} else {
 				printf "%-6s %-4s %10s %10s %10s %8s %8s %9s %9s %9s %8s %8s\n", "phase", "cmd", "direct", "slotway", "gnet", "slw/dir", "gnet/dir", "p99 dir", "p99 slw", "p99 gnet", "slw/dir", "gnet/dir"
 			}
-			np = split(phases, ps, " "); split("SET GET", cs, " ")
+			np = split(phases, ps, " "); split("set get", cs, " ")
 			for (i = 1; i <= np; i++) for (j = 1; j <= 2; j++) {
 				k = ps[i] SUBSEP cs[j]
 				if (!cnt[k SUBSEP "direct" SUBSEP "rps"] || !cnt[k SUBSEP "slotway" SUBSEP "rps"] || !cnt[k SUBSEP "gnet" SUBSEP "rps"]) continue
 				rd = median(k SUBSEP "direct" SUBSEP "rps"); rs = median(k SUBSEP "slotway" SUBSEP "rps"); rg = median(k SUBSEP "gnet" SUBSEP "rps")
 				ld = median(k SUBSEP "direct" SUBSEP "p99"); ls = median(k SUBSEP "slotway" SUBSEP "p99"); lg = median(k SUBSEP "gnet" SUBSEP "p99")
 				if (fmt == "md")
-					printf "| %s | %s | %.0f | %.0f | %.0f | %s | %s | %.3f | %.3f | %.3f | %s | %s |\n", ps[i], cs[j], rd, rs, rg, ratio(rs, rd), ratio(rg, rd), ld, ls, lg, ratio(ls, ld), ratio(lg, ld)
+					printf "| %s | %s | %.0f | %.0f | %.0f | %s | %s | %.3f | %.3f | %.3f | %s | %s |\n", ps[i], toupper(cs[j]), rd, rs, rg, ratio(rs, rd), ratio(rg, rd), ld, ls, lg, ratio(ls, ld), ratio(lg, ld)
 				else
-					printf "%-6s %-4s %10.0f %10.0f %10.0f %8s %8s %9.3f %9.3f %9.3f %8s %8s\n", ps[i], cs[j], rd, rs, rg, ratio(rs, rd), ratio(rg, rd), ld, ls, lg, ratio(ls, ld), ratio(lg, ld)
+					printf "%-6s %-4s %10.0f %10.0f %10.0f %8s %8s %9.3f %9.3f %9.3f %8s %8s\n", ps[i], toupper(cs[j]), rd, rs, rg, ratio(rs, rd), ratio(rg, rd), ld, ls, lg, ratio(ls, ld), ratio(lg, ld)
 			}
 		}' "$raw"
 }
