@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # bench/lib.sh: starting and stopping `slotway demo` for the benchmark
 # scripts (bench/run.sh, bench/gnetspike/run.sh), which source it.
 #
@@ -12,6 +13,7 @@
 # instance's stats server), master (host:port of the first master),
 # master_port and master_pid; stop_demo clears demo_pid.
 
+# shellcheck disable=SC2034,SC2154 # variables set by the caller, or here for it
 demo_pid=""
 rb_pid=""
 node_logs=()      # redis.log of each demo node
