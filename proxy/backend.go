@@ -217,6 +217,7 @@ type pipe struct {
 	spareRef []pendRef // the other reference list
 	vec      [][]byte  // the writer's scratch for a vectored write
 	wv       net.Buffers
+	rest     pipeRest // a loop's send the socket did not take whole
 	wshrink  shrinker
 	retiring bool
 	deadline time.Time // retiring: close by then even if replies are missing
@@ -447,6 +448,11 @@ func (p *pipe) run(ctx context.Context) {
 		p.mu.Lock()
 		p.conn = nil
 		p.state = pipeConnecting
+		if p.rest.conn != nil {
+			// Handed over after serve had stopped: the connection is
+			// gone, so is the rest.
+			p.endRestLocked(net.ErrClosed)
+		}
 		// A writer may still be in a write that holds clients' buffers
 		// (pendRef): their requests are failed, which hands the buffers
 		// back, only once it has returned. The connection is closed, so
@@ -544,7 +550,9 @@ func (p *pipe) serve(ctx context.Context, conn net.Conn) error {
 		case <-p.wake:
 		}
 		p.mu.Lock()
-		if !p.writing {
+		if p.rest.conn != nil {
+			p.finishRestLocked()
+		} else if !p.writing {
 			p.flushLocked(1 << 30)
 		}
 		retiring, drained := p.retiring, p.inflight.len() == 0 && !p.hasPending()

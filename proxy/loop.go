@@ -510,22 +510,16 @@ func (l *loop) markDirty(p *pipe) {
 	l.dirty = append(l.dirty, p)
 }
 
-func (l *loop) flushDirty() {
-	for i, p := range l.dirty {
-		p.loopFlush()
-		l.dirty[i] = nil
-	}
-	l.dirty = l.dirty[:0]
-}
-
-// loopWriteMax: a loop writes a pipe's pending bytes itself up to this
-// much; more goes to the pipe's writer goroutine. A write the kernel takes
-// in pieces (a 4 MiB SET waits for the node to read it) would hold every
-// client of the loop meanwhile.
+// loopWriteMax: a loop writes a TLS pipe's pending bytes itself up to
+// this much; more goes to the pipe's writer goroutine. A write the kernel
+// takes in pieces (a 4 MiB SET waits for the node to read it) would hold
+// every client of the loop meanwhile. (Plain pipes are written without
+// waiting and hand the rest over: writePipes, sentPipe.)
 const loopWriteMax = 256 << 10
 
-// loopFlush is flush for a loop: large batches are written by the pipe's
-// own goroutine.
+// loopFlush is flush for a loop where the pass cannot write the pipe
+// itself (TLS, or not connected): large batches are written by the
+// pipe's own goroutine.
 func (p *pipe) loopFlush() {
 	p.mu.Lock()
 	n := len(p.pend)

@@ -5,13 +5,17 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slotway/slotway/internal/hashslot"
 	"github.com/slotway/slotway/internal/redistest"
 	"github.com/slotway/slotway/proxy"
 )
@@ -350,4 +354,119 @@ func TestLoopLargeRepliesReuseBuffers(t *testing.T) {
 	if per > size/8 {
 		t.Errorf("%.0f bytes allocated per GET of %d bytes: the reply arrays are not reused", per, size)
 	}
+}
+
+// TestLoopLargeSendToAStoppedNode: a SET larger than the sockets can hold
+// while its master is stopped (SIGSTOP) waits in the pipe's goroutine,
+// not in the loop: the proxy's only loop serves another client's GETs on
+// another master meanwhile, and the SET arrives whole once the master
+// resumes. With io_uring or without, the loop writes what the socket
+// takes and hands the rest to the pipe's goroutine (sentPipe).
+func TestLoopLargeSendToAStoppedNode(t *testing.T) {
+	for _, ioUring := range []string{"auto", "off"} {
+		t.Run("io_uring="+ioUring, func(t *testing.T) {
+			c := redistest.New(t, redistest.Options{Masters: 3})
+			p := startProxy(t, c, func(cfg *proxy.Config) {
+				cfg.EventLoops = 1
+				cfg.IOUring = ioUring
+				cfg.HealthInterval = time.Hour // a health check would reset the stopped master's connection
+			})
+			ctx := context.Background()
+			owner, err := c.MasterOf(ctx, hashslot.Of([]byte("big")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			other := ""
+			for i := 0; other == ""; i++ {
+				k := fmt.Sprintf("other:%d", i)
+				if m, err := c.MasterOf(ctx, hashslot.Of([]byte(k))); err != nil {
+					t.Fatal(err)
+				} else if m != owner {
+					other = k
+				}
+			}
+			setter := p.client(t, func(o *redis.Options) { o.ReadTimeout, o.WriteTimeout = time.Minute, time.Minute })
+			getter := p.client(t, func(o *redis.Options) { o.ReadTimeout = 10 * time.Second })
+			if err := getter.Set(ctx, other, "here", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := setter.Set(ctx, "big", "small", 0).Err(); err != nil { // the pipe to owner is up
+				t.Fatal(err)
+			}
+			if open := p.counter(t, "slotway_proxy_loop_client_connections"); open != 2 {
+				t.Fatalf("%v clients on loops, want both", open)
+			}
+			if err := syscall.Kill(owner.PID(), syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			resumed := false
+			resume := func() {
+				if !resumed {
+					resumed = true
+					if err := syscall.Kill(owner.PID(), syscall.SIGCONT); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+			t.Cleanup(resume)
+			// 32 MiB: more than loopback's send and receive buffers
+			// together (tcp_wmem and tcp_rmem allow 4 + 6 MiB).
+			val := strings.Repeat("0123456789abcdef", 2<<20)
+			set := make(chan error, 1)
+			go func() { set <- setter.Set(ctx, "big", val, 0).Err() }()
+			// The proxy has sent the SET's first bytes when they wait in
+			// the sockets to the stopped master; the rest waits in Slotway.
+			redistest.WaitFor(t, 30*time.Second, "the SET to be sent to the stopped master", func() bool {
+				return queuedTo(t, owner.Port) > 100<<10
+			})
+			for i := range 20 {
+				if v, err := getter.Get(ctx, other).Result(); err != nil || v != "here" {
+					t.Fatalf("GET %d on another master while the SET waits: %q, %v", i, v, err)
+				}
+			}
+			select {
+			case err := <-set:
+				t.Fatalf("the SET was answered by a stopped master: %v", err)
+			default:
+			}
+			resume()
+			if err := <-set; err != nil {
+				t.Fatalf("SET after the master resumed: %v", err)
+			}
+			if got, err := getter.Get(ctx, "big").Result(); err != nil || got != val {
+				t.Fatalf("GET big: %d bytes, %v; want %d", len(got), err, len(val))
+			}
+		})
+	}
+}
+
+// queuedTo sums the bytes waiting in the loopback TCP sockets to and of the
+// server on port: unread by it (rx_queue) and unsent to it (tx_queue).
+func queuedTo(t *testing.T, port int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hexPort := fmt.Sprintf(":%04X", port)
+	total := 0
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		tx, rx, ok := strings.Cut(f[4], ":")
+		if !ok {
+			continue
+		}
+		var n int64
+		switch {
+		case strings.HasSuffix(f[1], hexPort): // the server's side
+			n, _ = strconv.ParseInt(rx, 16, 64)
+		case strings.HasSuffix(f[2], hexPort): // a client's side
+			n, _ = strconv.ParseInt(tx, 16, 64)
+		}
+		total += int(n)
+	}
+	return total
 }

@@ -15,8 +15,8 @@ package proxy
 // pipe keeps a duplicate of the descriptor (fdConn) and the net.Conn it
 // was dialled as is closed. Writes stay with the pipe's writers (the loop
 // flushing, a goroutine client, the pipe's own goroutine); a write to a
-// full socket waits in poll(2), which is rare since batches above
-// loopWriteMax go to the pipe's goroutine.
+// full socket waits in poll(2) only off the loop: a loop's write does not
+// wait and hands the rest to the pipe's goroutine (sentPipe).
 
 import (
 	"errors"

@@ -29,10 +29,17 @@ package proxy
 // drains: EPOLLOUT in state lsWriting as without a ring, or, when the
 // client is already busy with its next batch (or parked by CLIENT PAUSE),
 // EPOLLOUT in that state (handle). A pipe's write that the socket does
-// not take whole is finished at once with the blocking writev, as without
-// a ring.
+// not take whole goes to the pipe's goroutine (pipeRest), which writes the
+// rest with the blocking writev and ends the write; the taken buffer and
+// the clients' buffers it references stay the pipe's until then, as in any
+// write. So a pass sends a pipe's commands whatever their size (without a
+// ring, the pass writes each pipe's commands with a write(2) or writev(2)
+// on the non-blocking socket, and hands the rest over the same way).
 
 import (
+	"net"
+	"unsafe"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -64,7 +71,7 @@ func (c *client) pendingOut() bool { return c.ls.outOff < len(c.out) }
 // replies.
 func (l *loop) flushPass() {
 	if l.ring == nil {
-		l.flushDirty()
+		l.writePipes()
 		return
 	}
 	for i, p := range l.dirty {
@@ -99,9 +106,56 @@ func (l *loop) flushPass() {
 	l.segs = l.segs[:0]
 }
 
-// takePipe takes p's pending commands for the pass's submission, or
-// writes them the way loopFlush does when the ring is not for them: a
-// TLS connection, or more than a loop writes itself.
+// writePipes writes the pass's pipe commands without a ring: a write(2)
+// or writev(2) each on the non-blocking socket; what the socket does not
+// take goes to the pipe's goroutine as with the ring (sentPipe).
+func (l *loop) writePipes() {
+	for i, p := range l.dirty {
+		l.dirty[i] = nil
+		l.takePipe(p)
+	}
+	l.dirty = l.dirty[:0]
+	for i := range l.ops {
+		op := &l.ops[i]
+		n, err := l.writeSegs(op.conn.fd, l.segs[op.seg:op.seg+op.nseg])
+		op.done, op.res = true, int32(n)
+		if errno, ok := err.(unix.Errno); ok {
+			op.res = -int32(errno)
+		}
+		l.sentPipe(op)
+		l.ops[i] = ringOp{}
+	}
+	l.ops = l.ops[:0]
+	clear(l.segs)
+	l.segs = l.segs[:0]
+}
+
+// writeSegs is one write(2), or writev(2) of up to IOV_MAX segments.
+func (l *loop) writeSegs(fd int, v [][]byte) (int, error) {
+	switch len(v) {
+	case 0:
+		return 0, nil
+	case 1:
+		return rawWrite(fd, v[0])
+	}
+	iovs := l.iovs[:0]
+	for _, b := range v[:min(len(v), 1024)] {
+		var e unix.Iovec
+		e.Base = &b[0]
+		e.SetLen(len(b))
+		iovs = append(iovs, e)
+	}
+	l.iovs = iovs
+	n, _, e := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iovs[0])), uintptr(len(iovs)))
+	clear(iovs) // no references to the clients' buffers kept
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// takePipe takes p's pending commands for the pass's write, or writes
+// them the way loopFlush does when the pass cannot: a TLS connection.
 func (l *loop) takePipe(p *pipe) {
 	p.mu.Lock()
 	fc, ok := p.conn.(*fdConn)
@@ -114,15 +168,7 @@ func (l *loop) takePipe(p *pipe) {
 		p.mu.Unlock()
 		return
 	}
-	n := len(p.pend)
-	for _, r := range p.refs {
-		n += len(r.raw)
-	}
-	if n > loopWriteMax {
-		p.mu.Unlock()
-		p.kick()
-		return
-	}
+	// No size limit as in loopFlush: the write does not wait (sentPipe).
 	p.writing = true
 	out, refs := p.takeLocked()
 	p.mu.Unlock()
@@ -225,10 +271,12 @@ func (l *loop) sentOut(c *client, op *ringOp) {
 	}
 }
 
-// sentPipe follows a pipe's send: what the socket did not take is written
-// now, as the pipe's writer would.
+// sentPipe follows a pipe's send. What the socket did not take goes to
+// the pipe's goroutine, which may wait for the node to read it; the loop
+// must not (a 4 MiB SET would hold every client of the loop meanwhile).
 func (l *loop) sentPipe(op *ringOp) {
 	var err error
+	var rest [][]byte
 	switch res := op.res; {
 	case op.done && res < 0 && res != -int32(unix.EAGAIN) && res != -int32(unix.EINTR):
 		err = unix.Errno(-res)
@@ -244,11 +292,21 @@ func (l *loop) sentPipe(op *ringOp) {
 		}
 		if len(v) > 0 {
 			v[0] = v[0][n:]
-			err = op.conn.writev(v)
+			rest = v
 		}
 	}
 	p := op.p
 	p.mu.Lock()
+	if rest != nil && p.conn == op.conn && p.state == pipeUp {
+		// writing stays set: the goroutine ends this write.
+		p.rest = pipeRest{conn: op.conn, v: append(p.rest.v[:0], rest...), out: op.out, refs: op.refs}
+		p.mu.Unlock()
+		p.kick()
+		return
+	}
+	if rest != nil {
+		err = net.ErrClosed // serve has stopped: nobody would write it
+	}
 	if p.wroteLocked(op.conn, op.out, op.refs, err) == nil && p.hasPending() {
 		p.flushLocked(maxInlineFlushes) // goroutine clients appended meanwhile
 	} else {
@@ -327,4 +385,38 @@ func (l *loop) readClients() {
 	}
 	l.ops = l.ops[:0]
 	l.rq = l.rq[:0]
+}
+
+// pipeRest is the part of a loop's send to a pipe that the socket did not
+// take, and what ends that write (wroteLocked's arguments). The pipe's
+// goroutine writes it; until then the pipe's writing stays set.
+type pipeRest struct {
+	conn *fdConn
+	v    [][]byte // the unwritten segments; the array is kept for the next one
+	out  []byte
+	refs []pendRef
+}
+
+// finishRestLocked writes the rest a loop handed over, ends that write,
+// and writes what was queued meanwhile. Called by the pipe's goroutine
+// with mu held; returns with mu held.
+func (p *pipe) finishRestLocked() {
+	r := p.rest
+	p.mu.Unlock()
+	err := r.conn.writev(r.v)
+	p.mu.Lock()
+	p.endRestLocked(err)
+	if err == nil && p.hasPending() {
+		p.flushLocked(1 << 30)
+	}
+}
+
+// endRestLocked ends the handed-over write with err (nil: written).
+func (p *pipe) endRestLocked(err error) {
+	r := p.rest
+	clear(r.v) // no references to the clients' buffers kept
+	p.rest = pipeRest{v: r.v[:0]}
+	p.wroteLocked(r.conn, r.out, r.refs, err)
+	p.writing = false
+	p.wrote.Broadcast()
 }
