@@ -23,7 +23,6 @@ import (
 	"net"
 	"sync"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -83,32 +82,11 @@ func (c *fdConn) Write(b []byte) (int, error) {
 // either.
 func (c *fdConn) writev(v [][]byte) error {
 	for len(v) > 0 {
-		iov := c.iov[:0]
-		for _, b := range v {
-			if len(b) == 0 {
-				continue
-			}
-			var e unix.Iovec
-			e.Base = &b[0]
-			e.SetLen(len(b))
-			iov = append(iov, e)
-			if len(iov) == 1024 { // IOV_MAX
-				break
-			}
-		}
-		c.iov = iov
 		var n int
 		var err error
-		if len(iov) > 0 {
-			r, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
-			n = int(r)
-			if e != 0 {
-				n, err = 0, e
-			}
-		}
-		clear(iov) // no references to the clients' buffers kept
-		if len(iov) == 0 {
-			return nil
+		n, c.iov, err = writevOnce(c.fd, v, c.iov, false)
+		if n == 0 && err == nil {
+			return nil // only empty segments were left
 		}
 		if n <= 0 {
 			if err = c.waitWritable(err); err != nil {
@@ -116,14 +94,7 @@ func (c *fdConn) writev(v [][]byte) error {
 			}
 			continue
 		}
-		for n > 0 && len(v) > 0 {
-			if n < len(v[0]) {
-				v[0] = v[0][n:]
-				break
-			}
-			n -= len(v[0])
-			v = v[1:]
-		}
+		v = skipWritten(v, n)
 	}
 	return nil
 }

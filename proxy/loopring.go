@@ -33,12 +33,11 @@ package proxy
 // rest with the blocking writev and ends the write; the taken buffer and
 // the clients' buffers it references stay the pipe's until then, as in any
 // write. So a pass sends a pipe's commands whatever their size (without a
-// ring, the pass writes each pipe's commands with a write(2) or writev(2)
-// on the non-blocking socket, and hands the rest over the same way).
+// ring, the pass writes each pipe's commands with a writev(2) on the
+// non-blocking socket, and hands the rest over the same way).
 
 import (
 	"net"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -106,9 +105,9 @@ func (l *loop) flushPass() {
 	l.segs = l.segs[:0]
 }
 
-// writePipes writes the pass's pipe commands without a ring: a write(2)
-// or writev(2) each on the non-blocking socket; what the socket does not
-// take goes to the pipe's goroutine as with the ring (sentPipe).
+// writePipes writes the pass's pipe commands without a ring: a writev(2)
+// each on the non-blocking socket; what the socket does not take goes to
+// the pipe's goroutine as with the ring (sentPipe).
 func (l *loop) writePipes() {
 	for i, p := range l.dirty {
 		l.dirty[i] = nil
@@ -117,7 +116,9 @@ func (l *loop) writePipes() {
 	l.dirty = l.dirty[:0]
 	for i := range l.ops {
 		op := &l.ops[i]
-		n, err := l.writeSegs(op.conn.fd, l.segs[op.seg:op.seg+op.nseg])
+		var n int
+		var err error
+		n, l.iovs, err = writevOnce(op.conn.fd, l.segs[op.seg:op.seg+op.nseg], l.iovs, true)
 		op.done, op.res = true, int32(n)
 		if errno, ok := err.(unix.Errno); ok {
 			op.res = -int32(errno)
@@ -128,30 +129,6 @@ func (l *loop) writePipes() {
 	l.ops = l.ops[:0]
 	clear(l.segs)
 	l.segs = l.segs[:0]
-}
-
-// writeSegs is one write(2), or writev(2) of up to IOV_MAX segments.
-func (l *loop) writeSegs(fd int, v [][]byte) (int, error) {
-	switch len(v) {
-	case 0:
-		return 0, nil
-	case 1:
-		return rawWrite(fd, v[0])
-	}
-	iovs := l.iovs[:0]
-	for _, b := range v[:min(len(v), 1024)] {
-		var e unix.Iovec
-		e.Base = &b[0]
-		e.SetLen(len(b))
-		iovs = append(iovs, e)
-	}
-	l.iovs = iovs
-	n, _, e := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iovs[0])), uintptr(len(iovs)))
-	clear(iovs) // no references to the clients' buffers kept
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
 }
 
 // takePipe takes p's pending commands for the pass's write, or writes
@@ -285,13 +262,7 @@ func (l *loop) sentPipe(op *ringOp) {
 		if op.done && res > 0 {
 			n = int(res)
 		}
-		v := l.segs[op.seg : op.seg+op.nseg]
-		for len(v) > 0 && n >= len(v[0]) {
-			n -= len(v[0])
-			v = v[1:]
-		}
-		if len(v) > 0 {
-			v[0] = v[0][n:]
+		if v := skipWritten(l.segs[op.seg:op.seg+op.nseg], n); len(v) > 0 {
 			rest = v
 		}
 	}

@@ -46,3 +46,52 @@ func rawPoll(epfd int, events []unix.EpollEvent) (int, error) {
 	}
 	return int(n), nil
 }
+
+// writevOnce is one writev(2) of the first IOV_MAX non-empty segments of v
+// on a non-blocking socket, with iov's array as the vector; it returns the
+// vector for reuse, cleared (no references to the clients' buffers are
+// kept). raw: RawSyscall, for a loop; otherwise Syscall, for a goroutine
+// whose large write may outlast sysmon's tick. (0, nil): nothing to write.
+func writevOnce(fd int, v [][]byte, iov []unix.Iovec, raw bool) (int, []unix.Iovec, error) {
+	iov = iov[:0]
+	for _, b := range v {
+		if len(b) == 0 {
+			continue
+		}
+		var e unix.Iovec
+		e.Base = &b[0]
+		e.SetLen(len(b))
+		iov = append(iov, e)
+		if len(iov) == 1024 { // IOV_MAX
+			break
+		}
+	}
+	if len(iov) == 0 {
+		return 0, iov, nil
+	}
+	var n uintptr
+	var e unix.Errno
+	if raw {
+		n, _, e = unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	} else {
+		n, _, e = unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	}
+	clear(iov)
+	if e != 0 {
+		return 0, iov, e
+	}
+	return int(n), iov, nil
+}
+
+// skipWritten drops the first n bytes of v: the segments written whole,
+// and the start of the first one that was not.
+func skipWritten(v [][]byte, n int) [][]byte {
+	for len(v) > 0 && n >= len(v[0]) {
+		n -= len(v[0])
+		v = v[1:]
+	}
+	if len(v) > 0 {
+		v[0] = v[0][n:]
+	}
+	return v
+}
