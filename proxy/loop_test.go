@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -396,19 +395,7 @@ func TestLoopLargeSendToAStoppedNode(t *testing.T) {
 			if open := p.counter(t, "slotway_proxy_loop_client_connections"); open != 2 {
 				t.Fatalf("%v clients on loops, want both", open)
 			}
-			if err := syscall.Kill(owner.PID(), syscall.SIGSTOP); err != nil {
-				t.Fatal(err)
-			}
-			resumed := false
-			resume := func() {
-				if !resumed {
-					resumed = true
-					if err := syscall.Kill(owner.PID(), syscall.SIGCONT); err != nil {
-						t.Error(err)
-					}
-				}
-			}
-			t.Cleanup(resume)
+			resume := freeze(t, owner.PID())
 			// 32 MiB: more than loopback's send and receive buffers
 			// together (tcp_wmem and tcp_rmem allow 4 + 6 MiB).
 			val := strings.Repeat("0123456789abcdef", 2<<20)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -36,19 +35,7 @@ func silentMaster(t *testing.T, mod func(*proxy.Config)) (*testProxy, *redis.Cli
 	if err := rc.Set(ctx, "silent", "1", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(owner.PID(), syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	resume := func() {
-		if !resumed {
-			resumed = true
-			if err := syscall.Kill(owner.PID(), syscall.SIGCONT); err != nil {
-				t.Error(err)
-			}
-		}
-	}
-	t.Cleanup(resume)
+	resume := freeze(t, owner.PID())
 	writes := p.counter(t, "slotway_proxy_backend_writes_total")
 	got := make(chan error, 1)
 	go func() { got <- rc.Get(ctx, "silent").Err() }()
