@@ -50,7 +50,7 @@ const (
 // handlePause answers 200 with this instance's pause status (and each
 // member's with group), 400 for a bad body, 502 when a member failed.
 func (s *Server) handlePause(w http.ResponseWriter, r *http.Request, op string) {
-	p := s.pauser.Load()
+	p := s.parts.Pauser
 	if p == nil {
 		http.Error(w, "this instance runs no proxy", http.StatusNotFound)
 		return
@@ -80,9 +80,9 @@ func (s *Server) handlePause(w http.ResponseWriter, r *http.Request, op string) 
 	}
 	var status PauseStatus
 	if op == "pause" {
-		status = (*p).Pause(d, req.Mode == "write")
+		status = p.Pause(d, req.Mode == "write")
 	} else {
-		status = (*p).Unpause()
+		status = p.Unpause()
 	}
 	if !req.Group {
 		writeJSON(w, http.StatusOK, status)

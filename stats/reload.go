@@ -25,12 +25,12 @@ type ReloadResult struct {
 // handleReload answers 200 with the summary, or 400 with the error text
 // when the file is invalid (then nothing changed).
 func (s *Server) handleReload(w http.ResponseWriter, _ *http.Request) {
-	p := s.reloader.Load()
+	p := s.parts.Reloader
 	if p == nil {
 		http.Error(w, "this instance cannot reload its config", http.StatusNotFound)
 		return
 	}
-	res, err := (*p).Reload()
+	res, err := p.Reload()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return

@@ -14,7 +14,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -104,7 +103,7 @@ type Parts struct {
 
 // Server serves the HTTP endpoints.
 type Server struct {
-	scaler  atomic.Pointer[Scaler]
+	parts   Parts // fixed at New; a nil part's endpoints answer 404
 	ln      net.Listener
 	srv     *http.Server
 	log     *slog.Logger
@@ -112,9 +111,6 @@ type Server struct {
 	started time.Time
 	page    *template.Template
 	series  sampler
-
-	reloader atomic.Pointer[Reloader] // POST /api/v1/reload (reload.go)
-	pauser   atomic.Pointer[Pauser]   // POST /api/v1/proxy/pause, /unpause (pause.go)
 }
 
 // New binds cfg.Listen. reg receives Go runtime and process collectors,
@@ -139,7 +135,7 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, par
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
-	s := &Server{log: log, src: src, started: time.Now()}
+	s := &Server{parts: parts, log: log, src: src, started: time.Now()}
 	page, err := template.ParseFS(webFS, "web/index.html")
 	if err != nil {
 		return nil, fmt.Errorf("stats page template: %w", err)
@@ -259,15 +255,6 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, par
 			s.handlePause(w, r, op)
 		}))
 	}
-	if parts.Scaler != nil {
-		s.scaler.Store(&parts.Scaler)
-	}
-	if parts.Pauser != nil {
-		s.pauser.Store(&parts.Pauser)
-	}
-	if parts.Reloader != nil {
-		s.reloader.Store(&parts.Reloader)
-	}
 	s.ln = parts.Listener
 	if s.ln == nil {
 		if s.ln, err = Listen(cfg); err != nil {
@@ -293,12 +280,11 @@ func (s *Server) Close() error { return s.ln.Close() }
 
 // scalerOr404 returns the scaler, or answers 404 when there is none.
 func (s *Server) scalerOr404(w http.ResponseWriter) (Scaler, bool) {
-	p := s.scaler.Load()
-	if p == nil {
+	if s.parts.Scaler == nil {
 		http.Error(w, "no scaler: section: scaling is off on this instance", http.StatusNotFound)
 		return nil, false
 	}
-	return *p, true
+	return s.parts.Scaler, true
 }
 
 func (s *Server) startOperation(w http.ResponseWriter, r *http.Request, op string) {
