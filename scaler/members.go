@@ -7,29 +7,21 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/slotway/slotway/internal/hashslot"
+	"github.com/slotway/slotway/stats"
 )
 
 // The client side of what the scaler reads from the other instances of
-// its group over their stats API (stats serves it).
+// its group over their stats API (stats serves it and owns its types).
 
 // FetchSlotOps reads an instance's GET /api/v1/slot_ops (its cumulative
 // per-slot command counters, non-zero slots as [slot, count] pairs) into
 // one counter per slot.
 func FetchSlotOps(ctx context.Context, client *http.Client, statsAddr string) ([]uint64, error) {
-	var body struct {
-		Slots [][2]uint64 `json:"slots"`
-	}
+	var body stats.SlotOps
 	if err := getMemberJSON(ctx, client, statsAddr, "/api/v1/slot_ops", 4<<20, &body); err != nil {
 		return nil, err
 	}
-	counts := make([]uint64, hashslot.Count)
-	for _, sc := range body.Slots {
-		if sc[0] < hashslot.Count {
-			counts[sc[0]] = sc[1]
-		}
-	}
-	return counts, nil
+	return body.Counts(), nil
 }
 
 // FetchSeeds reads the proxy.cluster.seeds an instance shows in its GET
