@@ -87,7 +87,7 @@ func newInstance(cfg fileConfig, log *slog.Logger, reload stats.Reloader) (inst 
 		closers = append(closers, sc.Close)
 		inst.scaler = sc
 		src.scaler = sc
-		parts.Scaler = &scalerAPI{s: sc, group: group}
+		parts.Scaler = &scalerAPI{Scaler: sc, group: group}
 	}
 	inst.stats, err = stats.New(cfg.Stats, log.With("component", "stats"), reg, src, parts)
 	if err != nil {
@@ -122,15 +122,14 @@ func newScaler(cfg fileConfig, name string, p *proxy.Server, group *ha.Group, re
 	return scaler.New(*cfg.Scaler, opts)
 }
 
-// scalerAPI adapts the scaler to the stats server.
+// scalerAPI is the scaler as the stats server uses it (stats.Scaler): the
+// scaler's own Start, Operation and Control, and the group's leader.
 type scalerAPI struct {
-	s     *scaler.Scaler
+	*scaler.Scaler
 	group *ha.Group
 }
 
-func (a *scalerAPI) Start(kind string, n int, target string) error { return a.s.Start(kind, n, target) }
-func (a *scalerAPI) Operation() stats.Operation                    { return a.s.Operation() }
-func (a *scalerAPI) Control(op string, on bool) error              { return a.s.Control(op, on) }
+// Leader is the group's leader and its stats address.
 func (a *scalerAPI) Leader() (string, string) {
 	if a.group == nil {
 		return "", ""
