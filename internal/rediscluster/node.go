@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/slotway/slotway/internal/poll"
 	"github.com/slotway/slotway/internal/redisinfo"
 )
 
@@ -316,34 +317,18 @@ func (n *Node) launch() (*process, error) {
 // go-redis pool does not collect dial errors (which would trip its dial
 // circuit breaker) while the server is still starting.
 func (n *Node) waitReady(ctx context.Context, p *process) error {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	why := "not checked yet"
-	for {
+	return poll.Until(ctx, n.Addr+" to be ready", poll.Options{Every: 10 * time.Millisecond}, func(ctx context.Context) (bool, string, error) {
 		select {
 		case <-p.exited:
 			tail := tailFile(n.logPath, 10) + tailFile(n.outPath, 10)
 			if strings.Contains(tail, "Address already in use") {
-				return fmt.Errorf("%w (redis-server exited)", errPortInUse)
+				return false, "", fmt.Errorf("%w (redis-server exited)", errPortInUse)
 			}
-			return fmt.Errorf("redis-server exited before it was ready (%v); log tail:\n%s", p.err, tail)
+			return false, "", fmt.Errorf("redis-server exited before it was ready (%v); log tail:\n%s", p.err, tail)
 		default:
 		}
-		done, w, err := n.probeReady(ctx, p)
-		if err != nil {
-			return err
-		}
-		if done {
-			return nil
-		}
-		why = w
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait until ready: %w (last state: %s)", context.Cause(ctx), why)
-		case <-t.C:
-		case <-p.exited: // reported at the top of the loop
-		}
-	}
+		return n.probeReady(ctx, p)
+	})
 }
 
 func (n *Node) probeReady(ctx context.Context, p *process) (bool, string, error) {

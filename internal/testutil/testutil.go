@@ -5,6 +5,7 @@
 package testutil
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/slotway/slotway/internal/poll"
 )
 
 // waitTick is WaitFor's polling interval.
@@ -25,19 +28,10 @@ const waitTick = 10 * time.Millisecond
 // cond runs on the test goroutine.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(waitTick)
-	defer tick.Stop()
-	for {
-		if cond() {
-			return
-		}
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
+	err := poll.Until(context.Background(), what, poll.Options{Every: waitTick, Timeout: timeout},
+		func(context.Context) (bool, string, error) { return cond(), "", nil })
+	if err != nil {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 
