@@ -24,6 +24,9 @@ func mustSub(f fs.FS, dir string) fs.FS {
 // this server samples.
 func (s *Server) status() Status {
 	st := s.src.Status()
+	if s.parts.Holder != nil {
+		st.Group = s.parts.Holder.GroupStatus()
+	}
 	now := time.Now()
 	st.Instance.Now = now
 	st.Instance.UptimeSeconds = now.Sub(s.started).Seconds()

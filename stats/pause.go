@@ -90,7 +90,11 @@ func (s *Server) handlePause(w http.ResponseWriter, r *http.Request, op string) 
 	}
 	out := groupPause{Instance: status, Members: map[string]memberPause{}}
 	failed := 0
-	if g := s.src.Status().Group; g != nil {
+	var g *GroupStatus
+	if s.parts.Holder != nil {
+		g = s.parts.Holder.GroupStatus()
+	}
+	if g != nil {
 		req.Group = false
 		fwd, _ := json.Marshal(req)
 		for _, m := range g.Members {

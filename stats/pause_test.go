@@ -1,7 +1,9 @@
 package stats
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -43,17 +45,20 @@ func (f *fakePauser) got() string {
 	return strings.Join(f.calls, "; ")
 }
 
-// groupSource is a member of a group whose other members are given.
+// groupSource is a member of a group whose other members are given (a
+// Source and a Holder).
 type groupSource struct {
+	readySource
 	mu      sync.Mutex
 	members []GroupMember
 }
 
-func (g *groupSource) Ready() bool { return true }
-func (g *groupSource) Status() Status {
+func (g *groupSource) IsHolder() bool                           { return true }
+func (g *groupSource) Handover(context.Context) (string, error) { return "", errors.New("alone") }
+func (g *groupSource) GroupStatus() *GroupStatus {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return Status{Group: &GroupStatus{Self: "p1", Members: slices.Clone(g.members)}}
+	return &GroupStatus{Self: "p1", Members: slices.Clone(g.members)}
 }
 
 // TestPauseEndpoints: POST /api/v1/proxy/pause and /unpause drive the
@@ -71,6 +76,9 @@ func TestPauseEndpoints(t *testing.T) {
 		parts := Parts{}
 		if p != nil {
 			parts.Pauser = p
+		}
+		if h, ok := src.(Holder); ok {
+			parts.Holder = h
 		}
 		return runServer(t, tokenFile, src, parts).Addr().String()
 	}

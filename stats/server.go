@@ -69,6 +69,9 @@ type Holder interface {
 	// Handover moves the VIP to another member without stopping and
 	// returns its name.
 	Handover(ctx context.Context) (string, error)
+	// GroupStatus is the group as this member sees it: "group" in
+	// /api/v1/status, and /ha/status.
+	GroupStatus() *GroupStatus
 }
 
 // Scaler is what the stats server needs from the scaler.
@@ -190,7 +193,7 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, src Source, par
 		enc.SetIndent("", "  ")
 		// The same shape as "group" in /api/v1/status: one description
 		// of the group, wherever it is read.
-		if err := enc.Encode(src.Status().Group); err != nil {
+		if err := enc.Encode(holder.GroupStatus()); err != nil {
 			log.Warn("encode /ha/status", "err", err)
 		}
 	})

@@ -368,3 +368,35 @@ func TestSampleJSON(t *testing.T) {
 		t.Errorf("signals (-want +got):\n- %q\n+ %q", want, names)
 	}
 }
+
+// /ha/status and "group" in /api/v1/status are the holder's GroupStatus,
+// one shape wherever the group is read.
+func TestGroupFromHolder(t *testing.T) {
+	g := &groupSource{members: []GroupMember{{Name: "p1", Alive: true}, {Name: "p2", Alive: true, StatsAddr: "127.0.0.1:1"}}}
+	addr := runServer(t, "", g, Parts{Holder: g}).Addr().String()
+	get := func(path string, v any) {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %s", path, resp.Status)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ha GroupStatus
+	get("/ha/status", &ha)
+	var st Status
+	get("/api/v1/status", &st)
+	want := g.GroupStatus()
+	if ha.Self != "p1" || !slices.Equal(ha.Members, want.Members) {
+		t.Errorf("/ha/status = %+v, want %+v", ha, *want)
+	}
+	if st.Group == nil || st.Group.Self != ha.Self || !slices.Equal(st.Group.Members, ha.Members) {
+		t.Errorf("/api/v1/status group = %+v, /ha/status %+v", st.Group, ha)
+	}
+}

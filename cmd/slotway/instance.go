@@ -68,13 +68,13 @@ func newInstance(cfg fileConfig, log *slog.Logger, reload stats.Reloader) (inst 
 		if err != nil {
 			return nil, err
 		}
-		parts.Holder = group
+		parts.Holder = holderAPI{group}
 	}
 	name := proxyAddr
 	if cfg.HA != nil {
 		name = cfg.HA.Name
 	}
-	src := &statusSource{name: name, proxy: p, group: group}
+	src := &statusSource{name: name, proxy: p}
 	inst = &instance{proxy: p, group: group}
 	if p != nil {
 		parts.Pauser = pauser{p}

@@ -14,12 +14,11 @@ import (
 	"github.com/slotway/slotway/stats"
 )
 
-// statusSource maps the proxy's and the group's views onto the stats
-// page's schema; stats imports neither package.
+// statusSource maps the proxy's and the scaler's views onto the stats
+// page's schema (holderAPI the group's); stats imports neither package.
 type statusSource struct {
 	name  string
 	proxy *proxy.Server // nil for a witness
-	group *ha.Group     // nil without an ha: section
 	// scaler is nil without a scaler: section; set before the server runs.
 	scaler *scaler.Scaler
 }
@@ -50,9 +49,6 @@ func (s *statusSource) Status() stats.Status {
 			st.Scaler.Events = append(st.Scaler.Events, stats.ScalerEvent{T: ev.Time, Kind: ev.Kind, Term: ev.Term, Actor: ev.Actor, Reason: reason})
 		}
 		cancel()
-	}
-	if s.group != nil {
-		st.Group = groupStatus(s.group.State())
 	}
 	if s.proxy == nil {
 		st.Cluster.Nodes = []stats.NodeStatus{}
@@ -165,6 +161,12 @@ func markMigrations(ranges []stats.SlotRange, health map[string]proxy.NodeHealth
 	}
 	return out
 }
+
+// holderAPI is the HA group as the stats server uses it (stats.Holder).
+type holderAPI struct{ *ha.Group }
+
+// GroupStatus maps the group's state onto the stats page's schema.
+func (h holderAPI) GroupStatus() *stats.GroupStatus { return groupStatus(h.State()) }
 
 func groupStatus(s ha.State) *stats.GroupStatus {
 	g := &stats.GroupStatus{Self: s.Self, Holder: s.Holder, Leader: s.Leader, Term: s.Term, Role: s.Role,
